@@ -1,0 +1,169 @@
+"""One command, `recitebench`, with subcommands mapped to plain functions.
+
+    recitebench data build --preset cn-poems --source shared:cn_poems --n 2000 --out data/cn256
+    recitebench train --data data/cn256 --model qwen2-0.5b-instruct --out runs/qwen2-cn
+    recitebench recite --run runs/qwen2-cn
+    recitebench run configs/demo.yaml
+    recitebench report runs/demo
+    recitebench ls runs/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+from . import __version__
+from .errors import RecitebenchError
+
+EXAMPLES = {
+    "data build": """\
+examples:
+  # the paper's Table 1 Chinese set: 2,000 poems, prompt + poem <= 256 characters
+  recitebench data build --preset cn-poems --source ../shared/data/cn_poems.jsonl.xz --n 2000 --max-chars 256 --seed 0 --out data/cn256
+  # Table 2: 256-512 characters
+  recitebench data build --preset cn-poems --source shared:cn_poems --min-chars 256 --max-chars 512 --out data/cn512
+  # a Hugging Face dataset with other column names
+  recitebench data build --preset en-poems --source hf:jnb666/poems --columns author=poet,content=text --out data/en
+""",
+    "train": """\
+examples:
+  # the paper's setting on a GPU: full fine-tune, 100 epochs, memory curve every 10 epochs
+  recitebench train --data data/cn256 --model Qwen/Qwen2-0.5B-Instruct --out runs/qwen2-cn --epochs 100 --lr 2e-5
+  # from scratch at true size with the real Qwen tokenizer from ../shared/models
+  recitebench train --data data/cn256 --model qwen2-0.5b-instruct --init scratch --out runs/qwen2-scratch --lr 3e-4
+  # CPU smoke run: a 2-layer model learns 20 poems
+  recitebench train --data data/small --model tiny --epochs 60 --lr 3e-3 --out runs/tiny
+  # continue a run that was interrupted
+  recitebench train --out runs/qwen2-cn --resume
+""",
+    "recite": """\
+examples:
+  recitebench recite --run runs/qwen2-cn                     # scores the run's final model on its dataset
+  recitebench recite --model Qwen/Qwen2-0.5B-Instruct --data data/cn256 --out probes/qwen2   # no training: probe existing memory
+  recitebench recite --run runs/tiny --verify 50             # also generate 50 certified poems to check agreement
+""",
+    "run": """\
+examples:
+  recitebench run                       # the embedded demo (configs/demo.yaml): memorise, recite, report on the CPU
+  recitebench run configs/paper_table1.yaml --dry-run   # list the runs a spec expands to
+  recitebench run configs/paper_table1.yaml             # run what is not done yet, then write the report
+""",
+    "report": "examples:\n  recitebench report runs/demo        # writes runs/demo/report.html and report.md\n",
+    "ls": "examples:\n  recitebench ls runs/demo\n  recitebench ls --models             # the model presets\n",
+    "compare": "examples:\n  recitebench compare runs/demo/cn__tiny runs/demo/en__tiny\n",
+}
+
+
+def _parser_for(sub, name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help_text, description=description, epilog=EXAMPLES.get(name, ""),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import add_arguments
+    from .data.config import DataConfig
+    from .models.config import ModelConfig
+    from .recall.config import ReciteConfig
+    from .train.config import TrainConfig
+
+    p = argparse.ArgumentParser(prog="recitebench", description=textwrap.dedent(__doc__ or ""),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"recitebench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    data = sub.add_parser("data", help="build frozen poem datasets", description="Frozen datasets: the poems a model memorises.")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    db = _parser_for(dsub, "build", "sample a frozen dataset from a corpus",
+                     "Read a corpus, validate every row, drop ambiguous inputs, apply the length rule, sample N poems "
+                     "with SEED, and write OUT/poems.jsonl + OUT/manifest.json (atomically; byte-identical on re-run).")
+    db.epilog = EXAMPLES["data build"]
+    db.add_argument("--config", help="YAML file with DataConfig fields (flags override it)")
+    db.add_argument("--out", required=True, help="output folder for poems.jsonl and manifest.json")
+    add_arguments(db, DataConfig)
+
+    tr = _parser_for(sub, "train", "memorise a frozen dataset by fine-tuning (or training from scratch)",
+                     "Train a causal LM on a frozen dataset (loss on the poem and its end token only), logging the "
+                     "memory curve to OUT/metrics.jsonl, checkpointing, and saving OUT/model.")
+    tr.add_argument("--config", help="YAML file with model/train fields (flags override it)")
+    add_arguments(tr, ModelConfig)
+    add_arguments(tr, TrainConfig)
+
+    rc = _parser_for(sub, "recite", "score exact and graded recall of a model on a dataset",
+                     "Recite every poem from its input alone: the certified teacher-forced path decides most poems in one "
+                     "forward pass, greedy generation decides the rest. Writes results.json and samples.jsonl.")
+    rc.add_argument("--config", help="YAML file with recite fields (flags override it)")
+    add_arguments(rc, ReciteConfig)
+    add_arguments(rc, ModelConfig, skip=("vocab_size", "init_seed"))
+
+    rn = _parser_for(sub, "run", "run an experiment spec (grid of data x models), then write the report",
+                     "Expand a YAML experiment spec into runs, do what is not done yet (finished runs are skipped, "
+                     "interrupted ones resume), and write the report.")
+    rn.add_argument("spec", nargs="?", default=None, help="experiment YAML (default: the embedded configs/demo.yaml)")
+    rn.add_argument("--dry-run", action="store_true", help="validate the spec and list its runs without running them")
+    rn.add_argument("--runs-dir", default=None, help="override the spec's runs_dir")
+    rn.add_argument("--only", default=None, help="run only runs whose name contains this text")
+
+    rp = _parser_for(sub, "report", "write the HTML + Markdown report of a runs folder",
+                     "Render report.html (self-contained) and report.md from the finished runs in a folder.")
+    rp.add_argument("runs_dir", help="folder holding runs (as written by `recitebench run`)")
+    rp.add_argument("--title", default=None, help="report title")
+
+    ls = _parser_for(sub, "ls", "list runs with their key numbers (or the model presets)",
+                     "List the runs indexed in RUNS_DIR/index.sqlite with their key numbers.")
+    ls.add_argument("runs_dir", nargs="?", default="runs", help="folder holding runs [default: runs]")
+    ls.add_argument("--models", action="store_true", help="list the model presets instead")
+    ls.add_argument("--presets", action="store_true", help="list the dataset presets instead")
+
+    cp = _parser_for(sub, "compare", "print a side-by-side table of runs", "Compare finished runs side by side.")
+    cp.add_argument("runs", nargs="+", help="run folders")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "data" and getattr(args, "data_command", None) == "build":
+            from .commands import cmd_data_build
+
+            return cmd_data_build(args)
+        if args.command == "train":
+            from .commands import cmd_train
+
+            return cmd_train(args)
+        if args.command == "recite":
+            from .commands import cmd_recite
+
+            return cmd_recite(args)
+        if args.command == "run":
+            from .commands import cmd_run
+
+            return cmd_run(args)
+        if args.command == "report":
+            from .commands import cmd_report
+
+            return cmd_report(args)
+        if args.command == "ls":
+            from .commands import cmd_ls
+
+            return cmd_ls(args)
+        if args.command == "compare":
+            from .commands import cmd_compare
+
+            return cmd_compare(args)
+        if args.command == "data":
+            parser.parse_args(["data", "--help"])
+        parser.print_help()
+        return 2
+    except RecitebenchError as e:
+        print(f"recitebench: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("recitebench: interrupted (completed checkpoints and files are intact)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Typed stage configs: one dataclass per stage, YAML fills them, CLI flags override.
+
+Each field carries a one-line help text in its metadata; the CLI is generated from it, so
+`--help` and the dataclass can never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import RecitebenchError
+
+T = TypeVar("T")
+
+
+def opt(default: Any, help: str, *, choices: tuple | None = None, example: str | None = None) -> Any:
+    """A config field with its one-line documentation."""
+    meta = {"help": help, "choices": choices, "example": example}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _base_type(tp: Any) -> tuple[type, bool]:
+    """(scalar type, optional?) for str | None style annotations."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0], True
+    return tp, False
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()) -> None:
+    """Add one --flag per dataclass field; defaults are SUPPRESSed so only given flags override."""
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(f"{cls.__name__} options")
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.name.startswith("_"):
+            continue
+        tp, optional = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_text = f.metadata.get("help", "")
+        if f.metadata.get("example"):
+            help_text += f" (e.g. {f.metadata['example']})"
+        help_text += f" [default: {default}]"
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if tp is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        if typing.get_origin(tp) is list:
+            kw["nargs"] = "+"
+            tp = typing.get_args(tp)[0]
+        if f.metadata.get("choices"):
+            kw["choices"] = f.metadata["choices"]
+        kw["type"] = _parse_optional(tp) if optional else tp
+        kw["metavar"] = f.name.upper() if not kw.get("choices") else None
+        group.add_argument(flag, **kw)
+
+
+def _parse_optional(tp: type):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null", "") else tp(text)
+
+    parse.__name__ = tp.__name__
+    return parse
+
+
+def load_yaml(path: str | Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise RecitebenchError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise RecitebenchError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise RecitebenchError(f"{path}: expected a mapping of option: value at the top level")
+    return data
+
+
+def build(cls: type[T], values: dict | None = None, *, where: str = "config") -> T:
+    """Build a config from a dict, rejecting unknown keys with the name of the offending field."""
+    values = dict(values or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise RecitebenchError(f"{where}: unknown field {unknown[0]!r} for {cls.__name__} "
+                               f"(known: {', '.join(sorted(n for n in names if not n.startswith('_')))})")
+    hints = typing.get_type_hints(cls)
+    for key, val in list(values.items()):
+        tp, optional = _base_type(hints[key])
+        if val is None:
+            if not optional:
+                raise RecitebenchError(f"{where}: field {key!r} must not be null")
+            continue
+        if tp is float and isinstance(val, int) and not isinstance(val, bool):
+            values[key] = float(val)
+        elif tp in (int, float, str, bool) and not isinstance(val, tp) or (tp is int and isinstance(val, bool)):
+            raise RecitebenchError(f"{where}: field {key!r} must be {tp.__name__}, got {val!r}")
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as e:
+        raise RecitebenchError(f"{where}: {e}") from None
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def from_args(cls: type[T], args: argparse.Namespace, base: dict | None = None, *, where: str = "command line") -> T:
+    """Merge YAML/base values with the flags that were given on the command line."""
+    values = dict(base or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, val in vars(args).items():
+        if key in names:
+            values[key] = val
+    return build(cls, values, where=where)

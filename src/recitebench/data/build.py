@@ -1,0 +1,200 @@
+"""Build a frozen dataset: read -> validate -> dedupe -> ambiguity guard -> length rule -> sample -> write.
+
+Every filter's before/after counts go into the manifest, so a reader can see exactly how the
+2,000 poems were chosen out of the corpus.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..config import to_dict
+from ..errors import RecitebenchError
+from ..io import sha256_file, write_json, write_jsonl
+from ..provenance import provenance
+from .config import DataConfig
+from .presets import COLUMN_ALIASES, get_preset, parse_columns
+from .sources import BadRow, Row, open_source, resolve_spec
+
+FORMAT = "recitebench-frozen-dataset/1"
+
+
+def _resolve_columns(first: dict, wanted: tuple[str, ...], explicit: dict[str, str], where: str) -> dict[str, str]:
+    """Canonical field -> source column, from --columns or the known aliases."""
+    cols = {}
+    available = list(first)
+    for field in wanted:
+        if field in explicit:
+            if explicit[field] not in first:
+                raise RecitebenchError(f"{where}: unknown column {explicit[field]!r} for field {field!r} "
+                                       f"(columns: {', '.join(map(str, available))})")
+            cols[field] = explicit[field]
+            continue
+        hit = next((a for a in COLUMN_ALIASES[field] if a in first), None)
+        if hit is None:
+            if field == "id":
+                continue
+            raise RecitebenchError(f"{where}: no column for field {field!r} (tried {', '.join(COLUMN_ALIASES[field])}; "
+                                   f"columns: {', '.join(map(str, available))}); map it with --columns {field}=COLUMN")
+        cols[field] = hit
+    return cols
+
+
+def _field(row: Row, field: str, column: str, strip: bool) -> str:
+    if column not in row.fields:
+        raise BadRow(f"{row.where}: missing field {column!r}")
+    val = row.fields[column]
+    if field == "content" and isinstance(val, list) and all(isinstance(v, str) for v in val):
+        val = "\n".join(val)  # chinese-poetry style 'paragraphs'
+    if val is None:
+        raise BadRow(f"{row.where}: field {column!r} is null")
+    if not isinstance(val, str):
+        raise BadRow(f"{row.where}: field {column!r} must be text, got {type(val).__name__} {val!r:.40}")
+    if strip:
+        val = val.strip()
+    if not val:
+        raise BadRow(f"{row.where}: field {column!r} is empty")
+    return val
+
+
+def _length_histogram(lengths: list[int], width: int = 32) -> dict[str, int]:
+    hist: dict[str, int] = collections.Counter()
+    for n in lengths:
+        lo = (n - 1) // width * width + 1 if n > 0 else 0
+        hist[f"{lo}-{lo + width - 1}"] += 1
+    return dict(sorted(hist.items(), key=lambda kv: int(kv[0].split("-")[0])))
+
+
+def build_dataset(cfg: DataConfig, out: str | Path) -> dict[str, Any]:
+    """Write OUT/poems.jsonl and OUT/manifest.json; return the manifest."""
+    out = Path(out)
+    preset = get_preset(cfg.preset)
+    explicit = parse_columns(cfg.columns)
+    wanted = preset.fields + ("content", "id")
+    source = resolve_spec(cfg.source)
+
+    counts: dict[str, int] = collections.OrderedDict()
+    bad_examples: list[str] = []
+    records: list[dict] = []
+    cols: dict[str, str] | None = None
+    n_read = 0
+    for row in open_source(source):
+        n_read += 1
+        try:
+            if "__error__" in row.fields:
+                raise BadRow(row.fields["__error__"])
+            if cols is None:
+                cols = _resolve_columns(row.fields, wanted, explicit, row.where)
+            rec = {f: _field(row, f, cols[f], cfg.strip) for f in preset.fields + ("content",)}
+        except BadRow as e:
+            if not cfg.skip_bad_rows:
+                raise RecitebenchError(f"{e} (use --skip-bad-rows to skip and count such rows)") from None
+            if len(bad_examples) < 20:
+                bad_examples.append(str(e))
+            continue
+        sid = row.fields.get(cols["id"]) if "id" in cols else None
+        rec["source_id"] = str(sid) if sid is not None else None
+        rec["source_row"] = row.index
+        rec["prompt"] = preset.template.format(**rec)
+        rec["target"] = rec.pop("content")
+        records.append(rec)
+    counts["read"] = n_read
+    counts["bad_rows_skipped"] = n_read - len(records)
+    counts["valid"] = len(records)
+    if not records:
+        raise RecitebenchError(f"{source}: no usable rows")
+
+    # Exact duplicates (same input, same poem) are one memory, not an ambiguity.
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for r in records:
+        key = (r["prompt"], r["target"])
+        if key not in seen:
+            seen.add(key)
+            unique.append(r)
+    counts["after_dedupe"] = len(unique)
+
+    # Ambiguity guard over the whole corpus: an input names one poem or it names none.
+    by_prompt: dict[str, list[dict]] = collections.defaultdict(list)
+    for r in unique:
+        by_prompt[r["prompt"]].append(r)
+    ambiguous = {p: rs for p, rs in by_prompt.items() if len(rs) > 1}
+    if cfg.ambiguous == "drop":
+        kept = [r for r in unique if r["prompt"] not in ambiguous]
+    else:
+        kept = []
+        for r in unique:
+            group = ambiguous.get(r["prompt"])
+            if group:
+                r = dict(r, prompt=f"{r['prompt']} ({group.index(r) + 1})")
+            kept.append(r)
+    counts["after_ambiguity_guard"] = len(kept)
+
+    tok = None
+    if cfg.max_tokens or cfg.min_tokens:
+        from ..models.tokenizer import load_tokenizer
+
+        tok = load_tokenizer(cfg.tokenizer)
+    candidates = []
+    for r in kept:
+        r["chars"] = len(r["prompt"]) + len(r["target"])
+        if cfg.max_chars is not None and r["chars"] > cfg.max_chars:
+            continue
+        if cfg.min_chars is not None and r["chars"] < cfg.min_chars:
+            continue
+        if tok is not None:
+            r["tokens"] = len(tok(r["prompt"], add_special_tokens=False)["input_ids"]) + \
+                len(tok(r["target"], add_special_tokens=False)["input_ids"])
+            if cfg.max_tokens is not None and r["tokens"] > cfg.max_tokens:
+                continue
+            if cfg.min_tokens is not None and r["tokens"] < cfg.min_tokens:
+                continue
+        candidates.append(r)
+    counts["after_length_rule"] = len(candidates)
+    if len(candidates) < cfg.n:
+        raise RecitebenchError(f"{source}: only {len(candidates)} poems pass the filters, {cfg.n} requested "
+                               f"(counts: {dict(counts)})")
+
+    picked = sorted(random.Random(cfg.seed).sample(range(len(candidates)), cfg.n))
+    chosen = [candidates[i] for i in picked]
+    counts["sampled"] = len(chosen)
+    ids = [c["source_id"] for c in chosen]
+    use_source_ids = all(ids) and len(set(ids)) == len(ids)
+    rows = []
+    for c in chosen:
+        row = {"id": c["source_id"] if use_source_ids else f"row-{c['source_row']}",
+               "prompt": c["prompt"], "target": c["target"]}
+        row.update({f: c[f] for f in preset.fields})
+        row.update({k: c[k] for k in ("source_id", "source_row", "chars", "tokens") if k in c})
+        rows.append(row)
+
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "source": source if not source.startswith("hf:") else source,
+        "source_sha256": sha256_file(source) if Path(source).is_file() else None,
+        "preset": preset.name,
+        "template": preset.template,
+        "columns": cols,
+        "config": to_dict(cfg),
+        "seed": cfg.seed,
+        "counts": dict(counts),
+        "ambiguous_inputs": {"policy": cfg.ambiguous, "inputs": len(ambiguous),
+                             "poems": sum(len(v) for v in ambiguous.values()),
+                             "examples": sorted(ambiguous)[:10]},
+        "bad_rows": {"skipped": counts["bad_rows_skipped"], "examples": bad_examples},
+        "length_histogram_chars": _length_histogram([r["chars"] for r in rows]),
+        "length_chars": {"min": min(r["chars"] for r in rows), "max": max(r["chars"] for r in rows),
+                         "median": sorted(r["chars"] for r in rows)[len(rows) // 2]},
+        "package_version": __version__,
+    }
+    # Both files are written atomically; poems.jsonl first so a manifest never points at nothing.
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "poems.jsonl", rows)
+    manifest["poems_sha256"] = sha256_file(out / "poems.jsonl")
+    manifest["provenance"] = provenance()
+    write_json(out / "manifest.json", manifest)
+    return manifest

@@ -1,0 +1,47 @@
+"""Read a frozen dataset back, checking that it is one and that it was not edited since."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import RecitebenchError
+from ..io import read_json, sha256_file
+from .build import FORMAT
+
+
+@dataclass
+class FrozenDataset:
+    path: Path
+    manifest: dict
+    poems: list[dict]
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest["poems_sha256"]
+
+
+def load_frozen(path: str | Path) -> FrozenDataset:
+    path = Path(path)
+    man_path, poems_path = path / "manifest.json", path / "poems.jsonl"
+    if not path.is_dir() or not man_path.is_file() or not poems_path.is_file():
+        raise RecitebenchError(f"{path}: not a frozen dataset (expected manifest.json and poems.jsonl; "
+                               f"make one with `recitebench data build --out {path}`)")
+    try:
+        manifest = read_json(man_path)
+    except json.JSONDecodeError as e:
+        raise RecitebenchError(f"{man_path}:{e.lineno}: broken JSON ({e.msg})") from None
+    if manifest.get("format") != FORMAT:
+        raise RecitebenchError(f"{man_path}: not a recitebench manifest (format {manifest.get('format')!r})")
+    if sha256_file(poems_path) != manifest.get("poems_sha256"):
+        raise RecitebenchError(f"{poems_path}: sha256 differs from manifest.json: the dataset was changed after it was frozen")
+    poems = []
+    with open(poems_path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            obj = json.loads(line)
+            for key in ("id", "prompt", "target"):
+                if not isinstance(obj.get(key), str) or not obj[key]:
+                    raise RecitebenchError(f"{poems_path}:{i}: field {key!r} missing or empty")
+            poems.append(obj)
+    return FrozenDataset(path, manifest, poems)

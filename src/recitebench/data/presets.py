@@ -1,0 +1,62 @@
+"""The paper's prompt formats, as data: a template and the fields it needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import RecitebenchError
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    template: str  # str.format template over the canonical fields
+    fields: tuple[str, ...]  # canonical fields the prompt needs (the target is always `content`)
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    "cn-poems": Preset(
+        "cn-poems",
+        "Dictation: Dynasty: {dynasty} Author: {author} Title: {title}",
+        ("dynasty", "author", "title"),
+        "Chinese poems as in the paper: dynasty + author + title -> poem",
+    ),
+    "en-poems": Preset(
+        "en-poems",
+        "Dictation: Author: {author} Title: {title}",
+        ("author", "title"),
+        "English poems as in the paper: author + title -> poem",
+    ),
+}
+
+# Column names seen in public poem corpora, tried in order when no --columns mapping is given.
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "dynasty": ("dynasty", "era", "period"),
+    "author": ("author", "poet", "writer"),
+    "title": ("title", "name", "rhythmic"),
+    "content": ("content", "poem", "text", "body", "paragraphs"),
+    "id": ("id", "uid", "poem_id"),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise RecitebenchError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})") from None
+
+
+def parse_columns(text: str | None) -> dict[str, str]:
+    """'author=poet,title=name' -> {'author': 'poet', 'title': 'name'}."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise RecitebenchError(f"--columns: expected FIELD=COLUMN pairs separated by commas, got {part!r}")
+        field, col = (s.strip() for s in part.split("=", 1))
+        if field not in COLUMN_ALIASES:
+            raise RecitebenchError(f"--columns: unknown field {field!r} (known: {', '.join(COLUMN_ALIASES)})")
+        out[field] = col
+    return out

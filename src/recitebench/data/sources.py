@@ -1,0 +1,220 @@
+"""Every place poems come from, behind one interface: `open_source(spec)` yields raw rows.
+
+Spec forms:
+  path/to/file.{jsonl,json,csv,parquet}[.gz|.xz]   a local file
+  hf:OWNER/NAME[:SPLIT]                           a Hugging Face dataset (datasets.load_dataset)
+  hf:/local/dir[:SPLIT]                           the same loader on a local dataset folder
+  shared:cn_poems | shared:en_poems               the corpora in ../shared/data (RECITEBENCH_SHARED overrides)
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import lzma
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import RecitebenchError
+
+FILE_FORMATS = ("jsonl", "json", "csv", "parquet")
+
+
+@dataclass
+class Row:
+    """One raw record and where it came from, so an error can name the file and line."""
+
+    where: str  # e.g. "poems.jsonl:17"
+    index: int  # 0-based position in the source
+    fields: dict[str, Any]
+
+
+class BadRow(RecitebenchError):
+    """A row that cannot be read; `--skip-bad-rows` counts and skips these."""
+
+
+def shared_dir() -> Path:
+    """../shared beside the checkout (or the working directory), unless RECITEBENCH_SHARED says otherwise."""
+    env = os.environ.get("RECITEBENCH_SHARED")
+    if env:
+        return Path(env)
+    candidates = [Path.cwd() / "shared", Path.cwd().parent / "shared",
+                  Path(__file__).resolve().parents[4] / "shared", Path(__file__).resolve().parents[3] / "shared"]
+    for c in candidates:
+        if (c / "data").is_dir() or (c / "models").is_dir():
+            return c
+    return Path.cwd().parent / "shared"
+
+
+def resolve_spec(spec: str) -> str:
+    """Turn `shared:NAME` into a real path; other specs pass through."""
+    if spec.startswith("shared:"):
+        name = spec.split(":", 1)[1]
+        base = shared_dir() / "data"
+        for cand in (base / name, base / f"{name}.jsonl.xz", base / f"{name}.jsonl"):
+            if cand.is_file():
+                return str(cand)
+        raise RecitebenchError(f"{spec}: no such corpus in {base} (set RECITEBENCH_SHARED to the shared/ folder)")
+    return spec
+
+
+def detect_format(path: Path) -> tuple[str, str | None]:
+    """(format, compression) from the file name, e.g. poems.jsonl.xz -> ("jsonl", "xz")."""
+    suffixes = [s.lstrip(".").lower() for s in path.suffixes]
+    compression = None
+    if suffixes and suffixes[-1] in ("gz", "xz"):
+        compression = suffixes.pop()
+    fmt = suffixes[-1] if suffixes else ""
+    if fmt == "ndjson":
+        fmt = "jsonl"
+    if fmt not in FILE_FORMATS:
+        raise RecitebenchError(f"{path}: unknown file type {path.name!r} "
+                               f"(expected .jsonl/.json/.csv/.parquet, optionally .gz or .xz)")
+    if fmt == "parquet" and compression:
+        raise RecitebenchError(f"{path}: parquet files carry their own compression; remove the .{compression} layer")
+    return fmt, compression
+
+
+def _open_text(path: Path, compression: str | None):
+    if compression == "gz":
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    if compression == "xz":
+        return lzma.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
+def _read_all_text(path: Path, compression: str | None) -> str:
+    try:
+        with _open_text(path, compression) as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise RecitebenchError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise RecitebenchError(f"{path}: cannot read: {e}") from None
+
+
+def _iter_jsonl(path: Path, compression: str | None) -> Iterator[Row]:
+    try:
+        f = _open_text(path, compression)
+    except OSError as e:
+        raise RecitebenchError(f"{path}: cannot read: {e}") from None
+    with f:
+        lineno = 0
+        while True:
+            lineno += 1
+            try:
+                line = f.readline()
+            except UnicodeDecodeError as e:
+                # The rest of the file cannot be decoded reliably: this is fatal even with skip-bad-rows.
+                raise RecitebenchError(f"{path}:{lineno}: not UTF-8 text ({e.reason})") from None
+            except (OSError, EOFError, lzma.LZMAError) as e:
+                raise RecitebenchError(f"{path}:{lineno}: cannot read: {e}") from None
+            if not line:
+                return
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield Row(where, lineno - 1, {"__error__": f"{where}: broken JSON line ({e.msg} at column {e.colno})"})
+                continue
+            if not isinstance(obj, dict):
+                yield Row(where, lineno - 1, {"__error__": f"{where}: expected a JSON object, got {type(obj).__name__}"})
+                continue
+            yield Row(where, lineno - 1, obj)
+
+
+def _iter_json(path: Path, compression: str | None) -> Iterator[Row]:
+    text = _read_all_text(path, compression)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RecitebenchError(f"{path}:{e.lineno}: broken JSON ({e.msg} at column {e.colno})") from None
+    if isinstance(obj, dict):
+        lists = [v for v in obj.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise RecitebenchError(f"{path}: expected a JSON list of objects (or an object holding exactly one list)")
+        obj = lists[0]
+    if not isinstance(obj, list):
+        raise RecitebenchError(f"{path}: expected a JSON list of objects")
+    for i, item in enumerate(obj):
+        where = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            yield Row(where, i, {"__error__": f"{where}: expected a JSON object, got {type(item).__name__}"})
+        else:
+            yield Row(where, i, item)
+
+
+def _iter_csv(path: Path, compression: str | None) -> Iterator[Row]:
+    text = _read_all_text(path, compression)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if not reader.fieldnames:
+        raise RecitebenchError(f"{path}: empty CSV file (no header row)")
+    try:
+        for i, rec in enumerate(reader):
+            where = f"{path}:{reader.line_num}"
+            if None in rec:  # more cells than header columns
+                yield Row(where, i, {"__error__": f"{where}: row has more cells than the header has columns"})
+                continue
+            yield Row(where, i, dict(rec))
+    except csv.Error as e:
+        raise RecitebenchError(f"{path}:{reader.line_num}: broken CSV ({e})") from None
+
+
+def _iter_parquet(path: Path) -> Iterator[Row]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise RecitebenchError(f"{path}: reading Parquet needs pyarrow (pip install 'recitebench[hf]')") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several unrelated types for a corrupt file
+        raise RecitebenchError(f"{path}: cannot read Parquet: {str(e).splitlines()[0]}") from None
+    for i, rec in enumerate(table.to_pylist()):
+        yield Row(f"{path}[row {i}]", i, rec)
+
+
+def _iter_hf(spec: str) -> Iterator[Row]:
+    ref = spec[3:]
+    split = "train"
+    # "owner/name:split" but not a Windows drive or a bare local path containing ':'
+    if ":" in ref and not Path(ref).exists():
+        ref, split = ref.rsplit(":", 1)
+    try:
+        import datasets  # lazy: the GPU image and minimal installs lack it
+    except ImportError:
+        raise RecitebenchError(f"{spec}: Hugging Face sources need the datasets package "
+                               f"(pip install 'recitebench[hf]')") from None
+    try:
+        ds = datasets.load_dataset(ref, split=split)
+    except Exception as e:  # hub, network and format errors come in many types
+        raise RecitebenchError(f"{spec}: cannot load dataset: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    for i, rec in enumerate(ds):
+        yield Row(f"{spec}[{split} row {i}]", i, dict(rec))
+
+
+def open_source(spec: str) -> Iterator[Row]:
+    """Yield the raw rows of a source; a row that cannot be parsed carries `__error__`."""
+    spec = resolve_spec(spec)
+    if spec.startswith("hf:"):
+        yield from _iter_hf(spec)
+        return
+    path = Path(spec)
+    if not path.exists():
+        raise RecitebenchError(f"{path}: source file not found")
+    if path.is_dir():
+        raise RecitebenchError(f"{path}: is a directory; for a local Hugging Face dataset folder use hf:{path}")
+    fmt, compression = detect_format(path)
+    if fmt == "jsonl":
+        yield from _iter_jsonl(path, compression)
+    elif fmt == "json":
+        yield from _iter_json(path, compression)
+    elif fmt == "csv":
+        yield from _iter_csv(path, compression)
+    else:
+        yield from _iter_parquet(path)

@@ -1,0 +1,53 @@
+"""How a (prompt, poem) pair becomes token ids; training and recitation share this one function.
+
+The prompt and poem are tokenised separately and concatenated, so the ids a model sees at
+recitation time are exactly the prompt ids it was trained on (no merge across the boundary).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Encoded:
+    id: str
+    prompt_ids: list[int]
+    target_ids: list[int]  # the poem's tokens followed by the end token
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + len(self.target_ids)
+
+
+def prompt_text(tok, prompt: str, template: str) -> str:
+    if template == "chat":
+        if not getattr(tok, "chat_template", None):
+            from ..errors import RecitebenchError
+
+            raise RecitebenchError(f"tokenizer {tok.name_or_path!r} has no chat template; use --template plain")
+        return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    return prompt + "\n"
+
+
+def encode_prompt(tok, prompt: str, template: str) -> list[int]:
+    if template == "chat":
+        return list(tok(prompt_text(tok, prompt, template), add_special_tokens=False)["input_ids"])
+    ids = list(tok(prompt_text(tok, prompt, template), add_special_tokens=True)["input_ids"])
+    if ids and tok.eos_token_id is not None and ids[-1] == tok.eos_token_id and len(ids) > 1:
+        ids = ids[:-1]  # some tokenizers append an end token; the prompt must stay open
+    return ids
+
+
+def encode(tok, poem: dict, template: str) -> Encoded:
+    target = list(tok(poem["target"], add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
+    return Encoded(poem["id"], encode_prompt(tok, poem["prompt"], template), target)
+
+
+def decode_prediction(tok, ids: list[int]) -> tuple[str, bool]:
+    """(text before the first end token, whether an end token was produced)."""
+    eos = tok.eos_token_id
+    stopped = eos in ids
+    if stopped:
+        ids = ids[: ids.index(eos)]
+    return tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False), stopped

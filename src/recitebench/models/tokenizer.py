@@ -1,0 +1,50 @@
+"""Tokenizers: load one by id or folder, or train a byte-level BPE on the corpus when none exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from ..errors import RecitebenchError
+
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+
+
+def load_tokenizer(ref: str, *, gguf_file: str | None = None):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(ref, gguf_file=gguf_file) if gguf_file else AutoTokenizer.from_pretrained(ref)
+    except (OSError, ValueError) as e:
+        raise RecitebenchError(f"{ref}: cannot load tokenizer: {str(e).splitlines()[0]}") from None
+    return ensure_special_tokens(tok)
+
+
+def ensure_special_tokens(tok):
+    """Every tokenizer we train with needs an end token (recitation must stop) and a pad token."""
+    if tok.eos_token is None:
+        raise RecitebenchError(f"tokenizer {tok.name_or_path!r} has no end-of-sequence token; recitation could never stop")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token  # safe: pad positions are never attended nor scored
+    return tok
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int):
+    """A byte-level BPE trained on `texts` with at most `vocab_size` tokens (2 of them special)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if vocab_size < 260:
+        raise RecitebenchError(f"vocab_size {vocab_size} is too small for a byte-level BPE (need >= 260)")
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    core.train_from_iterator(list(texts), trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=PAD)
+
+
+def save_tokenizer(tok, path: str | Path) -> None:
+    tok.save_pretrained(str(path))

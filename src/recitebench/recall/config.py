@@ -1,0 +1,42 @@
+"""ReciteConfig: evaluation settings are data (decoding, normalisation, outcome thresholds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import opt
+
+
+@dataclass
+class ReciteConfig:
+    """How poems are recited and scored."""
+
+    run: str | None = opt(None, "a training run folder: its final model and dataset are used", example="runs/qwen2-cn")
+    data: str | None = opt(None, "a frozen dataset folder (default: the run's dataset)")
+    out: str | None = opt(None, "output folder for results.json and samples.jsonl (default: RUN/recite)")
+    mode: str = opt("certified", "certified: one teacher-forced pass decides what it can, greedy generation the rest; generate: generate every poem",
+                    choices=("certified", "generate"))
+    backend: str = opt("hf", "generation backend for poems not certified", choices=("hf", "vllm"))
+    batch_size: int = opt(64, "sequences per teacher-forced batch")
+    gen_batch_size: int = opt(32, "sequences per generation batch")
+    margin: float | None = opt(None, "logit gap below which a position is not certified (default: 1e-4 in fp32, 0.5 in bf16)")
+    extra_tokens: int = opt(16, "generation budget beyond the longest poem in the batch (to see a model that does not stop)")
+    verify: int = opt(0, "also generate this many certified poems and report the agreement rate")
+    normalize: str = opt("none", "normalisation before comparing (exact means exact: off by default)",
+                         choices=("none", "whitespace", "width", "whitespace+width"))
+    minor_similarity: float = opt(0.8, "edit similarity at or above which a wrong recitation is a minor distortion")
+    forgotten_similarity: float = opt(0.3, "edit similarity below which a recitation counts as forgotten (unrelated text)")
+    bootstrap: int = opt(1000, "bootstrap resamples for the 95% interval of exact_match")
+    seed: int = opt(0, "seed for the bootstrap and the verification sample")
+    precision: str = opt("auto", "auto: bf16 on GPU, fp32 on CPU", choices=("auto", "fp32", "bf16"))
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N")
+    limit: int | None = opt(None, "score only the first N poems (quick probes)")
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.forgotten_similarity <= self.minor_similarity <= 1.0):
+            raise ValueError("thresholds must satisfy 0 <= forgotten_similarity <= minor_similarity <= 1")
+        for name in ("batch_size", "gen_batch_size", "bootstrap"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.verify < 0 or self.extra_tokens < 0:
+            raise ValueError("verify and extra_tokens must be >= 0")

@@ -1,0 +1,39 @@
+"""Device and precision choices shared by training and recitation."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import RecitebenchError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RecitebenchError(f"--device {name}: no CUDA GPU is visible")
+    return dev
+
+
+def train_precision(precision: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
+    """(weight dtype, autocast dtype) for training."""
+    if precision == "auto":
+        precision = "bf16-mixed" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return torch.float32, None
+    if precision == "bf16-mixed":
+        return torch.float32, torch.bfloat16
+    return torch.bfloat16, None
+
+
+def eval_dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def default_margin(dtype: torch.dtype) -> float:
+    # A batched forward and an incremental decode differ by rounding: ~1e-6 relative in fp32,
+    # up to a few tenths of a logit in bf16.
+    return 1e-4 if dtype == torch.float32 else 0.5

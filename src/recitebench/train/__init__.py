@@ -1,0 +1,6 @@
+"""Stage 2: memorisation training."""
+
+from .config import TrainConfig
+from .loop import train
+
+__all__ = ["TrainConfig", "train"]
