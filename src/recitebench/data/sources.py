@@ -97,9 +97,18 @@ def _read_all_text(path: Path, compression: str | None) -> str:
         raise RecitebenchError(f"{path}: cannot read: {e}") from None
 
 
+def _open_binary(path: Path, compression: str | None):
+    if compression == "gz":
+        return gzip.open(path, "rb")
+    if compression == "xz":
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
 def _iter_jsonl(path: Path, compression: str | None) -> Iterator[Row]:
+    # Lines are split as bytes and decoded one by one, so an undecodable byte is pinned to its line.
     try:
-        f = _open_text(path, compression)
+        f = _open_binary(path, compression)
     except OSError as e:
         raise RecitebenchError(f"{path}: cannot read: {e}") from None
     with f:
@@ -107,17 +116,19 @@ def _iter_jsonl(path: Path, compression: str | None) -> Iterator[Row]:
         while True:
             lineno += 1
             try:
-                line = f.readline()
-            except UnicodeDecodeError as e:
-                # The rest of the file cannot be decoded reliably: this is fatal even with skip-bad-rows.
-                raise RecitebenchError(f"{path}:{lineno}: not UTF-8 text ({e.reason})") from None
+                raw = f.readline()
             except (OSError, EOFError, lzma.LZMAError) as e:
                 raise RecitebenchError(f"{path}:{lineno}: cannot read: {e}") from None
-            if not line:
+            if not raw:
                 return
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield Row(where, lineno - 1, {"__error__": f"{where}: not UTF-8 text (byte {e.start}: {e.reason})"})
+                continue
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:

@@ -85,7 +85,9 @@ def _shared_tokenizer(preset: ModelPreset):
 def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: torch.dtype = torch.float32):
     """Return (model, tokenizer, info). `corpus` feeds the BPE trainer when a scratch model has no tokenizer."""
     from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # one bar per weight file is noise in logs and CI
     preset = MODEL_PRESETS.get(cfg.model)
     init = resolve_init(cfg, preset)
     info: dict = {"model": cfg.model, "init": init}
@@ -141,8 +143,8 @@ def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: 
             vocab = cfg.vocab_size or config.vocab_size
             tok = train_bpe(corpus, vocab)
             info["tokenizer_trained"] = {"kind": "byte-level BPE", "vocab_size": len(tok)}
-            if preset is not None and preset.inline_config:
-                config.vocab_size = len(tok)  # the tiny model sizes its embedding to the trained vocabulary
+        if preset is not None and preset.inline_config:
+            config.vocab_size = len(tok)  # the tiny model sizes its embedding to its tokenizer
         for name in ("eos_token_id", "pad_token_id", "bos_token_id"):
             if getattr(tok, name, None) is not None and hasattr(config, name):
                 setattr(config, name, getattr(tok, name))

@@ -20,7 +20,7 @@ class ModelPreset:
 TINY_CONFIG = {
     "model_type": "qwen2", "hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 2,
     "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 1024,
-    "tie_word_embeddings": True, "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "vocab_size": 1024,
+    "tie_word_embeddings": True, "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "vocab_size": 512,
 }
 
 MODEL_PRESETS: dict[str, ModelPreset] = {

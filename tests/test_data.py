@@ -1,0 +1,229 @@
+"""Frozen datasets: every source kind, presets, filters, determinism and every bad input."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import lzma
+
+import pytest
+
+from conftest import read_jsonl, run_cli, write_jsonl
+
+EN_ROWS = [
+    {"id": f"p{i}", "author": f"Poet {i % 4}", "title": f"Song {i}", "content": f"Line one of song {i}\nline two {i}"}
+    for i in range(12)
+]
+
+
+def build(tmp_path, source, *extra, out_name="out"):
+    out = tmp_path / out_name
+    code = run_cli("data", "build", "--preset", "en-poems", "--source", source, "--n", "5", "--seed", "1",
+                   "--out", out, *extra)
+    return code, out
+
+
+def assert_ok(code, out, n=5):
+    assert code == 0
+    rows = read_jsonl(out / "poems.jsonl")
+    assert len(rows) == n
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["counts"]["sampled"] == n
+    return rows, man
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "jsonl.gz", "jsonl.xz"])
+def test_jsonl_plain_and_compressed(tmp_path, suffix):
+    text = "".join(json.dumps(r) + "\n" for r in EN_ROWS).encode()
+    path = tmp_path / f"poems.{suffix}"
+    opener = {"jsonl": open, "jsonl.gz": gzip.open, "jsonl.xz": lzma.open}[suffix]
+    with opener(path, "wb") as f:
+        f.write(text)
+    rows, man = assert_ok(*build(tmp_path, path))
+    assert rows[0]["prompt"].startswith("Dictation: Author: Poet ")
+    assert man["source_sha256"]
+
+
+def test_json_csv_parquet(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps({"poems": EN_ROWS}))
+    assert_ok(*build(tmp_path, tmp_path / "p.json", out_name="a"))
+    with open(tmp_path / "p.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(EN_ROWS[0]))
+        w.writeheader()
+        w.writerows(EN_ROWS)
+    rows_csv, _ = assert_ok(*build(tmp_path, tmp_path / "p.csv", out_name="b"))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(EN_ROWS), tmp_path / "p.parquet")
+    rows_pq, _ = assert_ok(*build(tmp_path, tmp_path / "p.parquet", out_name="c"))
+    assert [r["target"] for r in rows_csv] == [r["target"] for r in rows_pq]  # same rows, same sample
+
+
+def test_hf_loader_on_local_dataset(tmp_path):
+    """The real `datasets.load_dataset` code path, on a dataset folder written locally (no hub)."""
+    d = tmp_path / "hfdata" / "data"
+    d.mkdir(parents=True)
+    write_jsonl(d / "train.jsonl", [{"poet": r["author"], "name": r["title"], "text": r["content"]} for r in EN_ROWS])
+    rows, man = assert_ok(*build(tmp_path, f"hf:{tmp_path / 'hfdata'}"))
+    assert man["columns"]["author"] == "poet" and man["columns"]["content"] == "text"
+    assert rows[0]["target"].startswith("Line one")
+
+
+def test_column_mapping(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [{"who": r["author"], "t": r["title"], "body": r["content"]} for r in EN_ROWS])
+    code, out = build(tmp_path, src, "--columns", "author=who,title=t,content=body")
+    rows, man = assert_ok(code, out)
+    assert man["columns"] == {"author": "who", "title": "t", "content": "body"}
+
+
+def test_presets_match_the_paper(tmp_path, shared):
+    out = tmp_path / "cn"
+    assert run_cli("data", "build", "--preset", "cn-poems", "--source", "shared:cn_poems", "--n", "3", "--max-chars", "80",
+                   "--out", out) == 0
+    row = read_jsonl(out / "poems.jsonl")[0]
+    assert row["prompt"] == f"Dictation: Dynasty: {row['dynasty']} Author: {row['author']} Title: {row['title']}"
+    out = tmp_path / "en"
+    assert run_cli("data", "build", "--preset", "en-poems", "--source", "shared:en_poems", "--n", "3", "--out", out) == 0
+    row = read_jsonl(out / "poems.jsonl")[0]
+    assert row["prompt"] == f"Dictation: Author: {row['author']} Title: {row['title']}"
+
+
+def test_ambiguity_guard(tmp_path):
+    rows = EN_ROWS + [
+        {"id": "dupe", "author": "Poet 1", "title": "Song 1", "content": "A different poem, same author and title"},
+        {"id": "copy", **{k: v for k, v in EN_ROWS[2].items() if k != "id"}},  # an exact duplicate: one memory
+    ]
+    src = write_jsonl(tmp_path / "p.jsonl", rows)
+    code, out = build(tmp_path, src, "--n", "10")
+    _, man = assert_ok(code, out, n=10)
+    assert man["counts"]["after_dedupe"] == 13
+    assert man["ambiguous_inputs"]["inputs"] == 1 and man["ambiguous_inputs"]["poems"] == 2
+    assert man["counts"]["after_ambiguity_guard"] == 11
+    prompts = [r["prompt"] for r in read_jsonl(out / "poems.jsonl")]
+    assert "Dictation: Author: Poet 1 Title: Song 1" not in prompts
+    code, out = build(tmp_path, src, "--n", "13", "--ambiguous", "disambiguate", out_name="dis")
+    rows_d, _ = assert_ok(code, out, n=13)
+    prompts = {r["prompt"] for r in rows_d}
+    assert len(prompts) == 13
+    assert {"Dictation: Author: Poet 1 Title: Song 1 (1)", "Dictation: Author: Poet 1 Title: Song 1 (2)"} <= prompts
+
+
+def test_deterministic_and_seed_sensitive(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", EN_ROWS)
+    _, a = build(tmp_path, src, out_name="a")
+    _, b = build(tmp_path, src, out_name="b")
+    assert (a / "poems.jsonl").read_bytes() == (b / "poems.jsonl").read_bytes()
+    code, c = build(tmp_path, src, "--seed", "2", out_name="c")
+    assert code == 0 and (a / "poems.jsonl").read_bytes() != (c / "poems.jsonl").read_bytes()
+
+
+def test_length_rules(tmp_path, shared):
+    src = write_jsonl(tmp_path / "p.jsonl", EN_ROWS + [{"id": "long", "author": "A", "title": "B", "content": "x" * 300}])
+    code, out = build(tmp_path, src, "--n", "12", "--max-chars", "100")
+    rows, _ = assert_ok(code, out, n=12)
+    assert all(len(r["prompt"]) + len(r["target"]) <= 100 for r in rows)
+    code, out = build(tmp_path, src, "--n", "1", "--min-chars", "256", "--max-chars", "512", out_name="long")
+    rows, _ = assert_ok(code, out, n=1)
+    assert rows[0]["id"] == "long"
+    tok = shared / "models" / "tokenizers" / "qwen2"
+    code, out = build(tmp_path, src, "--n", "12", "--max-tokens", "40", "--tokenizer", tok, out_name="tok")
+    rows, _ = assert_ok(code, out, n=12)
+    assert all(r["tokens"] <= 40 for r in rows)
+
+
+def test_too_few_candidates_is_an_error(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "p.jsonl", EN_ROWS)
+    code, out = build(tmp_path, src, "--n", "50")
+    assert code == 1
+    assert "only 12 poems pass the filters, 50 requested" in capsys.readouterr().err
+    assert not out.exists() or not (out / "poems.jsonl").exists()
+
+
+BAD = {
+    "missing field": ({"id": "x", "author": "A", "content": "poem"}, "missing field 'title'"),
+    "empty field": ({"id": "x", "author": "A", "title": "  ", "content": "poem"}, "field 'title' is empty"),
+    "wrong type": ({"id": "x", "author": "A", "title": 7, "content": "poem"}, "field 'title' must be text, got int"),
+    "null field": ({"id": "x", "author": None, "title": "T", "content": "poem"}, "field 'author' is null"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_rows_name_file_line_and_field(tmp_path, capsys, case):
+    row, message = BAD[case]
+    src = write_jsonl(tmp_path / "p.jsonl", EN_ROWS[:6] + [row] + EN_ROWS[6:])
+    code, out = build(tmp_path, src)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"p.jsonl:7: {message}" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "poems.jsonl").exists() and not (out / "manifest.json").exists()
+    code, out = build(tmp_path, src, "--skip-bad-rows", out_name="skip")
+    _, man = assert_ok(code, out)
+    assert man["bad_rows"]["skipped"] == 1 and "p.jsonl:7" in man["bad_rows"]["examples"][0]
+
+
+def test_broken_json_line_and_undecodable_bytes(tmp_path, capsys):
+    src = tmp_path / "p.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in EN_ROWS[:3]) + '{"author": "A", "title"\n'
+                   + "".join(json.dumps(r) + "\n" for r in EN_ROWS[3:]))
+    code, _ = build(tmp_path, src)
+    assert code == 1 and "p.jsonl:4: broken JSON line" in capsys.readouterr().err
+    code, out = build(tmp_path, src, "--skip-bad-rows", out_name="skip")
+    assert assert_ok(code, out)[1]["bad_rows"]["skipped"] == 1
+    bad = tmp_path / "bytes.jsonl"
+    bad.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in EN_ROWS[:2]) + b'{"author": "\xff\xfe"}\n')
+    code, out = build(tmp_path, bad, out_name="bytes")
+    assert code == 1 and "bytes.jsonl:3: not UTF-8 text" in capsys.readouterr().err
+    assert not (out / "poems.jsonl").exists()
+
+
+def test_unknown_preset_column_and_unreadable_sources(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "p.jsonl", EN_ROWS)
+    with pytest.raises(SystemExit) as e:
+        run_cli("data", "build", "--preset", "haiku", "--source", src, "--out", tmp_path / "o")
+    assert e.value.code == 2 and "invalid choice: 'haiku'" in capsys.readouterr().err
+    code, _ = build(tmp_path, src, "--columns", "author=poet")
+    assert code == 1 and "unknown column 'poet' for field 'author'" in capsys.readouterr().err
+    code, _ = build(tmp_path, src, "--columns", "colour=poet")
+    assert code == 1 and "unknown field 'colour'" in capsys.readouterr().err
+    code, _ = build(tmp_path, tmp_path / "nope.jsonl")
+    assert code == 1 and "nope.jsonl: source file not found" in capsys.readouterr().err
+    (tmp_path / "p.txt").write_text("hello")
+    code, _ = build(tmp_path, tmp_path / "p.txt")
+    assert code == 1 and "unknown file type" in capsys.readouterr().err
+    (tmp_path / "trunc.jsonl.xz").write_bytes(lzma.compress(b'{"a": 1}\n' * 100)[:40])
+    code, _ = build(tmp_path, tmp_path / "trunc.jsonl.xz")
+    assert code == 1 and "trunc.jsonl.xz" in capsys.readouterr().err
+    code, _ = build(tmp_path, "hf:/no/such/dataset/folder")
+    assert code == 1 and "cannot load dataset" in capsys.readouterr().err
+
+
+def test_existing_output_is_replaced_atomically(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", EN_ROWS)
+    code, out = build(tmp_path, src)
+    assert code == 0
+    before = (out / "poems.jsonl").read_bytes()
+    code, out = build(tmp_path, src, "--n", "99")  # fails: the good files from the first build stay
+    assert code == 1 and (out / "poems.jsonl").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "poems.jsonl"]  # no temp files left
+
+
+@pytest.mark.parametrize("preset,corpus,extra", [
+    ("cn-poems", "cn_poems.jsonl.xz", ["--max-chars", "256"]),
+    ("en-poems", "en_poems.jsonl.xz", ["--max-chars", "256"]),
+    ("cn-poems", "cn_poems.jsonl.xz", ["--min-chars", "256", "--max-chars", "512"]),
+])
+def test_paper_datasets(tmp_path, shared, preset, corpus, extra):
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert run_cli("data", "build", "--preset", preset, "--source", shared / "data" / corpus, "--n", "2000",
+                       "--seed", "0", "--out", out, *extra) == 0
+        outs.append(out)
+    rows = read_jsonl(outs[0] / "poems.jsonl")
+    assert len(rows) == 2000 and len({r["prompt"] for r in rows}) == 2000
+    lo = int(extra[extra.index("--min-chars") + 1]) if "--min-chars" in extra else 0
+    hi = int(extra[extra.index("--max-chars") + 1])
+    assert all(lo <= len(r["prompt"]) + len(r["target"]) <= hi for r in rows)
+    assert (outs[0] / "poems.jsonl").read_bytes() == (outs[1] / "poems.jsonl").read_bytes()
