@@ -51,7 +51,7 @@ def trained_run(tmp_path_factory, small_cn) -> Path:
 def half_trained_run(tmp_path_factory, small_cn) -> Path:
     """A tiny model stopped mid-way: some poems recalled, some distorted (mixed verdicts)."""
     out = tmp_path_factory.mktemp("runs") / "tiny_half"
-    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "22", "--lr", "3e-3", "--batch-size", "8",
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "14", "--lr", "3e-3", "--batch-size", "8", "--warmup-ratio", "0.2",
                    "--recall-every", "0", "--no-progress", "--out", out) == 0
     return out
 

@@ -145,6 +145,7 @@ def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: 
             info["tokenizer_trained"] = {"kind": "byte-level BPE", "vocab_size": len(tok)}
         if preset is not None and preset.inline_config:
             config.vocab_size = len(tok)  # the tiny model sizes its embedding to its tokenizer
+        _check_vocab(tok, config.vocab_size)
         for name in ("eos_token_id", "pad_token_id", "bos_token_id"):
             if getattr(tok, name, None) is not None and hasattr(config, name):
                 setattr(config, name, getattr(tok, name))
@@ -153,11 +154,15 @@ def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: 
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     tok = ensure_special_tokens(tok)
     vocab = model.get_input_embeddings().weight.shape[0]
-    if len(tok) > vocab:
-        raise RecitebenchError(f"tokenizer/config mismatch: tokenizer has {len(tok)} tokens but the model's embedding has "
-                               f"{vocab} rows (pass a matching --tokenizer or --vocab-size <= {vocab})")
+    _check_vocab(tok, vocab)
     model.generation_config.pad_token_id = tok.pad_token_id
     info["parameters"] = sum(p.numel() for p in model.parameters())
     info["vocab_size"] = vocab
     info["model_type"] = model.config.model_type
     return model, tok, info
+
+
+def _check_vocab(tok, vocab: int) -> None:
+    if len(tok) > vocab:
+        raise RecitebenchError(f"tokenizer/config mismatch: tokenizer has {len(tok)} tokens but the model's embedding has "
+                               f"{vocab} rows (pass a matching --tokenizer, or --vocab-size <= {vocab} for a trained BPE)")

