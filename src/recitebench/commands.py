@@ -56,3 +56,70 @@ def cmd_recite(args: argparse.Namespace) -> int:
         mcfg = from_args(ModelConfig, args, yaml.get("model", {}))
     recite(rcfg, mcfg)
     return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .report.experiment import default_spec_path, load_spec, run_spec
+    from .report.render import render
+
+    spec = load_spec(args.spec or default_spec_path(), runs_dir=args.runs_dir)
+    run_spec(spec, dry_run=args.dry_run, only=args.only)
+    if not args.dry_run:
+        path = render(spec.runs_dir, title=f"recitebench: {spec.name}")
+        print(f"report: {path} (and {path.with_suffix('.md')})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.render import render
+
+    path = render(args.runs_dir, title=args.title)
+    print(f"report: {path} (and {path.with_suffix('.md')})")
+    return 0
+
+
+LS_COLUMNS = [("run", "name"), ("n", "n"), ("exact", "exact_match"), ("ci low", "ci_low"), ("ci high", "ci_high"),
+              ("epochs", "epochs"), ("loss", "final_loss"), ("train s", "train_seconds"), ("recite s", "recite_seconds"),
+              ("certified", "certified"), ("generated", "generated")]
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .report.index import format_table, list_runs
+
+    if args.models:
+        from .models.presets import MODEL_PRESETS
+
+        for name, p in MODEL_PRESETS.items():
+            print(f"{name:28s} {p.hub_id or '-':32s} {p.note}")
+        return 0
+    if args.presets:
+        from .data.presets import PRESETS
+
+        for name, p in PRESETS.items():
+            print(f"{name:10s} {p.template}    ({p.description})")
+        return 0
+    rows = list_runs(Path(args.runs_dir))
+    if not rows:
+        print(f"{args.runs_dir}: no finished runs yet")
+        return 0
+    print(format_table(rows, LS_COLUMNS))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .errors import RecitebenchError
+    from .report.index import _fmt, summarize_run
+
+    rows = []
+    for r in args.runs:
+        p = Path(r)
+        if not (p / "recite" / "results.json").is_file():
+            raise RecitebenchError(f"{p}: not a finished run (no recite/results.json)")
+        rows.append(summarize_run(p))
+    keys = [k for _, k in LS_COLUMNS if k != "name"] + ["dataset", "model"]
+    width = max(len(k) for k in keys)
+    cols = [max(len(r["name"]), 10) for r in rows]
+    print(" " * width + "  " + "  ".join(r["name"].ljust(c) for r, c in zip(rows, cols)))
+    for k in keys:
+        print(k.ljust(width) + "  " + "  ".join(_fmt(r.get(k), k).ljust(c) for r, c in zip(rows, cols)))
+    return 0

@@ -172,7 +172,9 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, mininterval=1.0,
-                   desc=f"epoch {start_epoch + 1}/{tcfg.epochs}")
+                   desc=f"epoch {start_epoch + 1}/{tcfg.epochs}", disable=None)  # None: no bar when not a terminal
+        if bar.disable:
+            bar = None
     margin = default_margin(autocast_dtype or weight_dtype)
     fault_epoch = int(os.environ.get("RECITEBENCH_FAULT_AFTER_EPOCH", "0"))
     last: dict = {}
@@ -229,6 +231,10 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
             bar.set_description(f"epoch {done}/{tcfg.epochs}")
             bar.set_postfix(loss=f"{mean_loss:.4f}", tok_s=f"{row['tokens_per_s']:.0f}",
                             **({"recall": f"{row['recall']:.1%}"} if "recall" in row else {}))
+        if is_main and bar is None and tcfg.progress and "recall" in row:
+            eta = elapsed / (done - start_epoch) * (tcfg.epochs - done) if done > start_epoch else 0.0
+            log(f"epoch {done}/{tcfg.epochs}  loss {mean_loss:.4f}  recall {row['recall']:.1%}  "
+                f"{row['tokens_per_s']:.0f} tok/s  elapsed {elapsed:.0f}s  eta {eta:.0f}s")
         if is_main:
             with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")

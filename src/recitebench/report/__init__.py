@@ -1,0 +1,1 @@
+"""Stage 4: experiment specs, the run index, and the report."""
