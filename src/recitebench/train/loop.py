@@ -22,7 +22,8 @@ from ..errors import RecitebenchError
 from ..io import write_json
 from ..models.config import ModelConfig
 from ..models.formatting import encode
-from ..models.forward import logits_at
+from ..models.forward import hidden_states, logits_at, split_supported, unwrap
+from torch.utils.checkpoint import checkpoint as recompute
 from ..models.load import load_model
 from ..provenance import provenance
 from ..runtime import default_margin, pick_device, train_precision
@@ -34,14 +35,29 @@ from .config import TrainConfig
 class ScoredLM(torch.nn.Module):
     """Summed cross-entropy over the poem tokens only; the module DDP wraps."""
 
-    def __init__(self, model):
+    def __init__(self, model, chunk: int = 8192):
         super().__init__()
         self.model = model
+        self.chunk = chunk
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         rows, cols = (labels != -100).nonzero(as_tuple=True)
-        logits = logits_at(self.model, input_ids, rows, cols)
-        return F.cross_entropy(logits.float(), labels[rows, cols], reduction="sum")
+        y = labels[rows, cols]
+        m = unwrap(self.model)
+        if not split_supported(m):
+            return F.cross_entropy(logits_at(self.model, input_ids, rows, cols).float(), y, reduction="sum")
+        # Head + loss in chunks, recomputed in backward: a 152k vocabulary never holds [tokens, V]
+        # fp32 logits for the whole batch, which is what capped the batch size.
+        h = hidden_states(self.model, input_ids)[rows, cols]
+        head = m.get_output_embeddings()
+        total = h.new_zeros((), dtype=torch.float32)
+        for i in range(0, h.shape[0], self.chunk):
+            total = total + recompute(_head_loss, head, h[i : i + self.chunk], y[i : i + self.chunk], use_reentrant=False)
+        return total
+
+
+def _head_loss(head, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(head(h).float(), y, reduction="sum")
 
 
 def default_lr(tcfg: TrainConfig, init: str) -> float:
