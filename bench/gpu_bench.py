@@ -141,7 +141,13 @@ def bench_best(args):
     params = RESULTS.get("params", 494_032_768)
     best = None
     for bt in args.batch_tokens:
-        out, s, m, wall, mem = run_train(args, f"bt{bt}", 2, {"batch_tokens": bt, "batch_size": 4096, **args.train_extra})
+        try:
+            out, s, m, wall, mem = run_train(args, f"bt{bt}", 2, {"batch_tokens": bt, "batch_size": 4096, **args.train_extra})
+        except Exception as e:  # an out-of-memory batch size is a result of the sweep, not a crash
+            RESULTS.setdefault("batch_sweep", []).append({"batch_tokens": bt, "error": str(e)[:120]})
+            log("batch_tokens", bt, "failed:", str(e)[:120])
+            torch.cuda.empty_cache()
+            continue
         tps = m[-1]["tokens_per_s"]
         mfu = 6 * params * tps / (RESULTS["peak_tflops"] * 1e12)
         RESULTS.setdefault("batch_sweep", []).append({"batch_tokens": bt, "tokens_per_s": tps, "mfu": mfu, "peak_mem_gb": mem})
