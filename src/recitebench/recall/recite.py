@@ -82,7 +82,9 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     if rcfg.verify and certified:
         verify_ids = sorted(random.Random(rcfg.seed).sample(sorted(certified), min(rcfg.verify, len(certified))))
     t_gen = time.perf_counter()
-    gen_ids = _generate(rcfg, model, tok, [items[i] for i in todo + verify_ids], device, mcfg, log)
+    # Uncertified poems resume decoding after their provably-greedy prefix; verification samples decode from scratch.
+    prefixes = [tf_results[i].safe_prefix if (tf_results and rcfg.skip_known_prefix) else 0 for i in todo] + [0] * len(verify_ids)
+    gen_ids = _generate(rcfg, model, tok, [items[i] for i in todo + verify_ids], device, mcfg, log, prefixes)
     t_gen = time.perf_counter() - t_gen
     generated = dict(zip(todo + verify_ids, gen_ids))
 
@@ -146,7 +148,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     return results
 
 
-def _generate(rcfg, model, tok, items: list[Encoded], device, mcfg, log) -> list[list[int]]:
+def _generate(rcfg, model, tok, items: list[Encoded], device, mcfg, log, prefixes: list[int]) -> list[list[int]]:
     if not items:
         return []
     if rcfg.backend == "vllm":
@@ -154,4 +156,4 @@ def _generate(rcfg, model, tok, items: list[Encoded], device, mcfg, log) -> list
             raise RecitebenchError("--backend vllm needs a model folder (a run's model/ or a local checkpoint)")
         return vllm_generate(mcfg.model, items, eos_id=tok.eos_token_id, extra_tokens=rcfg.extra_tokens)
     return greedy_generate(model, items, device=device, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
-                           batch_size=rcfg.gen_batch_size, extra_tokens=rcfg.extra_tokens)
+                           batch_size=rcfg.gen_batch_size, extra_tokens=rcfg.extra_tokens, prefixes=prefixes)

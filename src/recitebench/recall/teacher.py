@@ -26,6 +26,7 @@ class TeacherResult:
     token_accuracy: float  # share of target tokens whose arg-max is right
     loss: float  # mean cross-entropy over the target tokens
     min_margin: float  # smallest top-1 minus top-2 logit gap along the target
+    safe_prefix: int  # leading target tokens that greedy decoding provably reproduces (arg-max right, gap > margin)
 
 
 def _batches(items: list[Encoded], batch_size: int, batch_tokens: int | None):
@@ -77,8 +78,10 @@ def teacher_forced(model, items: list[Encoded], *, device, batch_size: int = 64,
             misses = (~c).nonzero()
             prefix = int(misses[0]) if len(misses) else n
             all_ok = bool(c.all())
-            out[i] = TeacherResult(items[i].id, all_ok and bool((g > margin).all()), all_ok, prefix,
-                                   float(c.float().mean()), float(nll[start : start + n].mean()), float(g.min()))
+            unsafe = (~(c & (g > margin))).nonzero()
+            safe = int(unsafe[0]) if len(unsafe) else n
+            out[i] = TeacherResult(items[i].id, safe == n, all_ok, prefix, float(c.float().mean()),
+                                   float(nll[start : start + n].mean()), float(g.min()), safe)
             start += n
     model.train(was_training)
     return out  # type: ignore[return-value]
