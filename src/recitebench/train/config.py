@@ -35,6 +35,7 @@ class TrainConfig:
     lora_r: int = opt(16, "LoRA rank")
     lora_alpha: int = opt(32, "LoRA alpha")
     compile: bool = opt(False, "torch.compile the model")
+    cuda_graphs: bool = opt(False, "GPU: capture each padded batch shape's whole training step as a CUDA graph and replay it (removes CPU launch overhead)")
     gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (less memory, ~30% slower)")
     tensorboard: bool = opt(False, "also log to OUT/tensorboard")
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
@@ -57,5 +58,7 @@ class TrainConfig:
             assert len(b) == 2
         except (ValueError, AssertionError):
             raise ValueError(f"betas must be two numbers like 0.9,0.95, got {self.betas!r}") from None
+        if self.cuda_graphs and (self.grad_accum > 1 or self.compile):
+            raise ValueError("cuda_graphs works with grad_accum 1 and without compile")
         if self.recall_every < 0 or self.checkpoint_every < 0:
             raise ValueError("recall_every and checkpoint_every must be >= 0")

@@ -141,8 +141,11 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
 
     params = [p for p in model.parameters() if p.requires_grad]
     b1, b2 = (float(x) for x in tcfg.betas.split(","))
-    optim = torch.optim.AdamW(params, lr=lr, betas=(b1, b2), weight_decay=tcfg.weight_decay,
-                              fused=device.type == "cuda")
+    if tcfg.cuda_graphs and (device.type != "cuda" or world > 1):
+        raise RecitebenchError("--cuda-graphs needs a single CUDA GPU (not CPU, not torchrun)")
+    # A captured optimizer step reads the learning rate from a device tensor the scheduler fills in place.
+    optim = torch.optim.AdamW(params, lr=torch.tensor(lr, device=device) if tcfg.cuda_graphs else lr, betas=(b1, b2),
+                              weight_decay=tcfg.weight_decay, fused=device.type == "cuda", capturable=tcfg.cuda_graphs)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: lr_factor(s, total_steps, tcfg))
 
     scored = ScoredLM(model)
@@ -150,6 +153,12 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         scored = torch.nn.parallel.DistributedDataParallel(scored, device_ids=[device.index] if device.type == "cuda" else None)
     if tcfg.compile:
         scored = torch.compile(scored, dynamic=True)
+
+    graphed = None
+    if tcfg.cuda_graphs:
+        from .graphs import GraphedSteps
+
+        graphed = GraphedSteps(model, optim, params, grad_clip=tcfg.grad_clip, autocast_dtype=autocast_dtype, device=device)
 
     start_epoch, step, elapsed = 0, 0, 0.0
     if tcfg.resume:
@@ -206,6 +215,15 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
             micro = [collate([items[i] for i in b], tok.pad_token_id) for b in group]
             step_targets = sum(int((lab != -100).sum()) for _, lab in micro)
             try:
+                if graphed is not None:
+                    loss_sum += graphed(micro[0][0], micro[0][1], step_targets)
+                    sched.step()
+                    n_target += step_targets
+                    n_tokens += sum(len(items[i].prompt_ids) + len(items[i].target_ids) - 1 for b in group for i in b)
+                    step += 1
+                    if bar is not None:
+                        bar.update(1)
+                    continue
                 for x, y in micro:
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                     with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
@@ -239,8 +257,10 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
             raise RecitebenchError(f"loss became {mean_loss} in epoch {epoch + 1}; training stopped and {kept}. "
                                    f"Lower --lr, or use --precision fp32")
         done = epoch + 1
-        row = {"epoch": done, "step": step, "loss": mean_loss, "lr": sched.get_last_lr()[0],
+        row = {"epoch": done, "step": step, "loss": mean_loss, "lr": float(sched.get_last_lr()[0]),
                "tokens_per_s": n_tokens * world / dt, "elapsed_s": round(elapsed, 3)}
+        if graphed is not None:
+            row["cuda_graphs"] = dict(graphed.stats)
         if (tcfg.recall_every and done % tcfg.recall_every == 0) or done == tcfg.epochs:
             row.update(recall_check(model, items, device, tcfg, autocast_dtype, margin, tok.pad_token_id))
         if bar is not None:
@@ -256,7 +276,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
                 f.write(json.dumps(row) + "\n")
             if tb is not None:
                 for k, v in row.items():
-                    if k not in ("epoch",):
+                    if k != "epoch" and isinstance(v, (int, float)):
                         tb.add_scalar(k, v, done)
         last = row
         stopped_early = tcfg.stop_when_memorised and row.get("recall") == 1.0
