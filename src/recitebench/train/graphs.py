@@ -91,6 +91,9 @@ class GraphedSteps:
         # Second sighting: capture this shape (capture records, it does not run), then replay it once.
         sx, sy = x.clone(), y.clone()
         torch.cuda.synchronize()
+        # Blocks cached by eager steps are not usable by the graph pool: hand them back first,
+        # or a large batch holds its activations twice.
+        torch.cuda.empty_cache()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool):
             sloss = self._step_body(sx, sy)
