@@ -212,3 +212,18 @@ def test_train_help_documents_every_option(capsys):
         for name in cls.__dataclass_fields__:
             assert "--" + name.replace("_", "-") in text, name
     assert "examples:" in text
+
+
+def test_ddp_under_torchrun_on_cpu(tmp_path, small_cn):
+    """The same entry point under torchrun (2 CPU processes, gloo): DDP trains, rank 0 alone writes."""
+    out = tmp_path / "ddp"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "recitebench",
+                           "train", "--data", str(small_cn), "--model", "tiny", "--epochs", "30", "--lr", "3e-3",
+                           "--batch-size", "4", "--warmup-ratio", "0.2", "--recall-every", "10", "--no-progress",
+                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    curve = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in curve] == list(range(1, 31))  # one line per epoch: only rank 0 wrote
+    assert json.loads((out / "config.yaml").read_text().split("world_size: ")[1].split("\n")[0]) == 2
+    assert curve[-1]["loss"] < curve[0]["loss"] / 5 and curve[-1]["recall"] > 0.5

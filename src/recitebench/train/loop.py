@@ -246,6 +246,10 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
             step += 1
             if bar is not None:
                 bar.update(1)
+        if world > 1:  # log the loss and tokens of all ranks, not rank 0's share
+            totals = torch.tensor([float(loss_sum), n_target, n_tokens], dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(totals)
+            loss_sum, n_target, n_tokens = totals[0], int(totals[1]), int(totals[2])
         mean_loss = float(loss_sum) / max(1, n_target)
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -258,7 +262,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
                                    f"Lower --lr, or use --precision fp32")
         done = epoch + 1
         row = {"epoch": done, "step": step, "loss": mean_loss, "lr": float(sched.get_last_lr()[0]),
-               "tokens_per_s": n_tokens * world / dt, "elapsed_s": round(elapsed, 3)}
+               "tokens_per_s": n_tokens / dt, "elapsed_s": round(elapsed, 3)}
         if graphed is not None:
             row["cuda_graphs"] = dict(graphed.stats)
         if (tcfg.recall_every and done % tcfg.recall_every == 0) or done == tcfg.epochs:
