@@ -124,39 +124,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        if args.command == "data" and getattr(args, "data_command", None) == "build":
-            from .commands import cmd_data_build
-
-            return cmd_data_build(args)
-        if args.command == "train":
-            from .commands import cmd_train
-
-            return cmd_train(args)
-        if args.command == "recite":
-            from .commands import cmd_recite
-
-            return cmd_recite(args)
-        if args.command == "run":
-            from .commands import cmd_run
-
-            return cmd_run(args)
-        if args.command == "report":
-            from .commands import cmd_report
-
-            return cmd_report(args)
-        if args.command == "ls":
-            from .commands import cmd_ls
-
-            return cmd_ls(args)
-        if args.command == "compare":
-            from .commands import cmd_compare
-
-            return cmd_compare(args)
-        if args.command == "data":
-            parser.parse_args(["data", "--help"])
-        parser.print_help()
+    handlers = {("data", "build"): "cmd_data_build", ("train", None): "cmd_train", ("recite", None): "cmd_recite",
+                ("run", None): "cmd_run", ("report", None): "cmd_report", ("ls", None): "cmd_ls",
+                ("compare", None): "cmd_compare"}
+    name = handlers.get((args.command, getattr(args, "data_command", None)))
+    if name is None:
+        parser.print_help(sys.stderr)
+        print("\nrecitebench: error: give a subcommand (e.g. `recitebench data build --help`)", file=sys.stderr)
         return 2
+    try:
+        from . import commands
+
+        return getattr(commands, name)(args)
     except RecitebenchError as e:
         print(f"recitebench: error: {e}", file=sys.stderr)
         return 1
