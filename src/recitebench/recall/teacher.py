@@ -44,7 +44,9 @@ def _batches(items: list[Encoded], batch_size: int, batch_tokens: int | None):
 
 @torch.no_grad()
 def teacher_forced(model, items: list[Encoded], *, device, batch_size: int = 64, batch_tokens: int | None = None,
-                   margin: float = 0.0, autocast_dtype: torch.dtype | None = None, pad_id: int = 0) -> list[TeacherResult]:
+                   margin: float = 0.0, autocast_dtype: torch.dtype | None = None, pad_id: int = 0,
+                   logits_fn=None) -> list[TeacherResult]:
+    """`logits_fn(input_ids, rows, cols)` overrides how logits are computed (an FSDP root module)."""
     was_training = model.training
     model.eval()
     out: list[TeacherResult | None] = [None] * len(items)
@@ -64,7 +66,7 @@ def teacher_forced(model, items: list[Encoded], *, device, batch_size: int = 64,
         rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
         tgt = torch.tensor(targets, device=device)
         with torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            logits = logits_at(model, input_ids, rows_t, cols_t)
+            logits = logits_fn(input_ids, rows_t, cols_t) if logits_fn else logits_at(model, input_ids, rows_t, cols_t)
         logits = logits.float()
         top2 = logits.topk(2, dim=-1)
         correct = (top2.indices[:, 0] == tgt)

@@ -36,6 +36,7 @@ class TrainConfig:
     lora_alpha: int = opt(32, "LoRA alpha")
     compile: bool = opt(False, "torch.compile the model")
     cuda_graphs: bool = opt(False, "GPU: capture each padded batch shape's whole training step as a CUDA graph and replay it (removes CPU launch overhead)")
+    fsdp: bool = opt(False, "under torchrun: shard parameters, gradients and optimizer state with FSDP2 (for models that do not fit one GPU)")
     gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (less memory, ~30% slower)")
     tensorboard: bool = opt(False, "also log to OUT/tensorboard")
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")

@@ -40,7 +40,9 @@ class ScoredLM(torch.nn.Module):
         self.model = model
         self.chunk = chunk
 
-    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, rows=None, cols=None) -> torch.Tensor:
+        if labels is None:  # logits at (rows, cols): the recall check, routed through the FSDP root
+            return logits_at(self.model, input_ids, rows, cols)
         rows, cols = (labels != -100).nonzero(as_tuple=True)
         y = labels[rows, cols]
         m = unwrap(self.model)
@@ -139,20 +141,26 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     steps_per_epoch = [math.ceil(len(b) / world / tcfg.grad_accum) for b in plan]
     total_steps = sum(steps_per_epoch)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    b1, b2 = (float(x) for x in tcfg.betas.split(","))
     if tcfg.cuda_graphs and (device.type != "cuda" or world > 1):
         raise RecitebenchError("--cuda-graphs needs a single CUDA GPU (not CPU, not torchrun)")
-    # A captured optimizer step reads the learning rate from a device tensor the scheduler fills in place.
-    optim = torch.optim.AdamW(params, lr=torch.tensor(lr, device=device) if tcfg.cuda_graphs else lr, betas=(b1, b2),
-                              weight_decay=tcfg.weight_decay, fused=device.type == "cuda", capturable=tcfg.cuda_graphs)
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: lr_factor(s, total_steps, tcfg))
-
+    if tcfg.fsdp and (world < 2 or tcfg.lora or tcfg.cuda_graphs):
+        raise RecitebenchError("--fsdp needs torchrun with 2+ processes, and works without --lora and --cuda-graphs")
     scored = ScoredLM(model)
-    if world > 1:
+    if tcfg.fsdp:
+        _shard(model, scored, device, world)
+    elif world > 1:
         scored = torch.nn.parallel.DistributedDataParallel(scored, device_ids=[device.index] if device.type == "cuda" else None)
     if tcfg.compile:
         scored = torch.compile(scored, dynamic=True)
+
+    # The optimizer sees the parameters as wrapped (FSDP2 replaces them with sharded DTensors).
+    params = [p for p in model.parameters() if p.requires_grad]
+    b1, b2 = (float(x) for x in tcfg.betas.split(","))
+    # A captured optimizer step reads the learning rate from a device tensor the scheduler fills in place.
+    optim = torch.optim.AdamW(params, lr=torch.tensor(lr, device=device) if tcfg.cuda_graphs else lr, betas=(b1, b2),
+                              weight_decay=tcfg.weight_decay, fused=device.type == "cuda" and not tcfg.fsdp,
+                              capturable=tcfg.cuda_graphs)
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: lr_factor(s, total_steps, tcfg))
 
     graphed = None
     if tcfg.cuda_graphs:
@@ -163,8 +171,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     start_epoch, step, elapsed = 0, 0, 0.0
     if tcfg.resume:
         state = checkpoint.load(out)
-        model.load_state_dict(state["model"])
-        optim.load_state_dict(state["optim"])
+        _load_states(model, optim, state, tcfg.fsdp)
         sched.load_state_dict(state["sched"])
         checkpoint.set_rng_state(state["rng"])
         start_epoch, step, elapsed = state["epoch"], state["step"], state["elapsed"]
@@ -266,7 +273,8 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         if graphed is not None:
             row["cuda_graphs"] = dict(graphed.stats)
         if (tcfg.recall_every and done % tcfg.recall_every == 0) or done == tcfg.epochs:
-            row.update(recall_check(model, items, device, tcfg, autocast_dtype, margin, tok.pad_token_id))
+            row.update(recall_check(model, items, device, tcfg, autocast_dtype, margin, tok.pad_token_id,
+                                    logits_fn=(lambda x, r, c: scored(x, None, r, c)) if tcfg.fsdp else None))
         if bar is not None:
             bar.set_description(f"epoch {done}/{tcfg.epochs}")
             bar.set_postfix(loss=f"{mean_loss:.4f}", tok_s=f"{row['tokens_per_s']:.0f}",
@@ -284,9 +292,11 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
                         tb.add_scalar(k, v, done)
         last = row
         stopped_early = tcfg.stop_when_memorised and row.get("recall") == 1.0
-        if is_main and ((tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0)) and done < tcfg.epochs:
-            checkpoint.save(out, {"epoch": done, "step": step, "elapsed": elapsed, "model": model.state_dict(),
-                                  "optim": optim.state_dict(), "sched": sched.state_dict(), "rng": checkpoint.rng_state()})
+        if (tcfg.checkpoint_every and done % tcfg.checkpoint_every == 0) and done < tcfg.epochs:
+            model_sd, optim_sd = _full_states(model, optim, tcfg.fsdp)  # a collective under FSDP: every rank calls it
+            if is_main:
+                checkpoint.save(out, {"epoch": done, "step": step, "elapsed": elapsed, "model": model_sd, "optim": optim_sd,
+                                      "sched": sched.state_dict(), "rng": checkpoint.rng_state()})
         if fault_epoch and done == fault_epoch:
             os._exit(137)  # test hook: die like a killed process, with no cleanup
         if stopped_early:
@@ -297,12 +307,13 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         tb.close()
 
     summary = {}
+    full_sd = _full_states(model, None, True)[0] if tcfg.fsdp else None
     if is_main:
         final = model.merge_and_unload() if tcfg.lora else model
         from ..io import atomic_dir
 
         with atomic_dir(out / "model") as tmp:
-            final.save_pretrained(str(tmp), safe_serialization=True)
+            final.save_pretrained(str(tmp), safe_serialization=True, **({"state_dict": full_sd} if full_sd else {}))
             tok.save_pretrained(str(tmp))
         (out / checkpoint.NAME).unlink(missing_ok=True)  # the final model supersedes it
         summary = {"status": "finished", "epochs_done": last.get("epoch"), "stopped_early": stopped_early,
@@ -315,16 +326,53 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     return summary
 
 
-def recall_check(model, items, device, tcfg, autocast_dtype, margin, pad_id) -> dict:
+def recall_check(model, items, device, tcfg, autocast_dtype, margin, pad_id, logits_fn=None) -> dict:
     """The memory curve's point: certified exact recall of the training poems (teacher forcing)."""
     from ..recall.teacher import teacher_forced
 
     res = teacher_forced(model, items, device=device, batch_size=tcfg.recall_batch_size, margin=margin,
-                         autocast_dtype=autocast_dtype, pad_id=pad_id)
+                         autocast_dtype=autocast_dtype, pad_id=pad_id, logits_fn=logits_fn)
     n = len(res)
     return {"recall": sum(r.certified for r in res) / n, "recall_argmax": sum(r.all_argmax_correct for r in res) / n,
             "token_accuracy": sum(r.token_accuracy for r in res) / n,
             "mean_prefix_tokens": sum(r.prefix_tokens for r in res) / n}
+
+
+def _shard(model, scored, device, world: int) -> None:
+    """FSDP2: each decoder layer is one shard group; the wrapper (embeddings, final norm, head) is the root."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = init_device_mesh(device.type, (world,))
+    layer_types = set(getattr(unwrap(model), "_no_split_modules", None) or [])
+    layers = [m for m in model.modules() if type(m).__name__ in layer_types]
+    if not layers:
+        raise RecitebenchError(f"--fsdp: cannot find the decoder layers of {type(unwrap(model)).__name__}")
+    for layer in layers:
+        fully_shard(layer, mesh=mesh)
+    fully_shard(scored, mesh=mesh)
+
+
+def _full_states(model, optim, fsdp: bool) -> tuple[dict, dict | None]:
+    """Unsharded model (and optimizer) state on CPU; under FSDP every rank must call this."""
+    if not fsdp:
+        return model.state_dict(), (optim.state_dict() if optim is not None else None)
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=opts), (get_optimizer_state_dict(model, optim, options=opts) if optim else None)
+
+
+def _load_states(model, optim, state: dict, fsdp: bool) -> None:
+    if not fsdp:
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optim"])
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+
+    opts = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, state["model"], options=opts)
+    set_optimizer_state_dict(model, optim, state["optim"], options=opts)
 
 
 def _truncate_metrics(path: Path, epoch: int) -> None:
