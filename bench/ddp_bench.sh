@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU vs two GPUs (DDP under torchrun), same per-GPU batch, same machine; prints tokens/s of the last epoch.
+# One GPU vs two GPUs (DDP, then FSDP2, under torchrun), same per-GPU batch, same machine; prints tokens/s of the last epoch.
 #   bash bench/ddp_bench.sh DATA OUT [EPOCHS] [BATCH_TOKENS]
 set -euo pipefail
 DATA=$1; OUT=$2; EPOCHS=${3:-3}; BT=${4:-16384}
@@ -8,10 +8,12 @@ common=(train --data "$DATA" --model qwen2-0.5b-instruct --init scratch --lr 3e-
         --batch-size 4096 --recall-every 0 --checkpoint-every 0 --no-progress)
 CUDA_VISIBLE_DEVICES=0 python3 -m recitebench "${common[@]}" --out "$OUT/gpu1"
 python3 -m torch.distributed.run --nproc_per_node 2 -m recitebench "${common[@]}" --out "$OUT/gpu2"
+python3 -m torch.distributed.run --nproc_per_node 2 -m recitebench "${common[@]}" --fsdp --out "$OUT/fsdp2"
 python3 - "$OUT" <<'PY'
 import json, sys
 out = sys.argv[1]
-t = {k: json.loads(open(f"{out}/{k}/metrics.jsonl").read().splitlines()[-1])["tokens_per_s"] for k in ("gpu1", "gpu2")}
-print(f"1 GPU: {t['gpu1']:.0f} tok/s   2 GPUs: {t['gpu2']:.0f} tok/s   scaling: {t['gpu2'] / t['gpu1']:.2f}x")
+t = {k: json.loads(open(f"{out}/{k}/metrics.jsonl").read().splitlines()[-1])["tokens_per_s"] for k in ("gpu1", "gpu2", "fsdp2")}
+print(f"1 GPU: {t['gpu1']:.0f} tok/s   2 GPUs DDP: {t['gpu2']:.0f} tok/s ({t['gpu2'] / t['gpu1']:.2f}x)   "
+      f"2 GPUs FSDP2: {t['fsdp2']:.0f} tok/s ({t['fsdp2'] / t['gpu1']:.2f}x)")
 json.dump(t, open(f"{out}/ddp_bench.json", "w"))
 PY
