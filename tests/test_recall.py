@@ -49,9 +49,10 @@ def test_normalisation_is_off_by_default():
         run_cli("recite", "--normalize", "lowercase")
 
 
-def test_certified_path_equals_generation_on_every_poem(half_trained_run, tmp_path):
+@pytest.mark.parametrize("decode", ["draft", "generate"])
+def test_certified_path_equals_generation_on_every_poem(half_trained_run, tmp_path, decode):
     """The issue's acceptance: same per-poem verdicts from teacher forcing + fallback and from full generation."""
-    assert run_cli("recite", "--run", half_trained_run, "--out", tmp_path / "cert") == 0
+    assert run_cli("recite", "--run", half_trained_run, "--decode", decode, "--out", tmp_path / "cert") == 0
     assert run_cli("recite", "--run", half_trained_run, "--mode", "generate", "--out", tmp_path / "gen") == 0
     cert = {s["id"]: s for s in read_jsonl(tmp_path / "cert" / "samples.jsonl")}
     gen = {s["id"]: s for s in read_jsonl(tmp_path / "gen" / "samples.jsonl")}
@@ -61,6 +62,7 @@ def test_certified_path_equals_generation_on_every_poem(half_trained_run, tmp_pa
     res = json.loads((tmp_path / "cert" / "results.json").read_text())
     decided = res["decided_by"]
     assert decided["certified"] > 0 and decided["generated"] > 0  # both paths were exercised
+    assert (decided["generated_by_draft"] > 0) == (decode == "draft")
     assert 0 < res["exact_match"] < 1
     for k, s in cert.items():
         if s["decided_by"] == "certified":

@@ -20,6 +20,7 @@ from ..models.load import load_model
 from ..provenance import provenance
 from ..runtime import default_margin, eval_dtype, pick_device
 from .config import ReciteConfig
+from .draft import draft_decode
 from .generate import greedy_generate, vllm_generate
 from .graded import OUTCOMES, grade
 from .teacher import teacher_forced
@@ -82,11 +83,23 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     if rcfg.verify and certified:
         verify_ids = sorted(random.Random(rcfg.seed).sample(sorted(certified), min(rcfg.verify, len(certified))))
     t_gen = time.perf_counter()
-    # Uncertified poems resume decoding after their provably-greedy prefix; verification samples decode from scratch.
-    prefixes = [tf_results[i].safe_prefix if (tf_results and rcfg.skip_known_prefix) else 0 for i in todo] + [0] * len(verify_ids)
-    gen_ids = _generate(rcfg, model, tok, [items[i] for i in todo + verify_ids], device, mcfg, log, prefixes)
+    # Uncertified poems start after their provably-greedy prefix; verification samples decode from scratch.
+    prefix = {i: list(items[i].target_ids[: tf_results[i].safe_prefix]) if tf_results else [] for i in todo}
+    generated: dict[int, list[int]] = {}
+    n_draft = 0
+    if todo and tf_results and rcfg.decode == "draft" and rcfg.backend == "hf":
+        done, handoff = draft_decode(model, [items[i] for i in todo], [len(prefix[i]) for i in todo], device=device,
+                                     pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, margin=margin,
+                                     extra_tokens=rcfg.extra_tokens)
+        generated.update({todo[k]: v for k, v in done.items()})
+        prefix.update({todo[k]: v for k, v in handoff.items()})
+        n_draft = len(done)
+    rest = [i for i in todo if i not in generated]
+    gen_ids = _generate(rcfg, model, tok, [items[i] for i in rest + verify_ids], device, mcfg, log,
+                        [prefix[i] for i in rest] + [[] for _ in verify_ids])
     t_gen = time.perf_counter() - t_gen
-    generated = dict(zip(todo + verify_ids, gen_ids))
+    verified_gen = dict(zip(rest + verify_ids, gen_ids))
+    generated.update({i: verified_gen[i] for i in rest})
 
     samples, hits = [], []
     for i, (poem, item) in enumerate(zip(poems, items)):
@@ -110,7 +123,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
             row.update(tf_token_accuracy=r.token_accuracy, tf_loss=r.loss, tf_min_margin=r.min_margin)
         samples.append(row)
 
-    agree = [generated[i] == items[i].target_ids for i in verify_ids]
+    agree = [verified_gen[i] == items[i].target_ids for i in verify_ids]
     n = len(samples)
     results = {
         "exact_match": sum(hits) / n if n else 0.0,
@@ -123,7 +136,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
         "mean_prefix_tokens": float(np.mean([s["prefix_tokens"] for s in samples])) if n else 0.0,
         "mean_line_accuracy": float(np.mean([s["line_accuracy"] for s in samples])) if n else 0.0,
         "mean_chrf": float(np.mean([s["chrf"] for s in samples])) if n else 0.0,
-        "decided_by": {"certified": len(certified), "generated": len(todo)},
+        "decided_by": {"certified": len(certified), "generated": len(todo), "generated_by_draft": n_draft},
         "verification": {"n": len(verify_ids), "agree": sum(agree), "rate": (sum(agree) / len(agree)) if agree else None},
         "normalization": rcfg.normalize,
         "thresholds": {"minor_similarity": rcfg.minor_similarity, "forgotten_similarity": rcfg.forgotten_similarity},
@@ -148,7 +161,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     return results
 
 
-def _generate(rcfg, model, tok, items: list[Encoded], device, mcfg, log, prefixes: list[int]) -> list[list[int]]:
+def _generate(rcfg, model, tok, items: list[Encoded], device, mcfg, log, prefix_ids: list[list[int]]) -> list[list[int]]:
     if not items:
         return []
     if rcfg.backend == "vllm":
@@ -156,4 +169,4 @@ def _generate(rcfg, model, tok, items: list[Encoded], device, mcfg, log, prefixe
             raise RecitebenchError("--backend vllm needs a model folder (a run's model/ or a local checkpoint)")
         return vllm_generate(mcfg.model, items, eos_id=tok.eos_token_id, extra_tokens=rcfg.extra_tokens)
     return greedy_generate(model, items, device=device, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
-                           batch_size=rcfg.gen_batch_size, extra_tokens=rcfg.extra_tokens, prefixes=prefixes)
+                           batch_size=rcfg.gen_batch_size, extra_tokens=rcfg.extra_tokens, prefix_ids=prefix_ids)
