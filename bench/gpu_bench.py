@@ -175,6 +175,10 @@ def bench_recite(args, run: Path):
     t = time.perf_counter()
     res = recite(build(ReciteConfig, {"run": str(run), "out": str(run / "recite"), "batch_size": 256}), None, log=log)
     cert_s = time.perf_counter() - t
+    t = time.perf_counter()
+    res_pg = recite(build(ReciteConfig, {"run": str(run), "out": str(run / "recite_pg"), "batch_size": 256,
+                                         "decode": "generate"}), None, log=log)
+    prefix_gen_s = time.perf_counter() - t
     # the baseline: batched greedy generate() on a sample, verdicts compared poem by poem
     t = time.perf_counter()
     res_g = recite(build(ReciteConfig, {"run": str(run), "out": str(run / "recite_gen"), "mode": "generate",
@@ -188,7 +192,9 @@ def bench_recite(args, run: Path):
                          "generate_fallback_s": res["timings_s"]["generate"], "decided_by": res["decided_by"],
                          "exact_match": res["exact_match"], "generate_sample": args.gen_sample, "generate_sample_s": gen_s,
                          "generate_extrapolated_s": gen_s * n / args.gen_sample, "speedup": gen_s * n / args.gen_sample / cert_s,
-                         "verdict_agreement": f"{agree}/{len(b)}"}
+                         "verdict_agreement": f"{agree}/{len(b)}",
+                         "with_decode_generate": {"total_s": prefix_gen_s, "generate_s": res_pg["timings_s"]["generate"],
+                                                  "same_verdicts": res_pg["n_correct"] == res["n_correct"]}}
     log("recite", RESULTS["recite"])
 
 
