@@ -19,7 +19,7 @@ class ReciteConfig:
     backend: str = opt("hf", "generation backend for poems not certified", choices=("hf", "vllm"))
     batch_size: int = opt(64, "sequences per teacher-forced batch")
     gen_batch_size: int = opt(128, "sequences per generation batch")
-    decode: str = opt("draft", "certified mode, poems not certified: draft = greedy decoding verified in full forward passes with the poem as the draft "
+    decode: str = opt("generate", "certified mode, poems not certified: draft = greedy decoding verified in full forward passes with the poem as the draft "
                       "(generate() takes over at any step within the margin); generate = generate() after the proven prefix", choices=("draft", "generate"))
     margin: float | None = opt(None, "logit gap below which a position is not certified (default: 1e-4 in fp32, 0.5 in bf16)")
     extra_tokens: int = opt(16, "generation budget beyond the longest poem in the batch (to see a model that does not stop)")
