@@ -227,3 +227,14 @@ def test_paper_datasets(tmp_path, shared, preset, corpus, extra):
     hi = int(extra[extra.index("--max-chars") + 1])
     assert all(lo <= len(r["prompt"]) + len(r["target"]) <= hi for r in rows)
     assert (outs[0] / "poems.jsonl").read_bytes() == (outs[1] / "poems.jsonl").read_bytes()
+
+
+def test_yaml_config_fills_data_build(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", EN_ROWS)
+    (tmp_path / "d.yaml").write_text(f"source: {src}\npreset: en-poems\nn: 7\nseed: 3\n")
+    out = tmp_path / "o"
+    assert run_cli("data", "build", "--config", tmp_path / "d.yaml", "--n", "4", "--out", out) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["counts"]["sampled"] == 4 and man["seed"] == 3
+    (tmp_path / "bad.yaml").write_text("sauce: tomato\n")
+    assert run_cli("data", "build", "--config", tmp_path / "bad.yaml", "--out", out) == 1

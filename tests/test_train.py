@@ -248,3 +248,24 @@ def test_fsdp2_under_torchrun_on_cpu_resumes_and_saves_full_model(tmp_path, smal
     assert run_cli("recite", "--run", out, "--out", tmp_path / "rec") == 0
     res = json.loads((tmp_path / "rec" / "results.json").read_text())
     assert res["exact_match"] >= curve[-1]["recall"]  # the saved weights are the trained, unsharded ones
+
+
+def test_out_of_memory_says_what_to_lower(tmp_path, small_cn, capsys, monkeypatch):
+    from recitebench.train import loop
+
+    def oom(self, x, y):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(loop.ScoredLM, "forward", oom)
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "1", "--no-progress", "--out", tmp_path / "r") == 1
+    err = capsys.readouterr().err
+    assert "out of GPU memory at epoch 1" in err and "lower --batch-size or --batch-tokens" in err
+
+
+def test_yaml_config_with_flag_override(tmp_path, small_cn):
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(f"model: {{model: tiny}}\ntrain: {{data: {small_cn}, epochs: 3, lr: 3.0e-3, batch_size: 8, progress: false}}\n")
+    out = tmp_path / "r"
+    assert run_cli("train", "--config", cfg, "--epochs", "2", "--out", out) == 0
+    assert [r["epoch"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]  # the flag won over the YAML
+    assert "batch_size: 8" in (out / "config.yaml").read_text()
