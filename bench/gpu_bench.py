@@ -232,6 +232,34 @@ def main():
         globals()[f"bench_{part}"](args)
         (Path(args.out) / "bench.json").write_text(json.dumps({**RESULTS, **provenance()}, indent=2, default=str))
     log(json.dumps({k: v for k, v in RESULTS.items() if k != "batch_sweep"}, indent=1, default=str))
+    print_table()
+
+
+def print_table() -> None:
+    """The short table: each measured number next to its target."""
+    r, rows = RESULTS, []
+    base = r.get("baseline", {}).get("tokens_per_s")
+    if base and "recitebench_bs16" in r:
+        x = r["recitebench_bs16"]["tokens_per_s"]
+        rows.append(("train, batch 16 vs HF Trainer", f"{x:,.0f} vs {base:,.0f} tok/s = {x / base:.1f}x", ">= 4x"))
+    if r.get("best"):
+        rows.append(("train, best batch", f"{r['best']['tokens_per_s']:,.0f} tok/s, MFU {r['best']['mfu']:.1%}", ">= 40% MFU"))
+    if "full" in r:
+        total = r["full"]["train_wall_s"] + r.get("recite", {}).get("certified_path_s", 0.0)
+        rows.append(("100 epochs + recall every 10 + scoring", f"{total / 60:.2f} min", "<= 5 min"))
+    if "recite" in r:
+        rows.append(("exact-recall scoring, 2,000 poems", f"{r['recite']['certified_path_s']:.1f} s vs "
+                     f"{r['recite']['generate_extrapolated_s']:.0f} s = {r['recite']['speedup']:.1f}x "
+                     f"(verdicts {r['recite']['verdict_agreement']})", ">= 50x"))
+    if "qwen2_1.5b" in r:
+        rows.append(("Qwen2-1.5B full fine-tune", f"{r['qwen2_1.5b']['tokens_per_s']:,.0f} tok/s, "
+                     f"{r['qwen2_1.5b']['peak_mem_gb']:.1f} GB peak", "fits one GPU"))
+    if not rows:
+        return
+    w = [max(len(row[i]) for row in rows) for i in range(3)]
+    print(f"\n{'measure'.ljust(w[0])}  {'measured'.ljust(w[1])}  target   ({r['device']})")
+    for row in rows:
+        print(f"{row[0].ljust(w[0])}  {row[1].ljust(w[1])}  {row[2]}")
 
 
 if __name__ == "__main__":
