@@ -168,5 +168,9 @@ def _generate(rcfg, model, tok, items: list[Encoded], device, mcfg, log, prefix_
         if not os.path.isdir(mcfg.model):
             raise RecitebenchError("--backend vllm needs a model folder (a run's model/ or a local checkpoint)")
         return vllm_generate(mcfg.model, items, eos_id=tok.eos_token_id, extra_tokens=rcfg.extra_tokens)
-    return greedy_generate(model, items, device=device, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
-                           batch_size=rcfg.gen_batch_size, extra_tokens=rcfg.extra_tokens, prefix_ids=prefix_ids)
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(items), unit="poem", desc="decoding", disable=None, mininterval=1.0) as bar:
+        return greedy_generate(model, items, device=device, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
+                               batch_size=rcfg.gen_batch_size, extra_tokens=rcfg.extra_tokens, prefix_ids=prefix_ids,
+                               progress=bar.update)
