@@ -238,3 +238,13 @@ def test_yaml_config_fills_data_build(tmp_path):
     assert man["counts"]["sampled"] == 4 and man["seed"] == 3
     (tmp_path / "bad.yaml").write_text("sauce: tomato\n")
     assert run_cli("data", "build", "--config", tmp_path / "bad.yaml", "--out", out) == 1
+
+
+@pytest.mark.parametrize("command", [["data", "build"], ["train"], ["recite"], ["run"], ["report"], ["ls"], ["compare"]])
+def test_every_subcommand_help_renders(capsys, command):
+    with pytest.raises(SystemExit) as e:
+        run_cli(*command, "--help")
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "usage: recitebench" in out and "examples:" in out
+    if command == ["recite"]:
+        assert "for the 95% interval" in out  # a percent sign in a help string renders literally

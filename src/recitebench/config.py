@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str
         if f.metadata.get("example"):
             help_text += f" (e.g. {f.metadata['example']})"
         help_text += f" [default: {default}]"
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text.replace("%", "%%")}
         if tp is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
             continue
