@@ -282,3 +282,13 @@ def test_tensorboard_logging(tmp_path, small_cn):
     tags = events.Tags()["scalars"]
     assert {"loss", "lr", "recall", "tokens_per_s"} <= set(tags)
     assert [e.step for e in events.Scalars("loss")] == [1, 2]
+
+
+def test_torch_compile_matches_eager(tmp_path, small_cn):
+    """--compile trains the same model (up to float reassociation); slow on CPU (~1 min of compiling)."""
+    args = ["train", "--data", small_cn, "--model", "tiny", "--epochs", "2", "--batch-size", "8", "--no-progress"]
+    assert run_cli(*args, "--out", tmp_path / "eager") == 0
+    assert run_cli(*args, "--compile", "--out", tmp_path / "compiled") == 0
+    eager = [r["loss"] for r in read_jsonl(tmp_path / "eager" / "metrics.jsonl")]
+    compiled = [r["loss"] for r in read_jsonl(tmp_path / "compiled" / "metrics.jsonl")]
+    assert compiled == pytest.approx(eager, rel=1e-3)
