@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -181,7 +179,7 @@ def bench_recite(args, run: Path):
     prefix_gen_s = time.perf_counter() - t
     # the baseline: batched greedy generate() on a sample, verdicts compared poem by poem
     t = time.perf_counter()
-    res_g = recite(build(ReciteConfig, {"run": str(run), "out": str(run / "recite_gen"), "mode": "generate",
+    recite(build(ReciteConfig, {"run": str(run), "out": str(run / "recite_gen"), "mode": "generate",
                                         "gen_batch_size": 64, "limit": args.gen_sample}), None, log=log)
     gen_s = time.perf_counter() - t
     a = [json.loads(x) for x in (run / "recite" / "samples.jsonl").read_text().splitlines()][: args.gen_sample]

@@ -292,3 +292,23 @@ def test_torch_compile_matches_eager(tmp_path, small_cn):
     eager = [r["loss"] for r in read_jsonl(tmp_path / "eager" / "metrics.jsonl")]
     compiled = [r["loss"] for r in read_jsonl(tmp_path / "compiled" / "metrics.jsonl")]
     assert compiled == pytest.approx(eager, rel=1e-3)
+
+
+def test_captured_step_loss_equals_eager_loss(trained_run, small_cn):
+    """The CUDA-graph step computes its loss densely over padded shapes; on the CPU it must equal the eager loss."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from recitebench.data import load_frozen
+    from recitebench.models.formatting import encode
+    from recitebench.train.batching import collate
+    from recitebench.train.graphs import LEN_MULTIPLE, ROW_MULTIPLE, dense_loss, pad_batch
+    from recitebench.train.loop import ScoredLM
+
+    model = AutoModelForCausalLM.from_pretrained(trained_run / "model").eval()
+    tok = AutoTokenizer.from_pretrained(trained_run / "model")
+    items = [encode(tok, p, "plain") for p in load_frozen(small_cn).poems[:5]]
+    x, y = collate(items, tok.pad_token_id)
+    xp, yp = pad_batch(x, y, tok.pad_token_id)
+    assert xp.shape[0] % ROW_MULTIPLE == 0 and xp.shape[1] % LEN_MULTIPLE == 0 and (yp != -100).sum() == (y != -100).sum()
+    with torch.no_grad():
+        assert float(dense_loss(model, xp, yp)) == pytest.approx(float(ScoredLM(model)(x, y)), rel=1e-5)

@@ -174,7 +174,7 @@ def build_dataset(cfg: DataConfig, out: str | Path) -> dict[str, Any]:
 
     manifest: dict[str, Any] = {
         "format": FORMAT,
-        "source": source if not source.startswith("hf:") else source,
+        "source": source,
         "source_sha256": sha256_file(source) if Path(source).is_file() else None,
         "preset": preset.name,
         "template": preset.template,

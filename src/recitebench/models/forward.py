@@ -44,3 +44,22 @@ def logits_at(model, input_ids: torch.Tensor, rows: torch.Tensor, cols: torch.Te
         h = hidden_states(model, input_ids)[rows, cols]
         return m.get_output_embeddings()(h)
     return model(input_ids=input_ids, use_cache=False).logits[rows, cols]
+
+
+def head_loss_sum(model, h: torch.Tensor, y: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """Summed cross-entropy of the head over hidden states h [N, H] against y [N] (-100 ignored).
+
+    Computed in chunks that are recomputed in backward, so a 152k vocabulary never holds [N, V]
+    fp32 logits for a whole batch (which is what capped the batch size).
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    head = unwrap(model).get_output_embeddings()
+    total = h.new_zeros((), dtype=torch.float32)
+    for i in range(0, h.shape[0], chunk):
+        total = total + checkpoint(_chunk_loss, head, h[i : i + chunk], y[i : i + chunk], use_reentrant=False)
+    return total
+
+
+def _chunk_loss(head, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(head(h).float(), y, ignore_index=-100, reduction="sum")

@@ -31,8 +31,6 @@ def _gguf_from_package(ref: str) -> Path:
 
 
 def _load_config_file(path: Path):
-    from transformers import AutoConfig
-
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
@@ -51,12 +49,6 @@ def _config_from_dict(d: dict, where: str):
         return AutoConfig.for_model(mt, **d)
     except (ValueError, KeyError) as e:
         raise RecitebenchError(f"{where}: unknown model_type {mt!r}: {e}") from None
-
-
-def describe(cfg: ModelConfig) -> dict:
-    """Where the model comes from, in the words a results file should record."""
-    p = MODEL_PRESETS.get(cfg.model)
-    return {"model": cfg.model, "preset": p is not None, "hub_id": p.hub_id if p else None, "init": resolve_init(cfg, p)}
 
 
 def resolve_init(cfg: ModelConfig, preset: ModelPreset | None) -> str:

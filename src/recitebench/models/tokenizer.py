@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterable
 
 from ..errors import RecitebenchError
@@ -45,6 +44,3 @@ def train_bpe(texts: Iterable[str], vocab_size: int):
     core.train_from_iterator(list(texts), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=PAD)
 
-
-def save_tokenizer(tok, path: str | Path) -> None:
-    tok.save_pretrained(str(path))

@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..config import load_yaml, to_dict, build
+from ..config import load_yaml, to_dict
 from ..data.frozen import load_frozen
 from ..errors import RecitebenchError
 from ..io import write_json, write_jsonl

@@ -10,10 +10,8 @@ occurrence of each shape runs eagerly (it is a real training step) and warms the
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint as recompute
 
-from ..models.forward import hidden_states, unwrap
+from ..models.forward import head_loss_sum, hidden_states
 
 LEN_MULTIPLE = 32
 ROW_MULTIPLE = 8
@@ -30,20 +28,10 @@ def pad_batch(x: torch.Tensor, y: torch.Tensor, pad_id: int) -> tuple[torch.Tens
     return xp, yp
 
 
-def dense_loss(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """Summed CE over every position (ignore_index -100): no data-dependent shapes, so it can be captured."""
+def dense_loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Summed CE over every position (-100 ignored): no data-dependent shapes, so it can be captured."""
     h = hidden_states(model, x)
-    h = h.reshape(-1, h.shape[-1])
-    yf = y.reshape(-1)
-    head = unwrap(model).get_output_embeddings()
-    total = h.new_zeros((), dtype=torch.float32)
-    for i in range(0, h.shape[0], chunk):
-        total = total + recompute(_head_loss, head, h[i : i + chunk], yf[i : i + chunk], use_reentrant=False)
-    return total
-
-
-def _head_loss(head, h, y):
-    return F.cross_entropy(head(h).float(), y, ignore_index=-100, reduction="sum")
+    return head_loss_sum(model, h.reshape(-1, h.shape[-1]), y.reshape(-1))
 
 
 class GraphedSteps:

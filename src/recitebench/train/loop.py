@@ -15,15 +15,15 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from ..config import build, load_yaml, to_dict
 from ..data.frozen import load_frozen
 from ..errors import RecitebenchError
-from ..io import write_json
+from ..io import atomic_dir, atomic_path, write_json
 from ..models.config import ModelConfig
 from ..models.formatting import encode
-from ..models.forward import hidden_states, logits_at, split_supported, unwrap
-from torch.utils.checkpoint import checkpoint as recompute
+from ..models.forward import head_loss_sum, hidden_states, logits_at, split_supported, unwrap
 from ..models.load import load_model
 from ..provenance import provenance
 from ..runtime import default_margin, pick_device, train_precision
@@ -45,21 +45,9 @@ class ScoredLM(torch.nn.Module):
             return logits_at(self.model, input_ids, rows, cols)
         rows, cols = (labels != -100).nonzero(as_tuple=True)
         y = labels[rows, cols]
-        m = unwrap(self.model)
-        if not split_supported(m):
+        if not split_supported(self.model):
             return F.cross_entropy(logits_at(self.model, input_ids, rows, cols).float(), y, reduction="sum")
-        # Head + loss in chunks, recomputed in backward: a 152k vocabulary never holds [tokens, V]
-        # fp32 logits for the whole batch, which is what capped the batch size.
-        h = hidden_states(self.model, input_ids)[rows, cols]
-        head = m.get_output_embeddings()
-        total = h.new_zeros((), dtype=torch.float32)
-        for i in range(0, h.shape[0], self.chunk):
-            total = total + recompute(_head_loss, head, h[i : i + self.chunk], y[i : i + self.chunk], use_reentrant=False)
-        return total
-
-
-def _head_loss(head, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(head(h).float(), y, reduction="sum")
+        return head_loss_sum(self.model, hidden_states(self.model, input_ids)[rows, cols], y, self.chunk)
 
 
 def default_lr(tcfg: TrainConfig, init: str) -> float:
@@ -184,9 +172,6 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         resolved = {"train": {**to_dict(tcfg), "lr": lr}, "model": to_dict(mcfg), "model_info": info,
                     "dataset": {"path": str(tcfg.data), "poems_sha256": ds.sha256, "n": len(ds.poems)},
                     "world_size": world, "device": str(device), **provenance()}
-        from ..io import atomic_path
-        import yaml
-
         with atomic_path(out / "config.yaml") as tmp:
             tmp.write_text(yaml.safe_dump(resolved, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
@@ -310,8 +295,6 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     full_sd = _full_states(model, None, True)[0] if tcfg.fsdp else None
     if is_main:
         final = model.merge_and_unload() if tcfg.lora else model
-        from ..io import atomic_dir
-
         with atomic_dir(out / "model") as tmp:
             final.save_pretrained(str(tmp), safe_serialization=True, **({"state_dict": full_sd} if full_sd else {}))
             tok.save_pretrained(str(tmp))
@@ -380,7 +363,5 @@ def _truncate_metrics(path: Path, epoch: int) -> None:
     if not path.exists():
         return
     keep = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["epoch"] <= epoch]
-    from ..io import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
