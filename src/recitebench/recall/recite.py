@@ -25,6 +25,10 @@ from .graded import OUTCOMES, grade
 from .teacher import teacher_forced
 
 
+def _mean(samples: list[dict], key: str) -> float:
+    return float(np.mean([s[key] for s in samples])) if samples else 0.0
+
+
 def bootstrap_ci(hits: list[bool], resamples: int, seed: int) -> list[float]:
     if not hits:
         return [0.0, 0.0]
@@ -130,11 +134,11 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
         "n_correct": sum(hits),
         "exact_match_ci95": bootstrap_ci(hits, rcfg.bootstrap, rcfg.seed),
         "outcomes": {o: sum(1 for s in samples if s["outcome"] == o) for o in OUTCOMES},
-        "mean_similarity": float(np.mean([s["similarity"] for s in samples])) if n else 0.0,
-        "mean_prefix_chars": float(np.mean([s["prefix_chars"] for s in samples])) if n else 0.0,
-        "mean_prefix_tokens": float(np.mean([s["prefix_tokens"] for s in samples])) if n else 0.0,
-        "mean_line_accuracy": float(np.mean([s["line_accuracy"] for s in samples])) if n else 0.0,
-        "mean_chrf": float(np.mean([s["chrf"] for s in samples])) if n else 0.0,
+        "mean_similarity": _mean(samples, "similarity"),
+        "mean_prefix_chars": _mean(samples, "prefix_chars"),
+        "mean_prefix_tokens": _mean(samples, "prefix_tokens"),
+        "mean_line_accuracy": _mean(samples, "line_accuracy"),
+        "mean_chrf": _mean(samples, "chrf"),
         "decided_by": {"certified": len(certified), "generated": len(todo), "generated_by_draft": n_draft},
         "verification": {"n": len(verify_ids), "agree": sum(agree), "rate": (sum(agree) / len(agree)) if agree else None},
         "normalization": rcfg.normalize,

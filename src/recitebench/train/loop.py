@@ -207,26 +207,20 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
             micro = [collate([items[i] for i in b], tok.pad_token_id) for b in group]
             step_targets = sum(int((lab != -100).sum()) for _, lab in micro)
             try:
-                if graphed is not None:
+                if graphed is not None:  # forward, backward, clipping and the update in one replay
                     loss_sum += graphed(micro[0][0], micro[0][1], step_targets)
-                    sched.step()
-                    n_target += step_targets
-                    n_tokens += sum(len(items[i].prompt_ids) + len(items[i].target_ids) - 1 for b in group for i in b)
-                    step += 1
-                    if bar is not None:
-                        bar.update(1)
-                    continue
-                for x, y in micro:
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                        loss = scored(x, y)
-                    (loss / step_targets).backward()
-                    loss_sum += loss.detach()
-                if tcfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
-                optim.step()
+                else:
+                    for x, y in micro:
+                        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                        with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                            loss = scored(x, y)
+                        (loss / step_targets).backward()
+                        loss_sum += loss.detach()
+                    if tcfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+                    optim.step()
+                    optim.zero_grad(set_to_none=True)
                 sched.step()
-                optim.zero_grad(set_to_none=True)
             except torch.OutOfMemoryError:
                 longest = max(x.shape[1] for x, _ in micro)
                 raise RecitebenchError(
