@@ -49,11 +49,12 @@ def test_normalisation_is_off_by_default():
         run_cli("recite", "--normalize", "lowercase")
 
 
-@pytest.mark.parametrize("decode", ["draft", "generate"])
+@pytest.mark.parametrize("decode", ["static", "draft", "generate"])
 def test_certified_path_equals_generation_on_every_poem(half_trained_run, tmp_path, decode):
-    """The issue's acceptance: same per-poem verdicts from teacher forcing + fallback and from full generation."""
+    """The issue's acceptance: same per-poem verdicts from teacher forcing + fallback and from full HF generate()."""
     assert run_cli("recite", "--run", half_trained_run, "--decode", decode, "--out", tmp_path / "cert") == 0
-    assert run_cli("recite", "--run", half_trained_run, "--mode", "generate", "--out", tmp_path / "gen") == 0
+    assert run_cli("recite", "--run", half_trained_run, "--mode", "generate", "--decode", "generate",
+                   "--out", tmp_path / "gen") == 0
     cert = {s["id"]: s for s in read_jsonl(tmp_path / "cert" / "samples.jsonl")}
     gen = {s["id"]: s for s in read_jsonl(tmp_path / "gen" / "samples.jsonl")}
     assert cert.keys() == gen.keys() and len(cert) == 20
@@ -63,6 +64,8 @@ def test_certified_path_equals_generation_on_every_poem(half_trained_run, tmp_pa
     decided = res["decided_by"]
     assert decided["certified"] > 0 and decided["generated"] > 0  # both paths were exercised
     assert (decided["generated_by_draft"] > 0) == (decode == "draft")
+    if decode != "draft":  # (in fp32 the draft decoder finishes every poem itself: no decoder left to name)
+        assert res["decoder"] == decode
     assert 0 < res["exact_match"] < 1
     for k, s in cert.items():
         if s["decided_by"] == "certified":
@@ -106,3 +109,33 @@ def test_recite_errors(tmp_path, capsys):
     assert "needs --run RUN, or --model MODEL with --data" in capsys.readouterr().err
     assert run_cli("recite", "--run", tmp_path) == 1
     assert "not a training run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_static_decoder_equals_hf_generate(arch):
+    """The static-cache decoder gives HF generate()'s greedy tokens, row by row, whatever the batch and prefix."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from recitebench.models.formatting import Encoded
+    from recitebench.recall.generate import greedy_generate
+    from recitebench.recall.static_decode import static_greedy, supported
+
+    torch.manual_seed(0)
+    extra = {"attention_bias": False, "tie_word_embeddings": False} if arch == "llama" else {"tie_word_embeddings": True}
+    cfg = AutoConfig.for_model(arch, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                               num_key_value_heads=2, vocab_size=97, max_position_embeddings=256, **extra)
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    with torch.no_grad():  # sharper than random init, so arg-max ties are out of the picture
+        model.lm_head.weight.mul_(8.0)
+    assert supported(model)
+    rng = torch.Generator().manual_seed(1)
+    items = [Encoded(str(i), torch.randint(3, 97, (int(n),), generator=rng).tolist(),
+                     torch.randint(3, 97, (int(m),), generator=rng).tolist() + [2])
+             for i, (n, m) in enumerate(zip(torch.randint(2, 12, (9,), generator=rng), torch.randint(1, 20, (9,), generator=rng)))]
+    prefixes = [it.target_ids[: k % 3] for k, it in enumerate(items)]
+    kw = dict(device="cpu", pad_id=0, eos_id=2, extra_tokens=5, prefix_ids=prefixes)
+    ref = greedy_generate(model, items, batch_size=4, **kw)
+    assert static_greedy(model, items, batch_size=4, **kw) == ref
+    assert static_greedy(model, items, batch_size=9, **kw) == ref  # batching changes nothing
+    assert all(len(r) <= len(it.target_ids) + 5 for r, it in zip(ref, items))

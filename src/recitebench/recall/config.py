@@ -19,8 +19,10 @@ class ReciteConfig:
     backend: str = opt("hf", "generation backend for poems not certified", choices=("hf", "vllm"))
     batch_size: int = opt(64, "sequences per teacher-forced batch")
     gen_batch_size: int = opt(128, "sequences per generation batch")
-    decode: str = opt("generate", "certified mode, poems not certified: draft = greedy decoding verified in full forward passes with the poem as the draft "
-                      "(generate() takes over at any step within the margin); generate = generate() after the proven prefix", choices=("draft", "generate"))
+    decode: str = opt("auto", "certified mode, poems not certified, decoded after the proven prefix by: static = a static KV cache with one "
+                      "CUDA graph per step (Llama/Qwen2 family); generate = HF generate(); draft = greedy steps verified in full forward "
+                      "passes with the poem as the draft (the auto decoder from any step within the margin); auto = static where supported, else generate",
+                      choices=("auto", "static", "generate", "draft"))
     margin: float | None = opt(None, "logit gap below which a position is not certified (default: 1e-4 in fp32, 0.5 in bf16)")
     extra_tokens: int = opt(16, "generation budget beyond the longest poem in the batch (to see a model that does not stop)")
     verify: int = opt(0, "also generate this many certified poems and report the agreement rate")

@@ -22,6 +22,8 @@ from .config import ReciteConfig
 from .draft import draft_decode
 from .generate import greedy_generate, vllm_generate
 from .graded import OUTCOMES, grade
+from .static_decode import static_greedy
+from .static_decode import supported as static_supported
 from .teacher import teacher_forced
 
 
@@ -98,11 +100,13 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
         prefix.update({todo[k]: v for k, v in handoff.items()})
         n_draft = len(done)
     rest = [i for i in todo if i not in generated]
-    gen_ids = _generate(rcfg, model, tok, [items[i] for i in rest + verify_ids], device, mcfg, log,
-                        [prefix[i] for i in rest] + [[] for _ in verify_ids])
+    decoder = _decoder(rcfg, model)
+    generated.update(zip(rest, _generate(rcfg, decoder, model, tok, [items[i] for i in rest], device, mcfg,
+                                         [prefix[i] for i in rest])))
+    # Verification decodes certified poems from scratch with the reference, HF generate().
+    verified_gen = dict(zip(verify_ids, _generate(rcfg, "generate", model, tok, [items[i] for i in verify_ids], device,
+                                                  mcfg, [[] for _ in verify_ids])))
     t_gen = time.perf_counter() - t_gen
-    verified_gen = dict(zip(rest + verify_ids, gen_ids))
-    generated.update({i: verified_gen[i] for i in rest})
 
     samples, hits = [], []
     for i, (poem, item) in enumerate(zip(poems, items)):
@@ -140,6 +144,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
         "mean_line_accuracy": _mean(samples, "line_accuracy"),
         "mean_chrf": _mean(samples, "chrf"),
         "decided_by": {"certified": len(certified), "generated": len(todo), "generated_by_draft": n_draft},
+        "decoder": decoder if rest else None,
         "verification": {"n": len(verify_ids), "agree": sum(agree), "rate": (sum(agree) / len(agree)) if agree else None},
         "normalization": rcfg.normalize,
         "thresholds": {"minor_similarity": rcfg.minor_similarity, "forgotten_similarity": rcfg.forgotten_similarity},
@@ -164,16 +169,29 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     return results
 
 
-def _generate(rcfg, model, tok, items: list[Encoded], device, mcfg, log, prefix_ids: list[list[int]]) -> list[list[int]]:
+def _decoder(rcfg: ReciteConfig, model) -> str:
+    """Which decoder finishes the poems the certified pass leaves: static, generate or vllm."""
+    if rcfg.backend == "vllm":
+        return "vllm"
+    if rcfg.decode in ("auto", "draft"):  # draft hands its leftovers to the same decoder auto picks
+        return "static" if static_supported(model) else "generate"
+    if rcfg.decode == "static" and not static_supported(model):
+        raise RecitebenchError(f"--decode static supports Llama/Qwen2-family models without sliding windows, not "
+                               f"{type(model).__name__}; use --decode generate")
+    return rcfg.decode
+
+
+def _generate(rcfg, decoder: str, model, tok, items: list[Encoded], device, mcfg, prefix_ids: list[list[int]]) -> list[list[int]]:
     if not items:
         return []
-    if rcfg.backend == "vllm":
+    if decoder == "vllm":
         if not os.path.isdir(mcfg.model):
             raise RecitebenchError("--backend vllm needs a model folder (a run's model/ or a local checkpoint)")
         return vllm_generate(mcfg.model, items, eos_id=tok.eos_token_id, extra_tokens=rcfg.extra_tokens)
     from tqdm.auto import tqdm
 
+    fn = static_greedy if decoder == "static" else greedy_generate
     with tqdm(total=len(items), unit="poem", desc="decoding", disable=None, mininterval=1.0) as bar:
-        return greedy_generate(model, items, device=device, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
-                               batch_size=rcfg.gen_batch_size, extra_tokens=rcfg.extra_tokens, prefix_ids=prefix_ids,
-                               progress=bar.update)
+        return fn(model, items, device=device, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
+                  batch_size=rcfg.gen_batch_size, extra_tokens=rcfg.extra_tokens, prefix_ids=prefix_ids,
+                  progress=bar.update)
