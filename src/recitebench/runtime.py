@@ -16,15 +16,15 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def train_precision(precision: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
-    """(weight dtype, autocast dtype) for training."""
+def train_precision(precision: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None, bool]:
+    """(weight dtype, autocast dtype, fp32 master weights?) for training."""
     if precision == "auto":
         precision = "bf16-mixed" if device.type == "cuda" else "fp32"
     if precision == "fp32":
-        return torch.float32, None
+        return torch.float32, None, False
     if precision == "bf16-mixed":
-        return torch.float32, torch.bfloat16
-    return torch.bfloat16, None
+        return torch.float32, torch.bfloat16, False
+    return torch.bfloat16, None, precision == "bf16-master"
 
 
 def eval_dtype(precision: str, device: torch.device) -> torch.dtype:

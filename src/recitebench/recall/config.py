@@ -17,7 +17,8 @@ class ReciteConfig:
     mode: str = opt("certified", "certified: one teacher-forced pass decides what it can, greedy generation the rest; generate: generate every poem",
                     choices=("certified", "generate"))
     backend: str = opt("hf", "generation backend for poems not certified", choices=("hf", "vllm"))
-    batch_size: int = opt(64, "sequences per teacher-forced batch")
+    batch_size: int = opt(256, "sequences per teacher-forced batch")
+    batch_tokens: int = opt(16384, "padded tokens per teacher-forced batch (at most)")
     gen_batch_size: int = opt(128, "sequences per generation batch")
     decode: str = opt("auto", "certified mode, poems not certified, decoded after the proven prefix by: static = a static KV cache with one "
                       "CUDA graph per step (Llama/Qwen2 family); generate = HF generate(); draft = greedy steps verified in full forward "
@@ -39,7 +40,7 @@ class ReciteConfig:
     def __post_init__(self) -> None:
         if not (0.0 <= self.forgotten_similarity <= self.minor_similarity <= 1.0):
             raise ValueError("thresholds must satisfy 0 <= forgotten_similarity <= minor_similarity <= 1")
-        for name in ("batch_size", "gen_batch_size", "bootstrap"):
+        for name in ("batch_size", "batch_tokens", "gen_batch_size", "bootstrap"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.verify < 0 or self.extra_tokens < 0:

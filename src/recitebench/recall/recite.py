@@ -78,7 +78,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     certified: set[int] = set()
     t_tf = time.perf_counter()
     if rcfg.mode == "certified":
-        tf_results = teacher_forced(model, items, device=device, batch_size=rcfg.batch_size, margin=margin,
+        tf_results = teacher_forced(model, items, device=device, batch_size=rcfg.batch_size, batch_tokens=rcfg.batch_tokens, margin=margin,
                                     pad_id=tok.pad_token_id)
         certified = {i for i, r in enumerate(tf_results) if r.certified}
     t_tf = time.perf_counter() - t_tf

@@ -24,8 +24,9 @@ class TrainConfig:
     batch_size: int = opt(16, "sequences per optimizer step (per GPU)")
     batch_tokens: int | None = opt(None, "instead of batch_size: padded tokens per step (length-bucketed batches)")
     grad_accum: int = opt(1, "micro-batches per optimizer step")
-    precision: str = opt("auto", "auto: bf16-mixed on GPU, fp32 on CPU; bf16: pure bf16 weights",
-                         choices=("auto", "fp32", "bf16-mixed", "bf16"))
+    precision: str = opt("auto", "auto: bf16-mixed on GPU, fp32 on CPU; bf16-mixed: fp32 weights, bf16 autocast; bf16-master: bf16 "
+                         "weights and activations, fp32 master weights and optimizer state; bf16: bf16 weights, no master",
+                         choices=("auto", "fp32", "bf16-mixed", "bf16-master", "bf16"))
     seed: int = opt(0, "seed of data order and dropout (same seed = same run)")
     recall_every: int = opt(10, "every k epochs, log the exact recall of the training poems (0 = only at the end)")
     checkpoint_every: int = opt(10, "every k epochs, save a resumable checkpoint (0 = never)")
@@ -40,7 +41,7 @@ class TrainConfig:
     gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (less memory, ~30% slower)")
     tensorboard: bool = opt(False, "also log to OUT/tensorboard")
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
-    recall_batch_size: int = opt(64, "sequences per batch of the recall check")
+    recall_batch_size: int = opt(256, "sequences per batch of the recall check (and at most 16,384 padded tokens)")
     progress: bool = opt(True, "show a progress bar")
 
     def __post_init__(self) -> None:
@@ -61,5 +62,7 @@ class TrainConfig:
             raise ValueError(f"betas must be two numbers like 0.9,0.95, got {self.betas!r}") from None
         if self.cuda_graphs and (self.grad_accum > 1 or self.compile):
             raise ValueError("cuda_graphs works with grad_accum 1 and without compile")
+        if self.fsdp and self.precision == "bf16-master":
+            raise ValueError("fsdp works with precision fp32, bf16-mixed or bf16 (not bf16-master)")
         if self.recall_every < 0 or self.checkpoint_every < 0:
             raise ValueError("recall_every and checkpoint_every must be >= 0")

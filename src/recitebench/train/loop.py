@@ -30,6 +30,7 @@ from ..runtime import default_margin, pick_device, train_precision
 from . import checkpoint
 from .batching import collate, epoch_batches
 from .config import TrainConfig
+from .master import MasterWeights
 
 
 class ScoredLM(torch.nn.Module):
@@ -102,7 +103,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    weight_dtype, autocast_dtype = train_precision(tcfg.precision, device)
+    weight_dtype, autocast_dtype, use_master = train_precision(tcfg.precision, device)
     if tcfg.resume and (out / "tokenizer").is_dir():
         mcfg = build(ModelConfig, {**to_dict(mcfg), "tokenizer": str(out / "tokenizer")})
     torch.manual_seed(tcfg.seed)
@@ -141,11 +142,14 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     if tcfg.compile:
         scored = torch.compile(scored, dynamic=True)
 
-    # The optimizer sees the parameters as wrapped (FSDP2 replaces them with sharded DTensors).
+    # The optimizer sees the parameters as wrapped (FSDP2 replaces them with sharded DTensors), or
+    # their fp32 masters under bf16-master.
     params = [p for p in model.parameters() if p.requires_grad]
+    master = MasterWeights(params) if use_master else None
+    opt_params = master.master if master else params
     b1, b2 = (float(x) for x in tcfg.betas.split(","))
     # A captured optimizer step reads the learning rate from a device tensor the scheduler fills in place.
-    optim = torch.optim.AdamW(params, lr=torch.tensor(lr, device=device) if tcfg.cuda_graphs else lr, betas=(b1, b2),
+    optim = torch.optim.AdamW(opt_params, lr=torch.tensor(lr, device=device) if tcfg.cuda_graphs else lr, betas=(b1, b2),
                               weight_decay=tcfg.weight_decay, fused=device.type == "cuda" and not tcfg.fsdp,
                               capturable=tcfg.cuda_graphs)
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: lr_factor(s, total_steps, tcfg))
@@ -154,12 +158,15 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     if tcfg.cuda_graphs:
         from .graphs import GraphedSteps
 
-        graphed = GraphedSteps(model, optim, params, grad_clip=tcfg.grad_clip, autocast_dtype=autocast_dtype, device=device)
+        graphed = GraphedSteps(model, optim, params, master=master, grad_clip=tcfg.grad_clip, autocast_dtype=autocast_dtype,
+                               device=device, pad_id=tok.pad_token_id)
 
     start_epoch, step, elapsed = 0, 0, 0.0
     if tcfg.resume:
         state = checkpoint.load(out)
         _load_states(model, optim, state, tcfg.fsdp)
+        if master is not None:
+            master.load_state_dict(state["master"])
         sched.load_state_dict(state["sched"])
         checkpoint.set_rng_state(state["rng"])
         start_epoch, step, elapsed = state["epoch"], state["step"], state["elapsed"]
@@ -216,10 +223,16 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
                             loss = scored(x, y)
                         (loss / step_targets).backward()
                         loss_sum += loss.detach()
+                        if master is not None:  # micro-batch gradients sum in fp32
+                            master.accumulate()
                     if tcfg.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
+                        torch.nn.utils.clip_grad_norm_(opt_params, tcfg.grad_clip)
                     optim.step()
-                    optim.zero_grad(set_to_none=True)
+                    if master is not None:
+                        master.publish()
+                        master.zero_grad()
+                    else:
+                        optim.zero_grad(set_to_none=True)
                 sched.step()
             except torch.OutOfMemoryError:
                 longest = max(x.shape[1] for x, _ in micro)
@@ -275,7 +288,8 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
             model_sd, optim_sd = _full_states(model, optim, tcfg.fsdp)  # a collective under FSDP: every rank calls it
             if is_main:
                 checkpoint.save(out, {"epoch": done, "step": step, "elapsed": elapsed, "model": model_sd, "optim": optim_sd,
-                                      "sched": sched.state_dict(), "rng": checkpoint.rng_state()})
+                                      "sched": sched.state_dict(), "rng": checkpoint.rng_state(),
+                                      **({"master": master.state_dict()} if master is not None else {})})
         if fault_epoch and done == fault_epoch:
             os._exit(137)  # test hook: die like a killed process, with no cleanup
         if stopped_early:
