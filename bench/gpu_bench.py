@@ -131,7 +131,7 @@ def run_train(args, name, epochs, extra: dict, preset=None):
 
 
 def bench_bs16(args):
-    out, s, m, wall, mem = run_train(args, "bs16", 3, {"batch_size": 16, **args.train_extra})
+    out, s, m, wall, mem = run_train(args, "bs16", 3, {"batch_size": 16, **args.train_extra, **args.bs16_extra})
     tps = max(x["tokens_per_s"] for x in m[1:])
     RESULTS["recitebench_bs16"] = {"tokens_per_s": tps, "peak_mem_gb": mem, "per_epoch": [x["tokens_per_s"] for x in m]}
     log("bs16", RESULTS["recitebench_bs16"])
@@ -226,6 +226,7 @@ def main():
     ap.add_argument("--big-batch-tokens", type=int, default=8192)
     ap.add_argument("--gen-sample", type=int, default=128)
     ap.add_argument("--model", default="qwen2-0.5b-instruct", help="model preset (tiny: a CPU smoke test of this script)")
+    ap.add_argument("--bs16-extra", type=json.loads, default={}, help='TrainConfig fields for the batch-16 part only, e.g. {"cuda_graphs": true}')
     ap.add_argument("--train-extra", type=json.loads, default={}, help='extra TrainConfig fields as JSON, e.g. {"compile": true}')
     args = ap.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -339,3 +339,11 @@ def test_captured_step_loss_equals_eager_loss(trained_run, small_cn):
     assert (lab != -100).sum() == (y != -100).sum() and (xp[: x.shape[0], : x.shape[1]] == x).all()
     with torch.no_grad():
         assert float(gathered_loss(model, xp, idx, lab)) == pytest.approx(float(ScoredLM(model)(x, y)), rel=1e-5)
+
+
+def test_kernels_choice_is_recorded_and_liger_needs_a_gpu(tmp_path, small_cn, capsys):
+    args = ["train", "--data", small_cn, "--model", "tiny", "--epochs", "1", "--no-progress"]
+    assert run_cli(*args, "--out", tmp_path / "auto") == 0
+    assert json.loads((tmp_path / "auto" / "train_summary.json").read_text())["kernels"] == "torch"  # auto on a CPU
+    assert run_cli(*args, "--kernels", "liger", "--out", tmp_path / "liger") == 1
+    assert "--kernels liger needs a CUDA GPU" in capsys.readouterr().err

@@ -16,10 +16,10 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def train_precision(precision: str, device: torch.device) -> tuple[torch.dtype, torch.dtype | None, bool]:
+def train_precision(precision: str, device: torch.device, fsdp: bool = False) -> tuple[torch.dtype, torch.dtype | None, bool]:
     """(weight dtype, autocast dtype, fp32 master weights?) for training."""
-    if precision == "auto":
-        precision = "bf16-mixed" if device.type == "cuda" else "fp32"
+    if precision == "auto":  # FSDP2 shards the parameters itself: it keeps fp32 weights under autocast
+        precision = ("bf16-mixed" if fsdp else "bf16-master") if device.type == "cuda" else "fp32"
     if precision == "fp32":
         return torch.float32, None, False
     if precision == "bf16-mixed":

@@ -24,7 +24,7 @@ class TrainConfig:
     batch_size: int = opt(16, "sequences per optimizer step (per GPU)")
     batch_tokens: int | None = opt(None, "instead of batch_size: padded tokens per step (length-bucketed batches)")
     grad_accum: int = opt(1, "micro-batches per optimizer step")
-    precision: str = opt("auto", "auto: bf16-mixed on GPU, fp32 on CPU; bf16-mixed: fp32 weights, bf16 autocast; bf16-master: bf16 "
+    precision: str = opt("auto", "auto: bf16-master on GPU (bf16-mixed under --fsdp), fp32 on CPU; bf16-mixed: fp32 weights, bf16 autocast; bf16-master: bf16 "
                          "weights and activations, fp32 master weights and optimizer state; bf16: bf16 weights, no master",
                          choices=("auto", "fp32", "bf16-mixed", "bf16-master", "bf16"))
     seed: int = opt(0, "seed of data order and dropout (same seed = same run)")
@@ -35,6 +35,9 @@ class TrainConfig:
     lora: bool = opt(False, "train LoRA adapters (peft) instead of all weights; the merged model is saved")
     lora_r: int = opt(16, "LoRA rank")
     lora_alpha: int = opt(32, "LoRA alpha")
+    kernels: str = opt("auto", "GPU kernels: liger = Liger's fused Triton RMSNorm, SwiGLU, RoPE and cross-entropy (pip install "
+                       "'recitebench[gpu]'); torch = plain PyTorch; auto = liger on a GPU when installed, else torch",
+                       choices=("auto", "liger", "torch"))
     compile: bool = opt(False, "torch.compile the model")
     cuda_graphs: bool = opt(False, "GPU: capture each padded batch shape's whole training step as a CUDA graph and replay it (removes CPU launch overhead)")
     fsdp: bool = opt(False, "under torchrun: shard parameters, gradients and optimizer state with FSDP2 (for models that do not fit one GPU)")

@@ -24,6 +24,7 @@ from ..io import atomic_dir, atomic_path, write_json
 from ..models.config import ModelConfig
 from ..models.formatting import encode
 from ..models.forward import head_loss_sum, hidden_states, logits_at, split_supported, unwrap
+from ..models.kernels import apply_kernels
 from ..models.load import load_model
 from ..provenance import provenance
 from ..runtime import default_margin, pick_device, train_precision
@@ -36,10 +37,11 @@ from .master import MasterWeights
 class ScoredLM(torch.nn.Module):
     """Summed cross-entropy over the poem tokens only; the module DDP wraps."""
 
-    def __init__(self, model, chunk: int = 8192):
+    def __init__(self, model, chunk: int = 8192, kernels: str = "torch"):
         super().__init__()
         self.model = model
         self.chunk = chunk
+        self.kernels = kernels
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, rows=None, cols=None) -> torch.Tensor:
         if labels is None:  # logits at (rows, cols): the recall check, routed through the FSDP root
@@ -48,7 +50,7 @@ class ScoredLM(torch.nn.Module):
         y = labels[rows, cols]
         if not split_supported(self.model):
             return F.cross_entropy(logits_at(self.model, input_ids, rows, cols).float(), y, reduction="sum")
-        return head_loss_sum(self.model, hidden_states(self.model, input_ids)[rows, cols], y, self.chunk)
+        return head_loss_sum(self.model, hidden_states(self.model, input_ids)[rows, cols], y, self.chunk, self.kernels)
 
 
 def default_lr(tcfg: TrainConfig, init: str) -> float:
@@ -103,7 +105,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    weight_dtype, autocast_dtype, use_master = train_precision(tcfg.precision, device)
+    weight_dtype, autocast_dtype, use_master = train_precision(tcfg.precision, device, fsdp=tcfg.fsdp)
     if tcfg.resume and (out / "tokenizer").is_dir():
         mcfg = build(ModelConfig, {**to_dict(mcfg), "tokenizer": str(out / "tokenizer")})
     torch.manual_seed(tcfg.seed)
@@ -134,7 +136,9 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         raise RecitebenchError("--cuda-graphs needs a single CUDA GPU (not CPU, not torchrun)")
     if tcfg.fsdp and (world < 2 or tcfg.lora or tcfg.cuda_graphs):
         raise RecitebenchError("--fsdp needs torchrun with 2+ processes, and works without --lora and --cuda-graphs")
-    scored = ScoredLM(model)
+    # Graph capture cannot take Liger's cross-entropy (it reads a count back to the CPU); its other kernels are fine.
+    kernels = apply_kernels(model, tcfg.kernels, device)
+    scored = ScoredLM(model, kernels=kernels)
     if tcfg.fsdp:
         _shard(model, scored, device, world)
     elif world > 1:
@@ -176,7 +180,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     elif is_main:
         out.mkdir(parents=True, exist_ok=True)
         tok.save_pretrained(str(out / "tokenizer"))
-        resolved = {"train": {**to_dict(tcfg), "lr": lr}, "model": to_dict(mcfg), "model_info": info,
+        resolved = {"train": {**to_dict(tcfg), "lr": lr}, "kernels": kernels, "model": to_dict(mcfg), "model_info": info,
                     "dataset": {"path": str(tcfg.data), "poems_sha256": ds.sha256, "n": len(ds.poems)},
                     "world_size": world, "device": str(device), **provenance()}
         with atomic_path(out / "config.yaml") as tmp:
@@ -308,7 +312,8 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
             tok.save_pretrained(str(tmp))
         (out / checkpoint.NAME).unlink(missing_ok=True)  # the final model supersedes it
         summary = {"status": "finished", "epochs_done": last.get("epoch"), "stopped_early": stopped_early,
-                   "final": last, "train_seconds": round(elapsed, 3), "model_info": info, "lr": lr}
+                   "final": last, "train_seconds": round(elapsed, 3), "model_info": info, "lr": lr,
+                   "kernels": kernels}
         write_json(out / "train_summary.json", summary)
         log(f"trained {last.get('epoch')} epochs in {elapsed:.1f}s; final loss {last.get('loss', float('nan')):.4f}"
             + (f", certified recall {last['recall']:.1%}" if "recall" in last else "") + f"; model in {out / 'model'}")
