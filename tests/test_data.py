@@ -248,3 +248,21 @@ def test_every_subcommand_help_renders(capsys, command):
     assert e.value.code == 0 and "usage: recitebench" in out and "examples:" in out
     if command == ["recite"]:
         assert "for the 95% interval" in out  # a percent sign in a help string renders literally
+
+
+@pytest.mark.parametrize("template", ["plain", "chat"])
+def test_batched_encoding_equals_one_poem_at_a_time(small_cn, shared, template):
+    """Training and recitation tokenise the whole dataset in one batched call; ids must equal per-poem tokenisation."""
+    from transformers import AutoTokenizer
+
+    from recitebench.data import load_frozen
+    from recitebench.models.formatting import encode_many, prompt_text
+
+    tok = AutoTokenizer.from_pretrained(shared / "models" / "tokenizers" / "qwen2")
+    poems = load_frozen(small_cn).poems
+    items = encode_many(tok, poems, template)
+    assert [it.id for it in items] == [p["id"] for p in poems]
+    for p, it in zip(poems, items):
+        ids = tok(prompt_text(tok, p["prompt"], template), add_special_tokens=template == "plain")["input_ids"]
+        assert it.prompt_ids == ids and it.target_ids == tok(p["target"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert items[0].prompt_ids[-1] != tok.eos_token_id

@@ -30,18 +30,24 @@ def prompt_text(tok, prompt: str, template: str) -> str:
     return prompt + "\n"
 
 
-def encode_prompt(tok, prompt: str, template: str) -> list[int]:
-    if template == "chat":
-        return list(tok(prompt_text(tok, prompt, template), add_special_tokens=False)["input_ids"])
-    ids = list(tok(prompt_text(tok, prompt, template), add_special_tokens=True)["input_ids"])
-    if ids and tok.eos_token_id is not None and ids[-1] == tok.eos_token_id and len(ids) > 1:
-        ids = ids[:-1]  # some tokenizers append an end token; the prompt must stay open
-    return ids
+def encode_many(tok, poems: list[dict], template: str) -> list[Encoded]:
+    """`encode` for a whole dataset in two batched tokenizer calls (the Rust tokenizer runs them in parallel)."""
+    if not poems:
+        return []
+    prompts = [prompt_text(tok, p["prompt"], template) for p in poems]
+    prompt_ids = tok(prompts, add_special_tokens=template != "chat")["input_ids"]
+    targets = tok([p["target"] for p in poems], add_special_tokens=False)["input_ids"]
+    out = []
+    for p, ids, t in zip(poems, prompt_ids, targets):
+        ids = list(ids)
+        if template != "chat" and ids and tok.eos_token_id is not None and ids[-1] == tok.eos_token_id and len(ids) > 1:
+            ids = ids[:-1]  # some tokenizers append an end token; the prompt must stay open
+        out.append(Encoded(p["id"], ids, list(t) + [tok.eos_token_id]))
+    return out
 
 
 def encode(tok, poem: dict, template: str) -> Encoded:
-    target = list(tok(poem["target"], add_special_tokens=False)["input_ids"]) + [tok.eos_token_id]
-    return Encoded(poem["id"], encode_prompt(tok, poem["prompt"], template), target)
+    return encode_many(tok, [poem], template)[0]
 
 
 def decode_prediction(tok, ids: list[int]) -> tuple[str, bool]:

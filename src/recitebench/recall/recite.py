@@ -14,7 +14,7 @@ from ..data.frozen import load_frozen
 from ..errors import RecitebenchError
 from ..io import write_json, write_jsonl
 from ..models.config import ModelConfig
-from ..models.formatting import Encoded, decode_prediction, encode
+from ..models.formatting import Encoded, decode_prediction, encode_many
 from ..models.load import load_model
 from ..provenance import provenance
 from ..runtime import default_margin, eval_dtype, pick_device
@@ -70,8 +70,9 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     dtype = eval_dtype(rcfg.precision, device)
     model, tok, info = load_model(mcfg, corpus=[p["prompt"] + "\n" + p["target"] for p in poems], dtype=dtype)
     model.to(device)
-    items = [encode(tok, p, mcfg.template) for p in poems]
+    items = encode_many(tok, poems, mcfg.template)
     margin = rcfg.margin if rcfg.margin is not None else default_margin(dtype)
+    t_load = time.perf_counter() - t0
     log(f"reciting {len(items)} poems with {info['source']} on {device} ({str(dtype).replace('torch.', '')}, mode {rcfg.mode})")
 
     tf_results = None
@@ -157,7 +158,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
         "seed": rcfg.seed,
         "device": str(device),
         "dtype": str(dtype).replace("torch.", ""),
-        "timings_s": {"teacher_forced": round(t_tf, 3), "generate": round(t_gen, 3),
+        "timings_s": {"load": round(t_load, 3), "teacher_forced": round(t_tf, 3), "generate": round(t_gen, 3),
                       "total": round(time.perf_counter() - t0, 3)},
         **provenance(),
     }

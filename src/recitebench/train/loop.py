@@ -22,7 +22,7 @@ from ..data.frozen import load_frozen
 from ..errors import RecitebenchError
 from ..io import atomic_dir, atomic_path, write_json
 from ..models.config import ModelConfig
-from ..models.formatting import encode
+from ..models.formatting import encode_many
 from ..models.forward import head_loss_sum, hidden_states, logits_at, split_supported, unwrap
 from ..models.kernels import apply_kernels
 from ..models.load import load_model
@@ -122,7 +122,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         model.gradient_checkpointing_enable()
     model.to(device)
     model.train()
-    items = [encode(tok, p, mcfg.template) for p in ds.poems]
+    items = encode_many(tok, ds.poems, mcfg.template)
     lengths = [it.length - 1 for it in items]
 
     # Every epoch's batches are fixed by (seed, epoch): the schedule length is known up front and
