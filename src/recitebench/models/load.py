@@ -74,8 +74,12 @@ def _shared_tokenizer(preset: ModelPreset):
     return tok
 
 
-def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: torch.dtype = torch.float32):
-    """Return (model, tokenizer, info). `corpus` feeds the BPE trainer when a scratch model has no tokenizer."""
+def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: torch.dtype = torch.float32,
+               device: torch.device | None = None):
+    """Return (model, tokenizer, info). `corpus` feeds the BPE trainer when a scratch model has no tokenizer.
+
+    With a CUDA `device`, pretrained weights are read straight into GPU memory (no CPU copy first).
+    """
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -103,6 +107,8 @@ def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: 
 
     if init == "pretrained":
         kw = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
+        if device is not None and device.type == "cuda" and not gguf_file:
+            kw["device_map"] = str(device)
         if gguf_file:
             kw["gguf_file"] = gguf_file
         try:

@@ -34,6 +34,8 @@ class ReciteConfig:
     bootstrap: int = opt(1000, "bootstrap resamples for the 95% interval of exact_match")
     seed: int = opt(0, "seed for the bootstrap and the verification sample")
     precision: str = opt("auto", "auto: bf16 on GPU, fp32 on CPU", choices=("auto", "fp32", "bf16"))
+    kernels: str = opt("auto", "GPU kernels for the forward passes: liger (fused RMSNorm, SwiGLU, RoPE), torch, or auto "
+                       "(liger on a GPU when installed)", choices=("auto", "liger", "torch"))
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     limit: int | None = opt(None, "score only the first N poems (quick probes)")
 

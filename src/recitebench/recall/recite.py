@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from torch.profiler import record_function
 
 from ..config import load_yaml, to_dict
 from ..data.frozen import load_frozen
@@ -15,6 +16,7 @@ from ..errors import RecitebenchError
 from ..io import write_json, write_jsonl
 from ..models.config import ModelConfig
 from ..models.formatting import Encoded, decode_prediction, encode_many
+from ..models.kernels import apply_kernels
 from ..models.load import load_model
 from ..provenance import provenance
 from ..runtime import default_margin, eval_dtype, pick_device
@@ -68,8 +70,9 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     poems = ds.poems[: rcfg.limit] if rcfg.limit else ds.poems
     device = pick_device(rcfg.device)
     dtype = eval_dtype(rcfg.precision, device)
-    model, tok, info = load_model(mcfg, corpus=[p["prompt"] + "\n" + p["target"] for p in poems], dtype=dtype)
+    model, tok, info = load_model(mcfg, corpus=[p["prompt"] + "\n" + p["target"] for p in poems], dtype=dtype, device=device)
     model.to(device)
+    kernels = apply_kernels(model, rcfg.kernels, device)
     items = encode_many(tok, poems, mcfg.template)
     margin = rcfg.margin if rcfg.margin is not None else default_margin(dtype)
     t_load = time.perf_counter() - t0
@@ -79,8 +82,10 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     certified: set[int] = set()
     t_tf = time.perf_counter()
     if rcfg.mode == "certified":
-        tf_results = teacher_forced(model, items, device=device, batch_size=rcfg.batch_size, batch_tokens=rcfg.batch_tokens, margin=margin,
-                                    pad_id=tok.pad_token_id)
+        with record_function("recitebench.teacher_forced"):  # named regions for bench/recite_bench.py --profile
+            tf_results = teacher_forced(model, items, device=device, batch_size=rcfg.batch_size,
+                                        batch_tokens=rcfg.batch_tokens, margin=margin,
+                                        pad_id=tok.pad_token_id)
         certified = {i for i, r in enumerate(tf_results) if r.certified}
     t_tf = time.perf_counter() - t_tf
 
@@ -102,13 +107,15 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
         n_draft = len(done)
     rest = [i for i in todo if i not in generated]
     decoder = _decoder(rcfg, model)
-    generated.update(zip(rest, _generate(rcfg, decoder, model, tok, [items[i] for i in rest], device, mcfg,
-                                         [prefix[i] for i in rest])))
+    with record_function("recitebench.decode"):
+        generated.update(zip(rest, _generate(rcfg, decoder, model, tok, [items[i] for i in rest], device, mcfg,
+                                             [prefix[i] for i in rest])))
     # Verification decodes certified poems from scratch with the reference, HF generate().
     verified_gen = dict(zip(verify_ids, _generate(rcfg, "generate", model, tok, [items[i] for i in verify_ids], device,
                                                   mcfg, [[] for _ in verify_ids])))
     t_gen = time.perf_counter() - t_gen
 
+    t_score = time.perf_counter()
     samples, hits = [], []
     for i, (poem, item) in enumerate(zip(poems, items)):
         if i in certified:
@@ -146,6 +153,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
         "mean_chrf": _mean(samples, "chrf"),
         "decided_by": {"certified": len(certified), "generated": len(todo), "generated_by_draft": n_draft},
         "decoder": decoder if rest else None,
+        "kernels": kernels,
         "verification": {"n": len(verify_ids), "agree": sum(agree), "rate": (sum(agree) / len(agree)) if agree else None},
         "normalization": rcfg.normalize,
         "thresholds": {"minor_similarity": rcfg.minor_similarity, "forgotten_similarity": rcfg.forgotten_similarity},
@@ -159,6 +167,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
         "device": str(device),
         "dtype": str(dtype).replace("torch.", ""),
         "timings_s": {"load": round(t_load, 3), "teacher_forced": round(t_tf, 3), "generate": round(t_gen, 3),
+                      "score": round(time.perf_counter() - t_score, 3),
                       "total": round(time.perf_counter() - t0, 3)},
         **provenance(),
     }
