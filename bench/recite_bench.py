@@ -69,6 +69,7 @@ def main() -> int:
     ap.add_argument("--gen-batch-size", type=int, default=64)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--also", action="append", default=[], help='another recitebench setting to time, e.g. --also "--kernels torch"')
     args = ap.parse_args()
     ours, a = recite(args.run, "rb_recitebench")
     base, b = recite(args.run, "rb_generate", "--mode", "generate", "--decode", "generate", "--kernels", "torch",
@@ -88,6 +89,14 @@ def main() -> int:
     print(f"{ours['n']} poems: recitebench {t_ours['total']:.2f} s ({scoring_ours:.2f} s after loading) vs generate() "
           f"{t_base['total']:.1f} s ({scoring_base:.1f} s) = {summary['speedup_total']:.1f}x "
           f"({summary['speedup_without_load']:.1f}x without loading); same verdict {same_verdict}/{len(b)}, same text {same_text}/{len(b)}")
+    summary["variants"] = {}
+    for k, extra in enumerate(args.also):
+        res, c = recite(args.run, f"rb_variant{k}", *extra.split())
+        t = res["timings_s"]
+        summary["variants"][extra] = {"timings_s": t, "same_verdict_as_generate": f"{sum(c[i]['exact'] == b[i]['exact'] for i in b)}/{len(b)}",
+                                      "speedup_without_load": scoring_base / (t["total"] - t["load"])}
+        print(f"  recitebench {extra}: {t['total']:.2f} s ({t['total'] - t['load']:.2f} s after loading), "
+              f"{summary['variants'][extra]['speedup_without_load']:.1f}x without loading")
     if args.profile:
         summary["profile"] = profile(args.run)
     if args.json:
