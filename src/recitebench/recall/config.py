@@ -18,7 +18,7 @@ class ReciteConfig:
                     choices=("certified", "generate"))
     backend: str = opt("hf", "generation backend for poems not certified", choices=("hf", "vllm"))
     batch_size: int = opt(256, "sequences per teacher-forced batch")
-    batch_tokens: int = opt(16384, "padded tokens per teacher-forced batch (at most)")
+    batch_tokens: int = opt(65536, "padded tokens per teacher-forced batch (at most)")
     gen_batch_size: int = opt(128, "sequences per generation batch")
     decode: str = opt("auto", "certified mode, poems not certified, decoded after the proven prefix by: static = a static KV cache with one "
                       "CUDA graph per step (Llama/Qwen2 family); generate = HF generate(); draft = greedy steps verified in full forward "
