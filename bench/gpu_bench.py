@@ -19,6 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from compare_recitations import load as load_samples  # noqa: E402
+from compare_recitations import text  # noqa: E402
 from recitebench.config import build  # noqa: E402
 from recitebench.data.frozen import load_frozen  # noqa: E402
 from recitebench.models.config import ModelConfig  # noqa: E402
@@ -169,14 +171,6 @@ def bench_full(args):
     bench_recite(args, out)
 
 
-def _samples(path: Path) -> dict:
-    return {r["id"]: r for r in (json.loads(x) for x in path.read_text().splitlines())}
-
-
-def _text(sample: dict) -> str:
-    return sample["target"] if sample["prediction"] == "= target" else sample["prediction"]
-
-
 def bench_recite(args, run: Path):
     """Exact-recall scoring of every poem: certified pass + static-cache decoder, vs HF generate() (the baseline)."""
     from recitebench.recall import ReciteConfig, recite
@@ -190,7 +184,7 @@ def bench_recite(args, run: Path):
     res_hf, hf_s = timed("recite_hf", decode="generate") if args.hf_rest else (None, None)  # HF generate() for the rest
     # the baseline: batched greedy generate() of every poem of a sample, verdicts compared poem by poem
     res_gen, gen_s = timed("recite_gen", mode="generate", decode="generate", gen_batch_size=64, limit=args.gen_sample)
-    fast, gen = _samples(run / "recite" / "samples.jsonl"), _samples(run / "recite_gen" / "samples.jsonl")
+    fast, gen = load_samples(run / "recite"), load_samples(run / "recite_gen")
     agree = sum(fast[k]["exact"] == g["exact"] for k, g in gen.items())
     decoded = [k for k, r in fast.items() if r["decided_by"] == "generated"]
     n = res["n"]
@@ -199,10 +193,10 @@ def bench_recite(args, run: Path):
                          "decided_by": res["decided_by"], "exact_match": res["exact_match"],
                          "generate_sample": args.gen_sample, "generate_sample_s": gen_s, "generate_extrapolated_s": base,
                          "speedup": base / fast_s, "verdict_agreement": f"{agree}/{len(gen)}",
-                         "same_text_as_generate": f"{sum(_text(fast[k]) == _text(g) for k, g in gen.items())}/{len(gen)}",
+                         "same_text_as_generate": f"{sum(text(fast[k]) == text(g) for k, g in gen.items())}/{len(gen)}",
                          "generate_timings_s": res_gen["timings_s"]}
     if res_hf is not None:
-        hf = _samples(run / "recite_hf" / "samples.jsonl")
+        hf = load_samples(run / "recite_hf")
         same_text = sum(fast[k]["prediction"] == hf[k]["prediction"] for k in decoded)
         RESULTS["recite"]["with_hf_generate_for_the_rest"] = {
             "total_s": hf_s, "timings_s": res_hf["timings_s"], "same_exact_match": res_hf["n_correct"] == res["n_correct"],

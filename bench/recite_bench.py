@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from compare_recitations import load, text  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -27,13 +29,7 @@ def recite(run: Path, name: str, *extra: str) -> tuple[dict, dict]:
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     subprocess.run([sys.executable, "-m", "recitebench", "recite", "--run", str(run), "--out", str(out), *extra],
                    check=True, env=env)
-    res = json.loads((out / "results.json").read_text())
-    samples = {r["id"]: r for r in map(json.loads, (out / "samples.jsonl").read_text().splitlines())}
-    return res, samples
-
-
-def text(s: dict) -> str:
-    return s["target"] if s["prediction"] == "= target" else s["prediction"]
+    return json.loads((out / "results.json").read_text()), load(out)
 
 
 def profile(run: Path) -> dict:
