@@ -1,0 +1,60 @@
+"""Same seed, same bytes: a refactor must not move the dataset, the losses, the weights or the verdicts.
+
+tests/golden/tiny_cn20.json was written by this test's own procedure (REGENERATE=1) on the code before the
+architecture change (commit ffc86a5); every later version must reproduce it exactly on the same CPU stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import read_jsonl, run_cli
+
+GOLDEN = Path(__file__).parent / "golden" / "tiny_cn20.json"
+RUNS = {"rows": ["--batch-size", "8"], "tokens": ["--batch-tokens", "300"]}
+
+
+def weights_sha256(run: Path) -> str:
+    from safetensors.torch import load_file
+
+    sd = load_file(str(run / "model" / "model.safetensors"))
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        h.update(k.encode())
+        h.update(sd[k].float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def measure(tmp: Path, shared: Path) -> dict:
+    data = tmp / "cn20"
+    assert run_cli("data", "build", "--preset", "cn-poems", "--source", shared / "data" / "cn_poems.jsonl.xz", "--n", "20",
+                   "--max-chars", "64", "--seed", "0", "--out", data) == 0
+    res: dict = {"poems_sha256": hashlib.sha256((data / "poems.jsonl").read_bytes()).hexdigest()}
+    for name, extra in RUNS.items():
+        run = tmp / name
+        assert run_cli("train", "--data", data, "--model", "tiny", "--epochs", "14", "--lr", "3e-3", "--warmup-ratio", "0.2",
+                       "--recall-every", "4", "--no-progress", "--out", run, *extra) == 0
+        assert run_cli("recite", "--run", run) == 0
+        metrics = read_jsonl(run / "metrics.jsonl")
+        samples = read_jsonl(run / "recite" / "samples.jsonl")
+        generated = [s["prediction"] for s in samples if s["decided_by"] != "certified"]
+        res[name] = {"losses": [m["loss"] for m in metrics], "recall": [m.get("recall") for m in metrics],
+                     "weights": weights_sha256(run), "verdicts": [s["exact"] for s in samples],
+                     "predictions_sha256": hashlib.sha256(json.dumps(generated, ensure_ascii=False).encode()).hexdigest(),
+                     "n_certified": sum(s["decided_by"] == "certified" for s in samples)}
+    return res
+
+
+def test_same_seed_same_bytes_as_before_the_refactor(tmp_path, shared):
+    got = measure(tmp_path, shared)
+    if os.environ.get("REGENERATE"):
+        GOLDEN.write_text(json.dumps(got, indent=1) + "\n", encoding="utf-8")
+        pytest.skip("golden values regenerated")
+    want = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert got["poems_sha256"] == want["poems_sha256"]
+    for name in RUNS:
+        assert got[name] == want[name], name
