@@ -1,4 +1,4 @@
-"""Compare two recitations of the same poems poem by poem (e.g. --decode static vs --decode generate).
+"""Compare two recitations of the same poems poem by poem (e.g. --decoder static vs --decoder generate).
 
     python bench/compare_recitations.py RUN/recite RUN/recite_hf
 
@@ -14,7 +14,9 @@ from pathlib import Path
 
 def load(folder) -> dict:
     """A recitation's samples.jsonl, by poem id."""
-    return {r["id"]: r for r in map(json.loads, (Path(folder) / "samples.jsonl").read_text(encoding="utf-8").splitlines())}
+    return {
+        r["id"]: r for r in map(json.loads, (Path(folder) / "samples.jsonl").read_text(encoding="utf-8").splitlines())
+    }
 
 
 def text(sample: dict) -> str:
@@ -28,8 +30,10 @@ def main() -> int:
     verdicts = sum(a[k]["exact"] == b[k]["exact"] for k in common)
     decoded = [k for k in common if a[k]["decided_by"] == "generated" or b[k]["decided_by"] == "generated"]
     same_text = sum(text(a[k]) == text(b[k]) for k in decoded)
-    print(f"{len(common)} poems in both: same verdict {verdicts}/{len(common)}; "
-          f"same text on the {len(decoded)} decoded ones {same_text}/{len(decoded)}")
+    print(
+        f"{len(common)} poems in both: same verdict {verdicts}/{len(common)}; "
+        f"same text on the {len(decoded)} decoded ones {same_text}/{len(decoded)}"
+    )
     return 0 if verdicts == len(common) else 1
 
 

@@ -5,7 +5,7 @@ set -euo pipefail
 DATA=$1; OUT=$2; EPOCHS=${3:-3}; BT=${4:-16384}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH}
 common=(train --data "$DATA" --model qwen2-0.5b-instruct --init scratch --lr 3e-4 --epochs "$EPOCHS" --batch-tokens "$BT"
-        --batch-size 4096 --recall-every 0 --checkpoint-every 0 --no-progress)
+        --recall-every 0 --checkpoint-every 0 --no-progress)
 CUDA_VISIBLE_DEVICES=0 python3 -m recitebench "${common[@]}" --out "$OUT/gpu1"
 python3 -m torch.distributed.run --nproc_per_node 2 -m recitebench "${common[@]}" --out "$OUT/gpu2"
 python3 -m torch.distributed.run --nproc_per_node 2 -m recitebench "${common[@]}" --fsdp --out "$OUT/fsdp2"

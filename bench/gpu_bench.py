@@ -10,6 +10,7 @@ writes OUT/bench.json. Every number is measured in this process; nothing is copi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -82,9 +83,19 @@ def bench_baseline(args):
         return {"input_ids": ids, "labels": lab, "attention_mask": att}
 
     steps = args.baseline_steps
-    targs = TrainingArguments(output_dir="/tmp/hf_baseline", per_device_train_batch_size=16, bf16=True,
-                              max_steps=steps, logging_steps=10**9, save_strategy="no", report_to=[],
-                              learning_rate=2e-5, dataloader_num_workers=2, seed=0, disable_tqdm=True)
+    targs = TrainingArguments(
+        output_dir="/tmp/hf_baseline",
+        per_device_train_batch_size=16,
+        bf16=True,
+        max_steps=steps,
+        logging_steps=10**9,
+        save_strategy="no",
+        report_to=[],
+        learning_rate=2e-5,
+        dataloader_num_workers=2,
+        seed=0,
+        disable_tqdm=True,
+    )
     trainer = Trainer(model=model, args=targs, train_dataset=DS(), data_collator=collate)
     # time only steady-state steps: a callback notes the clock after the warm-up steps
     from transformers import TrainerCallback
@@ -104,9 +115,13 @@ def bench_baseline(args):
     torch.cuda.synchronize()
     dt = time.perf_counter() - marks["t0"]
     real = sum(it.length for it in items) / len(items) * 16 * (steps - 10)
-    RESULTS["baseline"] = {"tokens_per_s": real / dt, "steps_timed": steps - 10, "seconds": dt,
-                           "peak_mem_gb": torch.cuda.max_memory_allocated() / 2**30,
-                           "note": "real tokens estimated as mean poem length x 16 x steps (random order)"}
+    RESULTS["baseline"] = {
+        "tokens_per_s": real / dt,
+        "steps_timed": steps - 10,
+        "seconds": dt,
+        "peak_mem_gb": torch.cuda.max_memory_allocated() / 2**30,
+        "note": "real tokens estimated as mean poem length x 16 x steps (random order)",
+    }
     log("baseline", RESULTS["baseline"])
     del trainer, model
     torch.cuda.empty_cache()
@@ -121,15 +136,32 @@ def run_train(args, name, epochs, extra: dict, preset=None):
         import shutil
 
         shutil.rmtree(out)
-    tcfg = build(TrainConfig, {"data": args.data, "out": str(out), "epochs": epochs, "lr": 3e-4, "recall_every": 0,
-                               "checkpoint_every": 0, "progress": False, **extra})
+    tcfg = build(
+        TrainConfig,
+        {
+            "data": args.data,
+            "out": str(out),
+            "epochs": epochs,
+            "lr": 3e-4,
+            "recall_every": 0,
+            "checkpoint_every": 0,
+            "progress": False,
+            **extra,
+        },
+    )
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
     summary = train(tcfg, ModelConfig(model=preset, init="scratch"), log=log)
     wall = time.perf_counter() - t
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    return out, summary, metrics, wall, (torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0)
+    return (
+        out,
+        summary,
+        metrics,
+        wall,
+        (torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0),
+    )
 
 
 def bench_bs16(args):
@@ -144,7 +176,9 @@ def bench_best(args):
     best = None
     for bt in args.batch_tokens:
         try:
-            out, s, m, wall, mem = run_train(args, f"bt{bt}", args.sweep_epochs, {"batch_tokens": bt, "batch_size": 4096, **args.train_extra})
+            out, s, m, wall, mem = run_train(
+                args, f"bt{bt}", args.sweep_epochs, {"batch_tokens": bt, **args.train_extra}
+            )
         except Exception as e:  # an out-of-memory batch size is a result of the sweep, not a crash
             RESULTS.setdefault("batch_sweep", []).append({"batch_tokens": bt, "error": str(e)[:120]})
             log("batch_tokens", bt, "failed:", str(e)[:120])
@@ -152,7 +186,9 @@ def bench_best(args):
             continue
         tps = m[-1]["tokens_per_s"]
         mfu = 6 * params * tps / (RESULTS["peak_tflops"] * 1e12)
-        RESULTS.setdefault("batch_sweep", []).append({"batch_tokens": bt, "tokens_per_s": tps, "mfu": mfu, "peak_mem_gb": mem})
+        RESULTS.setdefault("batch_sweep", []).append(
+            {"batch_tokens": bt, "tokens_per_s": tps, "mfu": mfu, "peak_mem_gb": mem}
+        )
         log("batch_tokens", bt, f"{tps:.0f} tok/s", f"MFU {mfu:.1%}", f"{mem:.1f} GB")
         if best is None or tps > best["tokens_per_s"]:
             best = RESULTS["batch_sweep"][-1]
@@ -162,11 +198,18 @@ def bench_best(args):
 def bench_full(args):
     """The whole protocol: 100 epochs with a recall check every 10, then exact-recall scoring."""
     bt = args.full_batch_tokens or RESULTS.get("best", {}).get("batch_tokens", 16384)
-    extra = {"batch_tokens": bt, "batch_size": 4096, "recall_every": 10, **args.train_extra}
+    extra = {"batch_tokens": bt, "recall_every": 10, **args.train_extra}
     out, s, m, wall, mem = run_train(args, "full", args.full_epochs, extra)
-    RESULTS["full"] = {"epochs": args.full_epochs, "batch_tokens": bt, "train_wall_s": wall, "train_s": s["train_seconds"],
-                       "final_recall_certified": m[-1].get("recall"), "curve": [(x["epoch"], x.get("recall")) for x in m if "recall" in x],
-                       "peak_mem_gb": mem, "run": str(out)}
+    RESULTS["full"] = {
+        "epochs": args.full_epochs,
+        "batch_tokens": bt,
+        "train_wall_s": wall,
+        "train_s": s["train_seconds"],
+        "final_recall_certified": m[-1].get("recall"),
+        "curve": [(x["epoch"], x.get("recall")) for x in m if "recall" in x],
+        "peak_mem_gb": mem,
+        "run": str(out),
+    }
     log("full", RESULTS["full"])
     bench_recite(args, out)
 
@@ -177,39 +220,59 @@ def bench_recite(args, run: Path):
 
     def timed(name, **kw):
         t = time.perf_counter()
-        res = recite(build(ReciteConfig, {"run": str(run), "out": str(run / name), **kw}), None, log=log)
+        res = dataclasses.asdict(
+            recite(build(ReciteConfig, {"run": str(run), "out": str(run / name), **kw}), None, log=log)
+        )
         return res, time.perf_counter() - t
 
-    res, fast_s = timed("recite")  # the default: --decode auto (static KV cache + CUDA graph per step)
-    res_hf, hf_s = timed("recite_hf", decode="generate") if args.hf_rest else (None, None)  # HF generate() for the rest
+    res, fast_s = timed("recite")  # the default: --decoder auto (static KV cache + CUDA graph per step)
+    res_hf, hf_s = (
+        timed("recite_hf", decoder="generate") if args.hf_rest else (None, None)
+    )  # HF generate() for the rest
     # the baseline: batched greedy generate() of every poem of a sample, verdicts compared poem by poem
-    res_gen, gen_s = timed("recite_gen", mode="generate", decode="generate", gen_batch_size=64, limit=args.gen_sample)
+    res_gen, gen_s = timed("recite_gen", certify=False, decoder="generate", gen_batch_size=64, limit=args.gen_sample)
     fast, gen = load_samples(run / "recite"), load_samples(run / "recite_gen")
     agree = sum(fast[k]["exact"] == g["exact"] for k, g in gen.items())
     decoded = [k for k, r in fast.items() if r["decided_by"] == "generated"]
     n = res["n"]
     base = gen_s * n / args.gen_sample
-    RESULTS["recite"] = {"n": n, "certified_path_s": fast_s, "timings_s": res["timings_s"], "decoder": res["decoder"],
-                         "decided_by": res["decided_by"], "exact_match": res["exact_match"],
-                         "generate_sample": args.gen_sample, "generate_sample_s": gen_s, "generate_extrapolated_s": base,
-                         "speedup": base / fast_s, "verdict_agreement": f"{agree}/{len(gen)}",
-                         "same_text_as_generate": f"{sum(text(fast[k]) == text(g) for k, g in gen.items())}/{len(gen)}",
-                         "generate_timings_s": res_gen["timings_s"]}
+    RESULTS["recite"] = {
+        "n": n,
+        "certified_path_s": fast_s,
+        "timings_s": res["timings_s"],
+        "decoder": res["decoder"],
+        "decided_by": res["decided_by"],
+        "exact_match": res["exact_match"],
+        "generate_sample": args.gen_sample,
+        "generate_sample_s": gen_s,
+        "generate_extrapolated_s": base,
+        "speedup": base / fast_s,
+        "verdict_agreement": f"{agree}/{len(gen)}",
+        "same_text_as_generate": f"{sum(text(fast[k]) == text(g) for k, g in gen.items())}/{len(gen)}",
+        "generate_timings_s": res_gen["timings_s"],
+    }
     if res_hf is not None:
         hf = load_samples(run / "recite_hf")
         same_text = sum(fast[k]["prediction"] == hf[k]["prediction"] for k in decoded)
         RESULTS["recite"]["with_hf_generate_for_the_rest"] = {
-            "total_s": hf_s, "timings_s": res_hf["timings_s"], "same_exact_match": res_hf["n_correct"] == res["n_correct"],
-            "same_text_on_decoded_poems": f"{same_text}/{len(decoded)}"}
+            "total_s": hf_s,
+            "timings_s": res_hf["timings_s"],
+            "same_exact_match": res_hf["n_correct"] == res["n_correct"],
+            "same_text_on_decoded_poems": f"{same_text}/{len(decoded)}",
+        }
     log("recite", RESULTS["recite"])
 
 
 def bench_big(args):
     # eager steps: the point is that a full fine-tune of 1.5B fits one GPU, and its peak memory
-    out, s, m, wall, mem = run_train(args, "big", 2, {"batch_tokens": args.big_batch_tokens, "batch_size": 4096},
-                                     preset="qwen2-1.5b-instruct")
-    RESULTS["qwen2_1.5b"] = {"tokens_per_s": m[-1]["tokens_per_s"], "peak_mem_gb": mem,
-                             "mfu": 6 * 1_543_714_304 * m[-1]["tokens_per_s"] / (RESULTS["peak_tflops"] * 1e12)}
+    out, s, m, wall, mem = run_train(
+        args, "big", 2, {"batch_tokens": args.big_batch_tokens}, preset="qwen2-1.5b-instruct"
+    )
+    RESULTS["qwen2_1.5b"] = {
+        "tokens_per_s": m[-1]["tokens_per_s"],
+        "peak_mem_gb": mem,
+        "mfu": 6 * 1_543_714_304 * m[-1]["tokens_per_s"] / (RESULTS["peak_tflops"] * 1e12),
+    }
     log("1.5B", RESULTS["qwen2_1.5b"])
 
 
@@ -222,15 +285,35 @@ def main():
     ap.add_argument("--batch-tokens", type=int, nargs="+", default=[8192, 16384, 32768])
     ap.add_argument("--full-epochs", type=int, default=100)
     ap.add_argument("--runs-dir", default=None, help="where the training runs go (default: OUT/runs)")
-    ap.add_argument("--sweep-epochs", type=int, default=3, help="epochs per batch size of the sweep (the last is timed)")
+    ap.add_argument(
+        "--sweep-epochs", type=int, default=3, help="epochs per batch size of the sweep (the last is timed)"
+    )
     ap.add_argument("--full-batch-tokens", type=int, default=0, help="0: the best of the sweep")
     ap.add_argument("--big-batch-tokens", type=int, default=8192)
-    ap.add_argument("--gen-sample", type=int, default=128, help="poems the generate() baseline recites (2000: all, no extrapolation)")
-    ap.add_argument("--no-hf-rest", dest="hf_rest", action="store_false",
-                    help="skip the second scoring run that finishes the uncertified poems with HF generate()")
-    ap.add_argument("--model", default="qwen2-0.5b-instruct", help="model preset (tiny: a CPU smoke test of this script)")
-    ap.add_argument("--bs16-extra", type=json.loads, default={}, help='TrainConfig fields for the batch-16 part only, e.g. {"cuda_graphs": true}')
-    ap.add_argument("--train-extra", type=json.loads, default={}, help='extra TrainConfig fields as JSON, e.g. {"compile": true}')
+    ap.add_argument(
+        "--gen-sample",
+        type=int,
+        default=128,
+        help="poems the generate() baseline recites (2000: all, no extrapolation)",
+    )
+    ap.add_argument(
+        "--no-hf-rest",
+        dest="hf_rest",
+        action="store_false",
+        help="skip the second scoring run that finishes the uncertified poems with HF generate()",
+    )
+    ap.add_argument(
+        "--model", default="qwen2-0.5b-instruct", help="model preset (tiny: a CPU smoke test of this script)"
+    )
+    ap.add_argument(
+        "--bs16-extra",
+        type=json.loads,
+        default={},
+        help='TrainConfig fields for the batch-16 part only, e.g. {"cuda_graphs": true}',
+    )
+    ap.add_argument(
+        "--train-extra", type=json.loads, default={}, help='extra TrainConfig fields as JSON, e.g. {"compile": true}'
+    )
     args = ap.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     RESULTS["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (smoke test only)"
@@ -255,17 +338,30 @@ def print_table() -> None:
         x = r["recitebench_bs16"]["tokens_per_s"]
         rows.append(("train, batch 16 vs HF Trainer", f"{x:,.0f} vs {base:,.0f} tok/s = {x / base:.1f}x", ">= 4x"))
     if r.get("best"):
-        rows.append(("train, best batch", f"{r['best']['tokens_per_s']:,.0f} tok/s, MFU {r['best']['mfu']:.1%}", ">= 40% MFU"))
+        rows.append(
+            ("train, best batch", f"{r['best']['tokens_per_s']:,.0f} tok/s, MFU {r['best']['mfu']:.1%}", ">= 40% MFU")
+        )
     if "full" in r:
         total = r["full"]["train_wall_s"] + r.get("recite", {}).get("certified_path_s", 0.0)
         rows.append(("100 epochs + recall every 10 + scoring", f"{total / 60:.2f} min", "<= 5 min"))
     if "recite" in r:
-        rows.append((f"exact-recall scoring, {r['recite']['n']:,} poems", f"{r['recite']['certified_path_s']:.1f} s vs "
-                     f"{r['recite']['generate_extrapolated_s']:.0f} s = {r['recite']['speedup']:.1f}x "
-                     f"(verdicts {r['recite']['verdict_agreement']})", ">= 50x"))
+        rows.append(
+            (
+                f"exact-recall scoring, {r['recite']['n']:,} poems",
+                f"{r['recite']['certified_path_s']:.1f} s vs "
+                f"{r['recite']['generate_extrapolated_s']:.0f} s = {r['recite']['speedup']:.1f}x "
+                f"(verdicts {r['recite']['verdict_agreement']})",
+                ">= 50x",
+            )
+        )
     if "qwen2_1.5b" in r:
-        rows.append(("Qwen2-1.5B full fine-tune", f"{r['qwen2_1.5b']['tokens_per_s']:,.0f} tok/s, "
-                     f"{r['qwen2_1.5b']['peak_mem_gb']:.1f} GB peak", "fits one GPU"))
+        rows.append(
+            (
+                "Qwen2-1.5B full fine-tune",
+                f"{r['qwen2_1.5b']['tokens_per_s']:,.0f} tok/s, {r['qwen2_1.5b']['peak_mem_gb']:.1f} GB peak",
+                "fits one GPU",
+            )
+        )
     if not rows:
         return
     w = [max(len(row[i]) for row in rows) for i in range(3)]

@@ -24,10 +24,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from recitebench.config import build  # noqa: E402
 from recitebench.models.config import ModelConfig  # noqa: E402
 
-CLASSES = [("matmul", ("gemm", "gemv", "cutlass", "sm90_xmma", "nvjet", "matmul")), ("attention", ("flash", "fmha", "attention")),
-           ("optimizer", ("adam", "foreach", "multi_tensor")), ("copy/cast", ("copy", "cast", "convert")),
-           ("loss/softmax", ("softmax", "nll", "cross_entropy", "log_softmax")),
-           ("elementwise/norm", ("elementwise", "vectorized", "reduce", "norm", "mul", "add", "silu", "pow", "rsqrt", "index"))]
+CLASSES = [
+    ("matmul", ("gemm", "gemv", "cutlass", "sm90_xmma", "nvjet", "matmul")),
+    ("attention", ("flash", "fmha", "attention")),
+    ("optimizer", ("adam", "foreach", "multi_tensor")),
+    ("copy/cast", ("copy", "cast", "convert")),
+    ("loss/softmax", ("softmax", "nll", "cross_entropy", "log_softmax")),
+    (
+        "elementwise/norm",
+        ("elementwise", "vectorized", "reduce", "norm", "mul", "add", "silu", "pow", "rsqrt", "index"),
+    ),
+]
 
 
 def kernel_class(name: str) -> str:
@@ -79,10 +86,22 @@ def main():
 
     train_loop.recall_check = profile_last_epoch
     with tempfile.TemporaryDirectory() as tmp:
-        tcfg = build(TrainConfig, {"data": args.data, "out": f"{tmp}/run", "epochs": args.epochs, "lr": 3e-4,
-                                   "recall_every": args.epochs - 1, "checkpoint_every": 0, "progress": False,
-                                   "batch_size": args.batch_size, "batch_tokens": args.batch_tokens,
-                                   "precision": args.precision, "cuda_graphs": args.cuda_graphs})
+        tcfg = build(
+            TrainConfig,
+            {
+                "data": args.data,
+                "out": f"{tmp}/run",
+                "epochs": args.epochs,
+                "lr": 3e-4,
+                "recall_every": args.epochs - 1,
+                "checkpoint_every": 0,
+                "progress": False,
+                "batch_size": args.batch_size,
+                "batch_tokens": args.batch_tokens,
+                "precision": args.precision,
+                "cuda_graphs": args.cuda_graphs,
+            },
+        )
         train(tcfg, ModelConfig(model=args.model, init="scratch"), log=lambda *a: None)
         metrics = [json.loads(x) for x in Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines()]
     prof, wall = prof_holder["prof"], prof_holder["wall"]
@@ -94,14 +113,21 @@ def main():
             by_name[e.name[:90]] += us / 1e3
     gpu_ms = sum(by_class.values())
     last = metrics[-1]
-    summary = {"setting": vars(args), "last_epoch_tokens_per_s": last["tokens_per_s"], "profiled_wall_ms": wall * 1e3,
-               "gpu_kernel_ms": gpu_ms, "gpu_busy": gpu_ms / (wall * 1e3),
-               "by_class_ms": dict(sorted(by_class.items(), key=lambda kv: -kv[1])),
-               "top_kernels_ms": dict(sorted(by_name.items(), key=lambda kv: -kv[1])[:15]),
-               "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
-    print(f"{args.model} bt={args.batch_tokens} precision={args.precision} graphs={args.cuda_graphs}: "
-          f"{last['tokens_per_s']:.0f} tok/s in the profiled epoch; wall {wall * 1e3:.0f} ms, GPU kernels {gpu_ms:.0f} ms "
-          f"({gpu_ms / (wall * 1e3):.0%} busy)")
+    summary = {
+        "setting": vars(args),
+        "last_epoch_tokens_per_s": last["tokens_per_s"],
+        "profiled_wall_ms": wall * 1e3,
+        "gpu_kernel_ms": gpu_ms,
+        "gpu_busy": gpu_ms / (wall * 1e3),
+        "by_class_ms": dict(sorted(by_class.items(), key=lambda kv: -kv[1])),
+        "top_kernels_ms": dict(sorted(by_name.items(), key=lambda kv: -kv[1])[:15]),
+        "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
+    }
+    print(
+        f"{args.model} bt={args.batch_tokens} precision={args.precision} graphs={args.cuda_graphs}: "
+        f"{last['tokens_per_s']:.0f} tok/s in the profiled epoch; wall {wall * 1e3:.0f} ms, "
+        f"GPU kernels {gpu_ms:.0f} ms ({gpu_ms / (wall * 1e3):.0%} busy)"
+    )
     for k, v in summary["by_class_ms"].items():
         print(f"  {k:18s} {v:9.1f} ms  {v / max(gpu_ms, 1e-9):6.1%}")
     for k, v in summary["top_kernels_ms"].items():

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+KILL = str(Path(__file__).resolve().parent / "kill_after_epoch.py")  # test-only fault injection (see its docstring)
 SHARED = Path(os.environ.get("RECITEBENCH_SHARED", ROOT.parent / "shared"))
 os.environ.setdefault("RECITEBENCH_SHARED", str(SHARED))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,8 +34,25 @@ def shared() -> Path:
 def small_cn(tmp_path_factory, shared) -> Path:
     """20 short Chinese poems (prompt + poem <= 64 characters)."""
     out = tmp_path_factory.mktemp("data") / "cn20"
-    assert run_cli("data", "build", "--preset", "cn-poems", "--source", shared / "data" / "cn_poems.jsonl.xz",
-                   "--n", "20", "--max-chars", "64", "--seed", "0", "--out", out) == 0
+    assert (
+        run_cli(
+            "data",
+            "build",
+            "--preset",
+            "cn-poems",
+            "--source",
+            shared / "data" / "cn_poems.jsonl.xz",
+            "--n",
+            "20",
+            "--max-chars",
+            "64",
+            "--seed",
+            "0",
+            "--out",
+            out,
+        )
+        == 0
+    )
     return out
 
 
@@ -42,8 +60,27 @@ def small_cn(tmp_path_factory, shared) -> Path:
 def trained_run(tmp_path_factory, small_cn) -> Path:
     """A tiny model that has memorised the 20 poems."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "60", "--lr", "3e-3", "--batch-size", "8",
-                   "--recall-every", "10", "--no-progress", "--out", out) == 0
+    assert (
+        run_cli(
+            "train",
+            "--data",
+            small_cn,
+            "--model",
+            "tiny",
+            "--epochs",
+            "60",
+            "--lr",
+            "3e-3",
+            "--batch-size",
+            "8",
+            "--recall-every",
+            "10",
+            "--no-progress",
+            "--out",
+            out,
+        )
+        == 0
+    )
     return out
 
 
@@ -51,8 +88,29 @@ def trained_run(tmp_path_factory, small_cn) -> Path:
 def half_trained_run(tmp_path_factory, small_cn) -> Path:
     """A tiny model stopped mid-way: some poems recalled, some distorted (mixed verdicts)."""
     out = tmp_path_factory.mktemp("runs") / "tiny_half"
-    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "14", "--lr", "3e-3", "--batch-size", "8", "--warmup-ratio", "0.2",
-                   "--recall-every", "0", "--no-progress", "--out", out) == 0
+    assert (
+        run_cli(
+            "train",
+            "--data",
+            small_cn,
+            "--model",
+            "tiny",
+            "--epochs",
+            "14",
+            "--lr",
+            "3e-3",
+            "--batch-size",
+            "8",
+            "--warmup-ratio",
+            "0.2",
+            "--recall-every",
+            "0",
+            "--no-progress",
+            "--out",
+            out,
+        )
+        == 0
+    )
     return out
 
 

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from conftest import read_jsonl, run_cli
 
 GOLDEN = Path(__file__).parent / "golden" / "tiny_cn20.json"
@@ -31,21 +32,62 @@ def weights_sha256(run: Path) -> str:
 
 def measure(tmp: Path, shared: Path) -> dict:
     data = tmp / "cn20"
-    assert run_cli("data", "build", "--preset", "cn-poems", "--source", shared / "data" / "cn_poems.jsonl.xz", "--n", "20",
-                   "--max-chars", "64", "--seed", "0", "--out", data) == 0
+    assert (
+        run_cli(
+            "data",
+            "build",
+            "--preset",
+            "cn-poems",
+            "--source",
+            shared / "data" / "cn_poems.jsonl.xz",
+            "--n",
+            "20",
+            "--max-chars",
+            "64",
+            "--seed",
+            "0",
+            "--out",
+            data,
+        )
+        == 0
+    )
     res: dict = {"poems_sha256": hashlib.sha256((data / "poems.jsonl").read_bytes()).hexdigest()}
     for name, extra in RUNS.items():
         run = tmp / name
-        assert run_cli("train", "--data", data, "--model", "tiny", "--epochs", "14", "--lr", "3e-3", "--warmup-ratio", "0.2",
-                       "--recall-every", "4", "--no-progress", "--out", run, *extra) == 0
+        assert (
+            run_cli(
+                "train",
+                "--data",
+                data,
+                "--model",
+                "tiny",
+                "--epochs",
+                "14",
+                "--lr",
+                "3e-3",
+                "--warmup-ratio",
+                "0.2",
+                "--recall-every",
+                "4",
+                "--no-progress",
+                "--out",
+                run,
+                *extra,
+            )
+            == 0
+        )
         assert run_cli("recite", "--run", run) == 0
         metrics = read_jsonl(run / "metrics.jsonl")
         samples = read_jsonl(run / "recite" / "samples.jsonl")
         generated = [s["prediction"] for s in samples if s["decided_by"] != "certified"]
-        res[name] = {"losses": [m["loss"] for m in metrics], "recall": [m.get("recall") for m in metrics],
-                     "weights": weights_sha256(run), "verdicts": [s["exact"] for s in samples],
-                     "predictions_sha256": hashlib.sha256(json.dumps(generated, ensure_ascii=False).encode()).hexdigest(),
-                     "n_certified": sum(s["decided_by"] == "certified" for s in samples)}
+        res[name] = {
+            "losses": [m["loss"] for m in metrics],
+            "recall": [m.get("recall") for m in metrics],
+            "weights": weights_sha256(run),
+            "verdicts": [s["exact"] for s in samples],
+            "predictions_sha256": hashlib.sha256(json.dumps(generated, ensure_ascii=False).encode()).hexdigest(),
+            "n_certified": sum(s["decided_by"] == "certified" for s in samples),
+        }
     return res
 
 

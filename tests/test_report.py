@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import KILL, ROOT, run_cli
 
 SPEC = """
 name: mini
@@ -43,7 +43,8 @@ def test_run_writes_runs_and_report_with_the_runs_numbers(finished):
     md = (runs / "report.md").read_text(encoding="utf-8")
     for name in ("cn__tiny", "en__tiny"):
         res = json.loads((runs / name / "recite" / "results.json").read_text())
-        acc = f"{100 * res['exact_match']:.1f}% [{100 * res['exact_match_ci95'][0]:.1f}, {100 * res['exact_match_ci95'][1]:.1f}]"
+        lo, hi = res["exact_match_ci95"]
+        acc = f"{100 * res['exact_match']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
         assert acc in html and acc in md
     assert html.count("data:image/png;base64,") == 3  # self-contained: every figure embedded
     for fig in ("memory_curves", "accuracy_by_length", "outcomes"):
@@ -87,12 +88,15 @@ def test_dry_run_lists_without_running(tmp_path, capsys):
     assert out.count("__") >= 2 + 14 + 5
 
 
-@pytest.mark.parametrize("bad,message", [
-    ("colour: red\n", "unknown key 'colour'"),
-    ("train: {epochs: 0}\n", "models.tiny.train: epochs must be positive"),
-    ("recite: {bogus: 1}\n", "recite: unknown field 'bogus'"),
-    ("grid: [[cn, huge]]\n", "grid names unknown model 'huge'"),
-])
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ("colour: red\n", "unknown key 'colour'"),
+        ("train: {epochs: 0}\n", "models.tiny.train: epochs must be positive"),
+        ("recite: {bogus: 1}\n", "recite: unknown field 'bogus'"),
+        ("grid: [[cn, huge]]\n", "grid names unknown model 'huge'"),
+    ],
+)
 def test_spec_validation_names_the_field(tmp_path, capsys, bad, message):
     spec = tmp_path / "s.yaml"
     text = SPEC.format(runs=tmp_path / "runs")
@@ -107,27 +111,32 @@ def test_spec_validation_names_the_field(tmp_path, capsys, bad, message):
 def test_interrupted_run_resumes(tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text(SPEC.format(runs=tmp_path / "runs").replace("epochs: 40", "epochs: 20"))
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), RECITEBENCH_FAULT_AFTER_EPOCH="12")
-    cmd = [sys.executable, "-m", "recitebench", "run", str(spec), "--only", "cn__"]
-    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 137
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    args = ["run", str(spec), "--only", "cn__"]
+    assert subprocess.run([sys.executable, KILL, "12", *args], env=env, capture_output=True).returncode == 137
     assert (tmp_path / "runs" / "cn__tiny" / "checkpoint.pt").is_file()
-    env.pop("RECITEBENCH_FAULT_AFTER_EPOCH")
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "recitebench", *args], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "cn__tiny: interrupted" in done.stdout and "resuming" in done.stdout
-    epochs = [json.loads(x)["epoch"] for x in (tmp_path / "runs" / "cn__tiny" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [
+        json.loads(x)["epoch"] for x in (tmp_path / "runs" / "cn__tiny" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert epochs == list(range(1, 21))
 
 
 def test_plots_render_chinese_without_missing_glyphs():
+    """A report figure whose titles, legend and tick labels are Chinese renders every glyph."""
+    from recitebench.report.collect import RunView
     from recitebench.report.fonts import cjk_font
-    from recitebench.report.plots import text_panel
+    from recitebench.report.plots import memory_curves
 
     font = cjk_font()
     assert font is not None, "no CJK font installed (the Makefile installs fonts-wqy-microhei)"
     assert "last resort" not in font.lower()  # a placeholder-box font is not a CJK font
+    metrics = [{"epoch": e, "loss": 3.0 / e, **({"recall": e / 4} if e % 2 == 0 else {})} for e in range(1, 5)]
+    run = RunView("唐诗__小模型", ROOT, "唐诗（静夜思）", "小模型", None, metrics, [], {})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        png = text_panel("静夜思", "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。", "床前明月光，疑是地上霜。")
+        png = memory_curves([run])
     missing = [str(w.message) for w in caught if "missing from font" in str(w.message)]
     assert png[:4] == b"\x89PNG" and not missing, missing

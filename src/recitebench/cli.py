@@ -1,11 +1,11 @@
 """One command, `recitebench`, with subcommands mapped to plain functions.
 
-    recitebench data build --preset cn-poems --source shared:cn_poems --n 2000 --out data/cn256
-    recitebench train --data data/cn256 --model qwen2-0.5b-instruct --out runs/qwen2-cn
-    recitebench recite --run runs/qwen2-cn
-    recitebench run configs/demo.yaml
-    recitebench report runs/demo
-    recitebench ls runs/demo
+recitebench data build --preset cn-poems --source shared:cn_poems --n 2000 --out data/cn256
+recitebench train --data data/cn256 --model qwen2-0.5b-instruct --out runs/qwen2-cn
+recitebench recite --run runs/qwen2-cn
+recitebench run configs/demo.yaml
+recitebench report runs/demo
+recitebench ls runs/demo
 """
 
 from __future__ import annotations
@@ -14,14 +14,20 @@ import argparse
 import sys
 import textwrap
 
-from . import __version__
+from . import __version__, commands
+from .config import add_arguments
+from .data.config import DataConfig
 from .errors import RecitebenchError
+from .models.config import ModelConfig
+from .recall.config import ReciteConfig
+from .train.config import TrainConfig
 
 EXAMPLES = {
     "data build": """\
 examples:
   # the paper's Table 1 Chinese set: 2,000 poems, prompt + poem <= 256 characters
-  recitebench data build --preset cn-poems --source ../shared/data/cn_poems.jsonl.xz --n 2000 --max-chars 256 --seed 0 --out data/cn256
+  recitebench data build --preset cn-poems --source ../shared/data/cn_poems.jsonl.xz --n 2000 --max-chars 256 \
+      --seed 0 --out data/cn256
   # Table 2: 256-512 characters
   recitebench data build --preset cn-poems --source shared:cn_poems --min-chars 256 --max-chars 512 --out data/cn512
   # a Hugging Face dataset with other column names
@@ -41,7 +47,8 @@ examples:
     "recite": """\
 examples:
   recitebench recite --run runs/qwen2-cn                     # scores the run's final model on its dataset
-  recitebench recite --model Qwen/Qwen2-0.5B-Instruct --data data/cn256 --out probes/qwen2   # no training: probe existing memory
+  # no training: probe the memory a model already has
+  recitebench recite --model Qwen/Qwen2-0.5B-Instruct --data data/cn256 --out probes/qwen2
   recitebench recite --run runs/tiny --verify 50             # also generate 50 certified poems to check agreement
 """,
     "run": """\
@@ -56,47 +63,48 @@ examples:
 }
 
 
+# (name, one-line help, description, config classes whose fields become flags, fields to leave out)
+CONFIGURED = [
+    ("train", "memorise a frozen dataset by fine-tuning (or training from scratch)",
+     "Train a causal LM on a frozen dataset (loss on the poem and its end token only), logging the memory curve to "
+     "OUT/metrics.jsonl, checkpointing, and saving OUT/model.", (ModelConfig, TrainConfig), ()),
+    ("recite", "score exact and graded recall of a model on a dataset",
+     "Recite every poem from its input alone: the certified teacher-forced pass decides most poems in one forward "
+     "pass, greedy decoding decides the rest. Writes results.json and samples.jsonl.", (ReciteConfig, ModelConfig),
+     ("vocab_size", "init_seed")),
+]
+
+
 def _parser_for(sub, name: str, help_text: str, description: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help_text, description=description, epilog=EXAMPLES.get(name, ""),
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import add_arguments
-    from .data.config import DataConfig
-    from .models.config import ModelConfig
-    from .recall.config import ReciteConfig
-    from .train.config import TrainConfig
-
     p = argparse.ArgumentParser(prog="recitebench", description=textwrap.dedent(__doc__ or ""),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"recitebench {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    data = sub.add_parser("data", help="build frozen poem datasets", description="Frozen datasets: the poems a model memorises.")
-    dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
-    db = _parser_for(dsub, "build", "sample a frozen dataset from a corpus",
+    data = sub.add_parser("data", help="build frozen poem datasets",
+                          description="Frozen datasets: the poems a model memorises.")
+    db = _parser_for(data.add_subparsers(dest="data_command", metavar="ACTION"), "build",
+                     "sample a frozen dataset from a corpus",
                      "Read a corpus, validate every row, drop ambiguous inputs, apply the length rule, sample N poems "
                      "with SEED, and write OUT/poems.jsonl + OUT/manifest.json (atomically; byte-identical on re-run).")
     db.epilog = EXAMPLES["data build"]
     db.add_argument("--config", help="YAML file with DataConfig fields (flags override it)")
     db.add_argument("--out", required=True, help="output folder for poems.jsonl and manifest.json")
     add_arguments(db, DataConfig)
+    for name, help_text, description, classes, skip in CONFIGURED:
+        sp = _parser_for(sub, name, help_text, description)
+        sp.add_argument("--config", help=f"YAML file with {name} fields (flags override it)")
+        for cls in classes:
+            add_arguments(sp, cls, skip=skip if cls is ModelConfig else ())
+    _add_listing_commands(sub)
+    return p
 
-    tr = _parser_for(sub, "train", "memorise a frozen dataset by fine-tuning (or training from scratch)",
-                     "Train a causal LM on a frozen dataset (loss on the poem and its end token only), logging the "
-                     "memory curve to OUT/metrics.jsonl, checkpointing, and saving OUT/model.")
-    tr.add_argument("--config", help="YAML file with model/train fields (flags override it)")
-    add_arguments(tr, ModelConfig)
-    add_arguments(tr, TrainConfig)
 
-    rc = _parser_for(sub, "recite", "score exact and graded recall of a model on a dataset",
-                     "Recite every poem from its input alone: the certified teacher-forced path decides most poems in one "
-                     "forward pass, greedy generation decides the rest. Writes results.json and samples.jsonl.")
-    rc.add_argument("--config", help="YAML file with recite fields (flags override it)")
-    add_arguments(rc, ReciteConfig)
-    add_arguments(rc, ModelConfig, skip=("vocab_size", "init_seed"))
-
+def _add_listing_commands(sub) -> None:
     rn = _parser_for(sub, "run", "run an experiment spec (grid of data x models), then write the report",
                      "Expand a YAML experiment spec into runs, do what is not done yet (finished runs are skipped, "
                      "interrupted ones resume), and write the report.")
@@ -104,38 +112,40 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--dry-run", action="store_true", help="validate the spec and list its runs without running them")
     rn.add_argument("--runs-dir", default=None, help="override the spec's runs_dir")
     rn.add_argument("--only", default=None, help="run only runs whose name contains this text")
-
     rp = _parser_for(sub, "report", "write the HTML + Markdown report of a runs folder",
                      "Render report.html (self-contained) and report.md from the finished runs in a folder.")
     rp.add_argument("runs_dir", help="folder holding runs (as written by `recitebench run`)")
     rp.add_argument("--title", default=None, help="report title")
-
     ls = _parser_for(sub, "ls", "list runs with their key numbers (or the model presets)",
-                     "List the runs indexed in RUNS_DIR/index.sqlite with their key numbers.")
+                     "List the finished runs of RUNS_DIR with their key numbers (read from the run folders).")
     ls.add_argument("runs_dir", nargs="?", default="runs", help="folder holding runs [default: runs]")
     ls.add_argument("--models", action="store_true", help="list the model presets instead")
     ls.add_argument("--presets", action="store_true", help="list the dataset presets instead")
-
     cp = _parser_for(sub, "compare", "print a side-by-side table of runs", "Compare finished runs side by side.")
     cp.add_argument("runs", nargs="+", help="run folders")
-    return p
+
+
+HANDLERS = {
+    ("data", "build"): commands.data_build,
+    ("train", None): commands.train,
+    ("recite", None): commands.recite,
+    ("run", None): commands.run,
+    ("report", None): commands.report,
+    ("ls", None): commands.ls,
+    ("compare", None): commands.compare,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {("data", "build"): "cmd_data_build", ("train", None): "cmd_train", ("recite", None): "cmd_recite",
-                ("run", None): "cmd_run", ("report", None): "cmd_report", ("ls", None): "cmd_ls",
-                ("compare", None): "cmd_compare"}
-    name = handlers.get((args.command, getattr(args, "data_command", None)))
-    if name is None:
+    handler = HANDLERS.get((args.command, getattr(args, "data_command", None)))
+    if handler is None:
         parser.print_help(sys.stderr)
         print("\nrecitebench: error: give a subcommand (e.g. `recitebench data build --help`)", file=sys.stderr)
         return 2
     try:
-        from . import commands
-
-        return getattr(commands, name)(args)
+        return handler(args)
     except RecitebenchError as e:
         print(f"recitebench: error: {e}", file=sys.stderr)
         return 1

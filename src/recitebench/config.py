@@ -92,8 +92,10 @@ def build(cls: type[T], values: dict | None = None, *, where: str = "config") ->
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise RecitebenchError(f"{where}: unknown field {unknown[0]!r} for {cls.__name__} "
-                               f"(known: {', '.join(sorted(n for n in names if not n.startswith('_')))})")
+        raise RecitebenchError(
+            f"{where}: unknown field {unknown[0]!r} for {cls.__name__} "
+            f"(known: {', '.join(sorted(n for n in names if not n.startswith('_')))})"
+        )
     hints = typing.get_type_hints(cls)
     for key, val in list(values.items()):
         tp, optional = _base_type(hints[key])
@@ -115,11 +117,33 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def from_args(cls: type[T], args: argparse.Namespace, base: dict | None = None, *, where: str = "command line") -> T:
-    """Merge YAML/base values with the flags that were given on the command line."""
-    values = dict(base or {})
+def merge(
+    cls: type[T],
+    *,
+    saved: dict | None = None,
+    yaml: dict | None = None,
+    flags: argparse.Namespace | None = None,
+    where: str = "config",
+) -> T:
+    """The one merge rule of every subcommand: a resumed run's saved config, then the YAML file, then the flags
+    given on the command line (each later one wins), validated as one config."""
+    values = {**(saved or {}), **(yaml or {})}
     names = {f.name for f in dataclasses.fields(cls)}
-    for key, val in vars(args).items():
-        if key in names:
-            values[key] = val
+    values.update({k: v for k, v in vars(flags or argparse.Namespace()).items() if k in names})
     return build(cls, values, where=where)
+
+
+def check_positive(cfg: Any, *names: str) -> None:
+    """Raise ValueError for a named field that is set (not None) but not positive (call from __post_init__)."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+
+
+def check_choices(cfg: Any) -> None:
+    """Raise ValueError for a field whose value is not one of its declared choices (call from __post_init__)."""
+    for f in dataclasses.fields(cfg):
+        choices = f.metadata.get("choices")
+        if choices and getattr(cfg, f.name) not in choices:
+            raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {getattr(cfg, f.name)!r}")

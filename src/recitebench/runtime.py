@@ -16,7 +16,9 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def train_precision(precision: str, device: torch.device, fsdp: bool = False) -> tuple[torch.dtype, torch.dtype | None, bool]:
+def train_precision(
+    precision: str, device: torch.device, fsdp: bool = False
+) -> tuple[torch.dtype, torch.dtype | None, bool]:
     """(weight dtype, autocast dtype, fp32 master weights?) for training."""
     if precision == "auto":  # FSDP2 shards the parameters itself: it keeps fp32 weights under autocast
         precision = ("bf16-mixed" if fsdp else "bf16-master") if device.type == "cuda" else "fp32"

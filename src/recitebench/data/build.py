@@ -30,16 +30,20 @@ def _resolve_columns(first: dict, wanted: tuple[str, ...], explicit: dict[str, s
     for field in wanted:
         if field in explicit:
             if explicit[field] not in first:
-                raise RecitebenchError(f"{where}: unknown column {explicit[field]!r} for field {field!r} "
-                                       f"(columns: {', '.join(map(str, available))})")
+                raise RecitebenchError(
+                    f"{where}: unknown column {explicit[field]!r} for field {field!r} "
+                    f"(columns: {', '.join(map(str, available))})"
+                )
             cols[field] = explicit[field]
             continue
         hit = next((a for a in COLUMN_ALIASES[field] if a in first), None)
         if hit is None:
             if field == "id":
                 continue
-            raise RecitebenchError(f"{where}: no column for field {field!r} (tried {', '.join(COLUMN_ALIASES[field])}; "
-                                   f"columns: {', '.join(map(str, available))}); map it with --columns {field}=COLUMN")
+            raise RecitebenchError(
+                f"{where}: no column for field {field!r} (tried {', '.join(COLUMN_ALIASES[field])}; "
+                f"columns: {', '.join(map(str, available))}); map it with --columns {field}=COLUMN"
+            )
         cols[field] = hit
     return cols
 
@@ -73,11 +77,60 @@ def build_dataset(cfg: DataConfig, out: str | Path) -> dict[str, Any]:
     """Write OUT/poems.jsonl and OUT/manifest.json; return the manifest."""
     out = Path(out)
     preset = get_preset(cfg.preset)
+    source = resolve_spec(cfg.source)
+    counts: dict[str, int] = collections.OrderedDict()
+    records, cols, bad_examples = read_records(source, preset, cfg, counts)
+    unique = dedupe(records)
+    counts["after_dedupe"] = len(unique)
+    kept, ambiguous = ambiguity_guard(unique, cfg.ambiguous)
+    counts["after_ambiguity_guard"] = len(kept)
+    candidates = length_rule(kept, cfg)
+    counts["after_length_rule"] = len(candidates)
+    if len(candidates) < cfg.n:
+        raise RecitebenchError(
+            f"{source}: only {len(candidates)} poems pass the filters, {cfg.n} requested (counts: {dict(counts)})"
+        )
+    picked = sorted(random.Random(cfg.seed).sample(range(len(candidates)), cfg.n))
+    rows = frozen_rows([candidates[i] for i in picked], preset.fields)
+    counts["sampled"] = len(rows)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "source": source,
+        "source_sha256": sha256_file(source) if Path(source).is_file() else None,
+        "preset": preset.name,
+        "template": preset.template,
+        "columns": cols,
+        "config": to_dict(cfg),
+        "seed": cfg.seed,
+        "counts": dict(counts),
+        "ambiguous_inputs": {
+            "policy": cfg.ambiguous,
+            "inputs": len(ambiguous),
+            "poems": sum(len(v) for v in ambiguous.values()),
+            "examples": sorted(ambiguous)[:10],
+        },
+        "bad_rows": {"skipped": counts["bad_rows_skipped"], "examples": bad_examples},
+        "length_histogram_chars": _length_histogram([r["chars"] for r in rows]),
+        "length_chars": {
+            "min": min(r["chars"] for r in rows),
+            "max": max(r["chars"] for r in rows),
+            "median": sorted(r["chars"] for r in rows)[len(rows) // 2],
+        },
+        "package_version": __version__,
+    }
+    # Both files are written atomically; poems.jsonl first so a manifest never points at nothing.
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "poems.jsonl", rows)
+    manifest["poems_sha256"] = sha256_file(out / "poems.jsonl")
+    manifest["provenance"] = provenance()
+    write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def read_records(source: str, preset, cfg: DataConfig, counts: dict) -> tuple[list[dict], dict, list[str]]:
+    """(valid records with prompt and target, the column mapping used, examples of skipped bad rows)."""
     explicit = parse_columns(cfg.columns)
     wanted = preset.fields + ("content", "id")
-    source = resolve_spec(cfg.source)
-
-    counts: dict[str, int] = collections.OrderedDict()
     bad_examples: list[str] = []
     records: list[dict] = []
     cols: dict[str, str] | None = None
@@ -85,8 +138,8 @@ def build_dataset(cfg: DataConfig, out: str | Path) -> dict[str, Any]:
     for row in open_source(source):
         n_read += 1
         try:
-            if "__error__" in row.fields:
-                raise BadRow(row.fields["__error__"])
+            if row.error:
+                raise BadRow(row.error)
             if cols is None:
                 cols = _resolve_columns(row.fields, wanted, explicit, row.where)
             rec = {f: _field(row, f, cols[f], cfg.strip) for f in preset.fields + ("content",)}
@@ -107,8 +160,11 @@ def build_dataset(cfg: DataConfig, out: str | Path) -> dict[str, Any]:
     counts["valid"] = len(records)
     if not records:
         raise RecitebenchError(f"{source}: no usable rows")
+    return records, cols or {}, bad_examples
 
-    # Exact duplicates (same input, same poem) are one memory, not an ambiguity.
+
+def dedupe(records: list[dict]) -> list[dict]:
+    """Exact duplicates (same input, same poem) are one memory, not an ambiguity."""
     seen: set[tuple[str, str]] = set()
     unique = []
     for r in records:
@@ -116,85 +172,66 @@ def build_dataset(cfg: DataConfig, out: str | Path) -> dict[str, Any]:
         if key not in seen:
             seen.add(key)
             unique.append(r)
-    counts["after_dedupe"] = len(unique)
+    return unique
 
-    # Ambiguity guard over the whole corpus: an input names one poem or it names none.
+
+def ambiguity_guard(records: list[dict], policy: str) -> tuple[list[dict], dict[str, list[dict]]]:
+    """Over the whole corpus: an input names one poem or it names none (drop), or inputs are numbered."""
     by_prompt: dict[str, list[dict]] = collections.defaultdict(list)
-    for r in unique:
+    for r in records:
         by_prompt[r["prompt"]].append(r)
     ambiguous = {p: rs for p, rs in by_prompt.items() if len(rs) > 1}
-    if cfg.ambiguous == "drop":
-        kept = [r for r in unique if r["prompt"] not in ambiguous]
-    else:
-        kept = []
-        for r in unique:
-            group = ambiguous.get(r["prompt"])
-            if group:
-                r = dict(r, prompt=f"{r['prompt']} ({group.index(r) + 1})")
-            kept.append(r)
-    counts["after_ambiguity_guard"] = len(kept)
+    if policy == "drop":
+        return [r for r in records if r["prompt"] not in ambiguous], ambiguous
+    kept = []
+    for r in records:
+        group = ambiguous.get(r["prompt"])
+        kept.append(dict(r, prompt=f"{r['prompt']} ({group.index(r) + 1})") if group else r)
+    return kept, ambiguous
 
-    tok = None
-    if cfg.max_tokens or cfg.min_tokens:
-        from ..models.tokenizer import load_tokenizer
 
-        tok = load_tokenizer(cfg.tokenizer)
-    candidates = []
-    for r in kept:
+def length_rule(records: list[dict], cfg: DataConfig) -> list[dict]:
+    """Records within the character (and, with a tokenizer, token) limits; `chars`/`tokens` are added."""
+    tok = _length_tokenizer(cfg.tokenizer) if (cfg.max_tokens or cfg.min_tokens) else None
+    out = []
+    for r in records:
         r["chars"] = len(r["prompt"]) + len(r["target"])
-        if cfg.max_chars is not None and r["chars"] > cfg.max_chars:
-            continue
-        if cfg.min_chars is not None and r["chars"] < cfg.min_chars:
+        if not _within(r["chars"], cfg.min_chars, cfg.max_chars):
             continue
         if tok is not None:
-            r["tokens"] = len(tok(r["prompt"], add_special_tokens=False)["input_ids"]) + \
-                len(tok(r["target"], add_special_tokens=False)["input_ids"])
-            if cfg.max_tokens is not None and r["tokens"] > cfg.max_tokens:
+            r["tokens"] = sum(len(tok(r[k], add_special_tokens=False)["input_ids"]) for k in ("prompt", "target"))
+            if not _within(r["tokens"], cfg.min_tokens, cfg.max_tokens):
                 continue
-            if cfg.min_tokens is not None and r["tokens"] < cfg.min_tokens:
-                continue
-        candidates.append(r)
-    counts["after_length_rule"] = len(candidates)
-    if len(candidates) < cfg.n:
-        raise RecitebenchError(f"{source}: only {len(candidates)} poems pass the filters, {cfg.n} requested "
-                               f"(counts: {dict(counts)})")
+        out.append(r)
+    return out
 
-    picked = sorted(random.Random(cfg.seed).sample(range(len(candidates)), cfg.n))
-    chosen = [candidates[i] for i in picked]
-    counts["sampled"] = len(chosen)
+
+def _within(n: int, lo: int | None, hi: int | None) -> bool:
+    return (lo is None or n >= lo) and (hi is None or n <= hi)
+
+
+def _length_tokenizer(ref: str | None):
+    """The tokenizer of the token-length rule (any Transformers tokenizer: only lengths are counted)."""
+    from transformers import AutoTokenizer  # heavy import, only for the token rule
+
+    try:
+        return AutoTokenizer.from_pretrained(ref)
+    except (OSError, ValueError) as e:
+        raise RecitebenchError(f"{ref}: cannot load tokenizer: {str(e).splitlines()[0]}") from None
+
+
+def frozen_rows(chosen: list[dict], fields: tuple[str, ...]) -> list[dict]:
+    """The rows of poems.jsonl: id, prompt, target, the preset's fields and where each came from."""
     ids = [c["source_id"] for c in chosen]
     use_source_ids = all(ids) and len(set(ids)) == len(ids)
     rows = []
     for c in chosen:
-        row = {"id": c["source_id"] if use_source_ids else f"row-{c['source_row']}",
-               "prompt": c["prompt"], "target": c["target"]}
-        row.update({f: c[f] for f in preset.fields})
+        row = {
+            "id": c["source_id"] if use_source_ids else f"row-{c['source_row']}",
+            "prompt": c["prompt"],
+            "target": c["target"],
+        }
+        row.update({f: c[f] for f in fields})
         row.update({k: c[k] for k in ("source_id", "source_row", "chars", "tokens") if k in c})
         rows.append(row)
-
-    manifest: dict[str, Any] = {
-        "format": FORMAT,
-        "source": source,
-        "source_sha256": sha256_file(source) if Path(source).is_file() else None,
-        "preset": preset.name,
-        "template": preset.template,
-        "columns": cols,
-        "config": to_dict(cfg),
-        "seed": cfg.seed,
-        "counts": dict(counts),
-        "ambiguous_inputs": {"policy": cfg.ambiguous, "inputs": len(ambiguous),
-                             "poems": sum(len(v) for v in ambiguous.values()),
-                             "examples": sorted(ambiguous)[:10]},
-        "bad_rows": {"skipped": counts["bad_rows_skipped"], "examples": bad_examples},
-        "length_histogram_chars": _length_histogram([r["chars"] for r in rows]),
-        "length_chars": {"min": min(r["chars"] for r in rows), "max": max(r["chars"] for r in rows),
-                         "median": sorted(r["chars"] for r in rows)[len(rows) // 2]},
-        "package_version": __version__,
-    }
-    # Both files are written atomically; poems.jsonl first so a manifest never points at nothing.
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "poems.jsonl", rows)
-    manifest["poems_sha256"] = sha256_file(out / "poems.jsonl")
-    manifest["provenance"] = provenance()
-    write_json(out / "manifest.json", manifest)
-    return manifest
+    return rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import opt
+from ..config import check_choices, check_positive, opt
 from .presets import PRESETS
 
 
@@ -12,29 +12,40 @@ from .presets import PRESETS
 class DataConfig:
     """Build a frozen (prompt, poem) dataset from a corpus."""
 
-    source: str = opt("shared:cn_poems", "corpus: a local .jsonl/.json/.csv/.parquet[.gz|.xz] file, hf:OWNER/NAME[:SPLIT], or shared:cn_poems / shared:en_poems",
-                      example="hf:larryvrh/Chinese-Poems")
+    source: str = opt(
+        "shared:cn_poems",
+        "corpus: a local .jsonl/.json/.csv/.parquet[.gz|.xz] file, hf:OWNER/NAME[:SPLIT], or "
+        "shared:cn_poems / shared:en_poems",
+        example="hf:larryvrh/Chinese-Poems",
+    )
     preset: str = opt("cn-poems", "prompt format", choices=tuple(PRESETS))
-    columns: str | None = opt(None, "map the preset's fields to the source's column names", example="author=poet,title=name,content=text")
+    columns: str | None = opt(
+        None, "map the preset's fields to the source's column names", example="author=poet,title=name,content=text"
+    )
     n: int = opt(2000, "number of poems to sample; fewer candidates than this is an error")
     seed: int = opt(0, "sampling seed: same arguments and seed give byte-identical files")
     max_chars: int | None = opt(256, "keep poems whose len(prompt)+len(poem) <= this (paper Table 1: 256)")
-    min_chars: int | None = opt(None, "keep poems whose len(prompt)+len(poem) >= this (paper Table 2: 256 with --max-chars 512)")
+    min_chars: int | None = opt(
+        None, "keep poems whose len(prompt)+len(poem) >= this (paper Table 2: 256 with --max-chars 512)"
+    )
     max_tokens: int | None = opt(None, "token-based length rule: prompt+poem tokens <= this (needs --tokenizer)")
     min_tokens: int | None = opt(None, "token-based length rule: prompt+poem tokens >= this (needs --tokenizer)")
-    tokenizer: str | None = opt(None, "tokenizer (hub id or folder) for the token-based length rule", example="../shared/models/tokenizers/qwen2")
-    ambiguous: str = opt("drop", "inputs shared by different poems: drop them all, or disambiguate by numbering them",
-                         choices=("drop", "disambiguate"))
+    tokenizer: str | None = opt(
+        None,
+        "tokenizer (hub id or folder) for the token-based length rule",
+        example="../shared/models/tokenizers/qwen2",
+    )
+    ambiguous: str = opt(
+        "drop",
+        "inputs shared by different poems: drop them all, or disambiguate by numbering them",
+        choices=("drop", "disambiguate"),
+    )
     skip_bad_rows: bool = opt(False, "skip (and count) rows with missing/empty/mistyped fields instead of failing")
     strip: bool = opt(True, "strip leading/trailing whitespace of each field (inner text is never changed)")
 
     def __post_init__(self) -> None:
-        if self.n <= 0:
-            raise ValueError(f"n must be positive, got {self.n}")
-        for name in ("max_chars", "min_chars", "max_tokens", "min_tokens"):
-            v = getattr(self, name)
-            if v is not None and v <= 0:
-                raise ValueError(f"{name} must be positive, got {v}")
+        check_choices(self)
+        check_positive(self, "n", "max_chars", "min_chars", "max_tokens", "min_tokens")
         if self.min_chars and self.max_chars and self.min_chars > self.max_chars:
             raise ValueError(f"min_chars ({self.min_chars}) is larger than max_chars ({self.max_chars})")
         if (self.max_tokens or self.min_tokens) and not self.tokenizer:

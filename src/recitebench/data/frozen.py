@@ -26,8 +26,10 @@ def load_frozen(path: str | Path) -> FrozenDataset:
     path = Path(path)
     man_path, poems_path = path / "manifest.json", path / "poems.jsonl"
     if not path.is_dir() or not man_path.is_file() or not poems_path.is_file():
-        raise RecitebenchError(f"{path}: not a frozen dataset (expected manifest.json and poems.jsonl; "
-                               f"make one with `recitebench data build --out {path}`)")
+        raise RecitebenchError(
+            f"{path}: not a frozen dataset (expected manifest.json and poems.jsonl; "
+            f"make one with `recitebench data build --out {path}`)"
+        )
     try:
         manifest = read_json(man_path)
     except json.JSONDecodeError as e:
@@ -35,7 +37,9 @@ def load_frozen(path: str | Path) -> FrozenDataset:
     if manifest.get("format") != FORMAT:
         raise RecitebenchError(f"{man_path}: not a recitebench manifest (format {manifest.get('format')!r})")
     if sha256_file(poems_path) != manifest.get("poems_sha256"):
-        raise RecitebenchError(f"{poems_path}: sha256 differs from manifest.json: the dataset was changed after it was frozen")
+        raise RecitebenchError(
+            f"{poems_path}: sha256 differs from manifest.json: the dataset was changed after it was frozen"
+        )
     poems = []
     with open(poems_path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):

@@ -14,12 +14,13 @@ import gzip
 import io
 import json
 import lzma
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import RecitebenchError
+from ..paths import shared_dir
 
 FILE_FORMATS = ("jsonl", "json", "csv", "parquet")
 
@@ -31,23 +32,11 @@ class Row:
     where: str  # e.g. "poems.jsonl:17"
     index: int  # 0-based position in the source
     fields: dict[str, Any]
+    error: str | None = None  # why the row cannot be read (the reader keeps going; the builder decides)
 
 
 class BadRow(RecitebenchError):
     """A row that cannot be read; `--skip-bad-rows` counts and skips these."""
-
-
-def shared_dir() -> Path:
-    """../shared beside the checkout (or the working directory), unless RECITEBENCH_SHARED says otherwise."""
-    env = os.environ.get("RECITEBENCH_SHARED")
-    if env:
-        return Path(env)
-    candidates = [Path.cwd() / "shared", Path.cwd().parent / "shared",
-                  Path(__file__).resolve().parents[4] / "shared", Path(__file__).resolve().parents[3] / "shared"]
-    for c in candidates:
-        if (c / "data").is_dir() or (c / "models").is_dir():
-            return c
-    return Path.cwd().parent / "shared"
 
 
 def resolve_spec(spec: str) -> str:
@@ -72,8 +61,9 @@ def detect_format(path: Path) -> tuple[str, str | None]:
     if fmt == "ndjson":
         fmt = "jsonl"
     if fmt not in FILE_FORMATS:
-        raise RecitebenchError(f"{path}: unknown file type {path.name!r} "
-                               f"(expected .jsonl/.json/.csv/.parquet, optionally .gz or .xz)")
+        raise RecitebenchError(
+            f"{path}: unknown file type {path.name!r} (expected .jsonl/.json/.csv/.parquet, optionally .gz or .xz)"
+        )
     if fmt == "parquet" and compression:
         raise RecitebenchError(f"{path}: parquet files carry their own compression; remove the .{compression} layer")
     return fmt, compression
@@ -125,17 +115,17 @@ def _iter_jsonl(path: Path, compression: str | None) -> Iterator[Row]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield Row(where, lineno - 1, {"__error__": f"{where}: not UTF-8 text (byte {e.start}: {e.reason})"})
+                yield Row(where, lineno - 1, {}, error=f"{where}: not UTF-8 text (byte {e.start}: {e.reason})")
                 continue
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                yield Row(where, lineno - 1, {"__error__": f"{where}: broken JSON line ({e.msg} at column {e.colno})"})
+                yield Row(where, lineno - 1, {}, error=f"{where}: broken JSON line ({e.msg} at column {e.colno})")
                 continue
             if not isinstance(obj, dict):
-                yield Row(where, lineno - 1, {"__error__": f"{where}: expected a JSON object, got {type(obj).__name__}"})
+                yield Row(where, lineno - 1, {}, error=f"{where}: expected a JSON object, got {type(obj).__name__}")
                 continue
             yield Row(where, lineno - 1, obj)
 
@@ -156,7 +146,7 @@ def _iter_json(path: Path, compression: str | None) -> Iterator[Row]:
     for i, item in enumerate(obj):
         where = f"{path}[{i}]"
         if not isinstance(item, dict):
-            yield Row(where, i, {"__error__": f"{where}: expected a JSON object, got {type(item).__name__}"})
+            yield Row(where, i, {}, error=f"{where}: expected a JSON object, got {type(item).__name__}")
         else:
             yield Row(where, i, item)
 
@@ -170,7 +160,7 @@ def _iter_csv(path: Path, compression: str | None) -> Iterator[Row]:
         for i, rec in enumerate(reader):
             where = f"{path}:{reader.line_num}"
             if None in rec:  # more cells than header columns
-                yield Row(where, i, {"__error__": f"{where}: row has more cells than the header has columns"})
+                yield Row(where, i, {}, error=f"{where}: row has more cells than the header has columns")
                 continue
             yield Row(where, i, dict(rec))
     except csv.Error as e:
@@ -199,18 +189,21 @@ def _iter_hf(spec: str) -> Iterator[Row]:
     try:
         import datasets  # lazy: the GPU image and minimal installs lack it
     except ImportError:
-        raise RecitebenchError(f"{spec}: Hugging Face sources need the datasets package "
-                               f"(pip install 'recitebench[hf]')") from None
+        raise RecitebenchError(
+            f"{spec}: Hugging Face sources need the datasets package (pip install 'recitebench[hf]')"
+        ) from None
     try:
         ds = datasets.load_dataset(ref, split=split)
     except Exception as e:  # hub, network and format errors come in many types
-        raise RecitebenchError(f"{spec}: cannot load dataset: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise RecitebenchError(
+            f"{spec}: cannot load dataset: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
     for i, rec in enumerate(ds):
         yield Row(f"{spec}[{split} row {i}]", i, dict(rec))
 
 
 def open_source(spec: str) -> Iterator[Row]:
-    """Yield the raw rows of a source; a row that cannot be parsed carries `__error__`."""
+    """Yield the raw rows of a source; a row that cannot be parsed carries `error`."""
     spec = resolve_spec(spec)
     if spec.startswith("hf:"):
         yield from _iter_hf(spec)

@@ -26,7 +26,9 @@ def prompt_text(tok, prompt: str, template: str) -> str:
             from ..errors import RecitebenchError
 
             raise RecitebenchError(f"tokenizer {tok.name_or_path!r} has no chat template; use --template plain")
-        return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        return tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
     return prompt + "\n"
 
 
@@ -44,10 +46,6 @@ def encode_many(tok, poems: list[dict], template: str) -> list[Encoded]:
             ids = ids[:-1]  # some tokenizers append an end token; the prompt must stay open
         out.append(Encoded(p["id"], ids, list(t) + [tok.eos_token_id]))
     return out
-
-
-def encode(tok, poem: dict, template: str) -> Encoded:
-    return encode_many(tok, [poem], template)[0]
 
 
 def decode_prediction(tok, ids: list[int]) -> tuple[str, bool]:

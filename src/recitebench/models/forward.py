@@ -4,6 +4,9 @@ for a 152k vocabulary."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 
@@ -15,6 +18,18 @@ def unwrap(model):
     if hasattr(model, "get_base_model"):
         model = model.get_base_model()
     return model
+
+
+@contextlib.contextmanager
+def evaluating(model) -> Iterator[None]:
+    """Eval mode and no autograd inside the block; the model's own mode is restored after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 def split_supported(model) -> bool:

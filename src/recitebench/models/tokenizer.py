@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..errors import RecitebenchError
 
@@ -14,7 +14,9 @@ def load_tokenizer(ref: str, *, gguf_file: str | None = None):
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(ref, gguf_file=gguf_file) if gguf_file else AutoTokenizer.from_pretrained(ref)
+        tok = (
+            AutoTokenizer.from_pretrained(ref, gguf_file=gguf_file) if gguf_file else AutoTokenizer.from_pretrained(ref)
+        )
     except (OSError, ValueError) as e:
         raise RecitebenchError(f"{ref}: cannot load tokenizer: {str(e).splitlines()[0]}") from None
     return ensure_special_tokens(tok)
@@ -23,7 +25,9 @@ def load_tokenizer(ref: str, *, gguf_file: str | None = None):
 def ensure_special_tokens(tok):
     """Every tokenizer we train with needs an end token (recitation must stop) and a pad token."""
     if tok.eos_token is None:
-        raise RecitebenchError(f"tokenizer {tok.name_or_path!r} has no end-of-sequence token; recitation could never stop")
+        raise RecitebenchError(
+            f"tokenizer {tok.name_or_path!r} has no end-of-sequence token; recitation could never stop"
+        )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token  # safe: pad positions are never attended nor scored
     return tok
@@ -39,8 +43,12 @@ def train_bpe(texts: Iterable[str], vocab_size: int):
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS, PAD], show_progress=False, max_token_length=8,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOS, PAD],
+        show_progress=False,
+        max_token_length=8,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     core.train_from_iterator(list(texts), trainer)
     return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=PAD)
-

@@ -1,8 +1,7 @@
-"""Stage 3: recitation and scoring (certified teacher forcing, generation, graded outcomes)."""
+"""Stage 4: recitation and scoring (certified teacher forcing, greedy decoders, graded outcomes)."""
 
 from .config import ReciteConfig
 from .graded import OUTCOMES, grade
 from .recite import recite
-from .teacher import teacher_forced
 
-__all__ = ["OUTCOMES", "ReciteConfig", "grade", "recite", "teacher_forced"]
+__all__ = ["OUTCOMES", "ReciteConfig", "grade", "recite"]

@@ -12,10 +12,13 @@ from that point, so the result equals greedy decoding.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
+from ..batching import length_batches, pad_rows
 from ..models.formatting import Encoded
-from ..models.forward import logits_at
+from ..models.forward import evaluating, logits_at
 
 
 def _realign(target: list[int], pos: int, emitted: int, window: int = 4) -> int:
@@ -26,70 +29,88 @@ def _realign(target: list[int], pos: int, emitted: int, window: int = 4) -> int:
     return pos + 1  # a substitution: resume right after it
 
 
-@torch.no_grad()
-def draft_decode(model, items: list[Encoded], prefixes: list[int], *, device, pad_id: int, eos_id: int, margin: float,
-                 extra_tokens: int, batch_tokens: int = 65536, autocast_dtype=None) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+def draft_decode(
+    model,
+    items: list[Encoded],
+    prefixes: list[int],
+    *,
+    device,
+    pad_id: int,
+    end_ids: tuple[int, ...],
+    margin: float,
+    extra_tokens: int,
+    batch_tokens: int = 65536,
+    autocast_dtype=None,
+) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
     """({item: greedy output ids}, {item: output so far, for items needing real decoding from there})."""
-    was_training = model.training
-    model.eval()
-    out = {i: list(items[i].target_ids[: prefixes[i]]) for i in range(len(items))}
-    anchor = {i: prefixes[i] for i in range(len(items))}  # where the draft resumes in the poem
-    done: dict[int, list[int]] = {}
-    handoff: dict[int, list[int]] = {}
+    state = _DraftState(items, prefixes, extra_tokens)
     active = list(range(len(items)))
-    dev_type = torch.device(device).type
-    while active:
-        active.sort(key=lambda i: len(items[i].prompt_ids) + len(out[i]) + len(items[i].target_ids) - anchor[i])
-        batches, cur, width = [], [], 0
-        for i in active:
-            budget = len(items[i].target_ids) + extra_tokens - len(out[i])
-            n = len(items[i].prompt_ids) + len(out[i]) + min(budget, len(items[i].target_ids) - anchor[i])
-            if cur and max(width, n) * (len(cur) + 1) > batch_tokens:
-                batches.append(cur)
-                cur, width = [], 0
-            cur.append(i)
-            width = max(width, n)
-        batches.append(cur)
-        still = []
-        for batch in batches:
-            drafts, seqs = {}, []
-            for i in batch:
-                budget = len(items[i].target_ids) + extra_tokens - len(out[i])
-                drafts[i] = items[i].target_ids[anchor[i] :][: max(0, budget - 1)]
-                seqs.append(items[i].prompt_ids + out[i] + drafts[i])
-            w = max(len(s) for s in seqs)
-            x = torch.full((len(seqs), w), pad_id, dtype=torch.long)
-            rows, cols = [], []
-            for b, (i, s) in enumerate(zip(batch, seqs)):
-                x[b, : len(s)] = torch.tensor(s)
-                start = len(items[i].prompt_ids) + len(out[i]) - 1
-                rows += [b] * (len(drafts[i]) + 1)
-                cols += list(range(start, len(s)))
-            with torch.autocast(device_type=dev_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                logits = logits_at(model, x.to(device), torch.tensor(rows, device=device), torch.tensor(cols, device=device))
-            top2 = logits.float().topk(2, dim=-1)
-            pred, gap = top2.indices[:, 0].tolist(), (top2.values[:, 0] - top2.values[:, 1]).tolist()
-            k = 0
-            for i in batch:
-                n_pred = len(drafts[i]) + 1
-                p, g = pred[k : k + n_pred], gap[k : k + n_pred]
-                k += n_pred
-                limit = len(items[i].target_ids) + extra_tokens
-                for step in range(n_pred):
-                    if g[step] <= margin:
-                        handoff[i] = out[i]
-                        break
-                    out[i].append(p[step])
-                    if p[step] == eos_id or len(out[i]) >= limit:
-                        done[i] = out[i]
-                        break
-                    if step < len(drafts[i]) and p[step] == drafts[i][step]:
-                        continue
-                    anchor[i] = _realign(items[i].target_ids, anchor[i] + step, p[step])
-                    still.append(i)
-                    break
-                else:
-                    still.append(i)
-        active = still
-    model.train(was_training)
-    return done, handoff
+    with evaluating(model):
+        while active:
+            widths = {i: state.width(i) for i in active}
+            batches = length_batches(
+                [widths.get(i, 0) for i in range(len(items))], max_rows=None, max_tokens=batch_tokens, order=active
+            )
+            still: list[int] = []
+            for batch in batches:
+                preds, gaps = _verify(model, state, batch, device, pad_id, autocast_dtype)
+                still += [i for i, p, g in zip(batch, preds, gaps) if state.advance(i, p, g, margin, end_ids)]
+            active = still
+    return state.done, state.handoff
+
+
+class _DraftState:
+    """Per poem: the greedy output so far, where the draft resumes in the poem, and how it ended."""
+
+    def __init__(self, items: list[Encoded], prefixes: list[int], extra_tokens: int):
+        self.items, self.extra = items, extra_tokens
+        self.out = {i: list(items[i].target_ids[: prefixes[i]]) for i in range(len(items))}
+        self.anchor = dict(enumerate(prefixes))
+        self.done: dict[int, list[int]] = {}
+        self.handoff: dict[int, list[int]] = {}
+
+    def draft(self, i: int) -> list[int]:
+        budget = len(self.items[i].target_ids) + self.extra - len(self.out[i])
+        return self.items[i].target_ids[self.anchor[i] :][: max(0, budget - 1)]
+
+    def width(self, i: int) -> int:
+        return len(self.items[i].prompt_ids) + len(self.out[i]) + len(self.draft(i))
+
+    def advance(self, i: int, pred: list[int], gap: list[float], margin: float, end_ids) -> bool:
+        """Take the verified greedy tokens of one pass; True while the poem needs another pass."""
+        draft, out = self.draft(i), self.out[i]
+        limit = len(self.items[i].target_ids) + self.extra
+        for step, (p, g) in enumerate(zip(pred, gap)):
+            if g <= margin:  # too close to call: real decoding decides from here
+                self.handoff[i] = out
+                return False
+            out.append(p)
+            if p in end_ids or len(out) >= limit:
+                self.done[i] = out
+                return False
+            if step < len(draft) and p == draft[step]:
+                continue
+            self.anchor[i] = _realign(self.items[i].target_ids, self.anchor[i] + step, p)
+            return True
+        return True
+
+
+def _verify(model, state: _DraftState, batch: list[int], device, pad_id: int, autocast_dtype):
+    """One forward pass over prompt + output so far + draft: arg-max and top-1/top-2 gap at each draft step."""
+    seqs, rows, cols, counts = [], [], [], []
+    for b, i in enumerate(batch):
+        s = state.items[i].prompt_ids + state.out[i] + state.draft(i)
+        start = len(state.items[i].prompt_ids) + len(state.out[i]) - 1
+        seqs.append(s)
+        rows += [b] * (len(s) - start)
+        cols += list(range(start, len(s)))
+        counts.append(len(s) - start)
+    x = pad_rows(seqs, pad_id).to(device)
+    with torch.autocast(
+        device_type=torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+    ):
+        logits = logits_at(model, x, torch.tensor(rows, device=device), torch.tensor(cols, device=device))
+    top2 = logits.float().topk(2, dim=-1)
+    pred, gap = top2.indices[:, 0].tolist(), (top2.values[:, 0] - top2.values[:, 1]).tolist()
+    bounds = [0, *itertools.accumulate(counts)]
+    return ([pred[a:b] for a, b in zip(bounds, bounds[1:])], [gap[a:b] for a, b in zip(bounds, bounds[1:])])

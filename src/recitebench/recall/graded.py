@@ -1,9 +1,9 @@
 """Graded recall: the paper's four outcomes of a memory query, made measurable.
 
-  correct           the output equals the target (after the chosen normalisation; none by default)
-  minor distortion  wrong, but edit similarity >= minor_similarity
-  severe distortion wrong, with forgotten_similarity <= similarity < minor_similarity
-  forgotten         empty output, a refusal ("I do not know"), or unrelated text (similarity < forgotten_similarity)
+correct           the output equals the target (after the chosen normalisation; none by default)
+minor distortion  wrong, but edit similarity >= minor_similarity
+severe distortion wrong, with forgotten_similarity <= similarity < minor_similarity
+forgotten         empty output, a refusal ("I do not know"), or unrelated text (similarity < forgotten_similarity)
 """
 
 from __future__ import annotations
@@ -17,10 +17,26 @@ OUTCOMES = ("correct", "minor_distortion", "severe_distortion", "forgotten")
 
 _REFUSALS = re.compile(
     r"(i\s*(do\s*not|don'?t)\s*know|i'?m\s*not\s*sure|i\s*(cannot|can'?t)\s*(recall|remember)|no\s*idea|"
-    r"不知道|不清楚|不记得|无法回答|抱歉)", re.IGNORECASE)
+    r"不知道|不清楚|不记得|无法回答|抱歉)",
+    re.IGNORECASE,
+)
 
-_CJK_PUNCT = str.maketrans({"。": ".", "、": ",", "“": '"', "”": '"', "‘": "'", "’": "'", "《": "<", "》": ">",
-                            "【": "[", "】": "]", "…": "...", "—": "-"})
+_CJK_PUNCT = str.maketrans(
+    {
+        "。": ".",
+        "、": ",",
+        "“": '"',
+        "”": '"',
+        "‘": "'",
+        "’": "'",
+        "《": "<",
+        "》": ">",
+        "【": "[",
+        "】": "]",
+        "…": "...",
+        "—": "-",
+    }
+)
 
 
 def normalize(text: str, how: str) -> str:
@@ -57,8 +73,15 @@ def chrf(pred: str, target: str) -> float:
     return float(CHRF().sentence_score(pred, [target]).score)
 
 
-def grade(prediction: str, target: str, *, normalization: str = "none", minor_similarity: float = 0.8,
-          forgotten_similarity: float = 0.3, stopped: bool = True) -> Graded:
+def grade(
+    prediction: str,
+    target: str,
+    *,
+    normalization: str = "none",
+    minor_similarity: float = 0.8,
+    forgotten_similarity: float = 0.3,
+    stopped: bool = True,
+) -> Graded:
     """Grade one recitation. `stopped=False` (no end token) can never be `correct`."""
     p, t = normalize(prediction, normalization), normalize(target, normalization)
     exact = stopped and p == t
@@ -74,5 +97,6 @@ def grade(prediction: str, target: str, *, normalization: str = "none", minor_si
         outcome = "minor_distortion"
     else:
         outcome = "severe_distortion"
-    return Graded(outcome, exact, sim, len(os.path.commonprefix([p, t])), line_acc,
-                  100.0 if p == t else chrf(p, t), refusal)
+    return Graded(
+        outcome, exact, sim, len(os.path.commonprefix([p, t])), line_acc, 100.0 if p == t else chrf(p, t), refusal
+    )

@@ -1,36 +1,235 @@
-"""Recite every poem from its input and score it: exact match (the paper's Acc, Eq. 4) and graded recall."""
+"""Recite every poem from its input and score it: exact match (the paper's Acc, Eq. 4) and graded recall.
+
+The pipeline, top to bottom: prepare (model, tokenizer, poems) -> certify (one teacher-forced pass) ->
+decode the rest -> verify a sample of certified poems -> grade each poem -> summarise -> write.
+"""
 
 from __future__ import annotations
 
-import os
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.profiler import record_function
 
-from ..config import load_yaml, to_dict
-from ..data.frozen import load_frozen
+from ..config import build, to_dict
+from ..data.frozen import FrozenDataset, load_frozen
 from ..errors import RecitebenchError
-from ..io import write_json, write_jsonl
 from ..models.config import ModelConfig
 from ..models.formatting import Encoded, decode_prediction, encode_many
 from ..models.kernels import apply_kernels
 from ..models.load import load_model
+from ..models.teacher import TeacherResult, teacher_forced
 from ..provenance import provenance
+from ..rundir import RunDir
 from ..runtime import default_margin, eval_dtype, pick_device
+from ..schema import Results, Sample, write_recitation
 from .config import ReciteConfig
-from .draft import draft_decode
-from .generate import greedy_generate, vllm_generate
+from .decoders import Decoder, resolve_decoder
 from .graded import OUTCOMES, grade
-from .static_decode import static_greedy
-from .static_decode import supported as static_supported
-from .teacher import teacher_forced
 
 
-def _mean(samples: list[dict], key: str) -> float:
-    return float(np.mean([s[key] for s in samples])) if samples else 0.0
+@dataclass
+class Job:
+    """Everything the steps of one recitation share."""
+
+    rcfg: ReciteConfig
+    mcfg: ModelConfig
+    data: FrozenDataset
+    poems: list[dict]
+    items: list[Encoded]
+    model: torch.nn.Module
+    tok: object
+    info: dict
+    device: torch.device
+    dtype: torch.dtype
+    margin: float
+    kernels: str
+    out: Path
+    end_ids: tuple[int, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def decoder(self, name: str) -> Decoder:
+        cfg = build(ReciteConfig, {**to_dict(self.rcfg), "decoder": name})
+        return resolve_decoder(cfg, self.model, model_dir=self.mcfg.model, device=self.device,
+                               pad_id=self.tok.pad_token_id, end_ids=self.end_ids, margin=self.margin)
+
+
+@dataclass
+class Certified:
+    """The teacher-forced pass: its per-poem statistics (None when certification is off) and what it proved."""
+
+    teacher: list[TeacherResult] | None
+    ids: set[int]
+
+    def safe_prefix(self, i: int) -> int:
+        return self.teacher[i].safe_prefix if self.teacher else 0
+
+
+def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) -> Results:
+    t0 = time.perf_counter()
+    job = prepare(rcfg, mcfg)
+    job.timings["load"] = time.perf_counter() - t0
+    log(
+        f"reciting {len(job.items)} poems with {job.info['source']} on {job.device} "
+        f"({str(job.dtype).replace('torch.', '')}, certify {'on' if rcfg.certify else 'off'}, decoder {rcfg.decoder})"
+    )
+    with _timed(job, "teacher_forced"), record_function("recitebench.teacher_forced"):
+        certified = certify(job)
+    with _timed(job, "generate"):
+        decoder = job.decoder(rcfg.decoder)
+        with record_function("recitebench.decode"):  # named regions for bench/recite_bench.py --profile
+            decoded = decode_rest(job, certified, decoder)
+        verification = verify(job, certified)
+    with _timed(job, "score"):
+        samples = [grade_poem(job, i, certified, decoded) for i in range(len(job.items))]
+    job.timings["total"] = time.perf_counter() - t0
+    results = summarise(job, samples, certified, decoder if decoded else None, verification)
+    write_recitation(job.out, results, samples)
+    log(
+        f"exact recall {results.exact_match:.1%} ({results.n_correct}/{results.n}); decided by teacher forcing: "
+        f"{len(certified.ids)}, by generation: {len(decoded)}; wrote {job.out}/results.json"
+    )
+    return results
+
+
+class _timed:
+    def __init__(self, job: Job, key: str):
+        self.job, self.key = job, key
+
+    def __enter__(self):
+        self.t = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.job.timings[self.key] = time.perf_counter() - self.t
+
+
+def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> tuple[ModelConfig, Path, Path]:
+    """(model config, dataset folder, output folder) from a run folder or explicit flags."""
+    if not rcfg.run:
+        if mcfg is None or not rcfg.data:
+            raise RecitebenchError("recite needs --run RUN, or --model MODEL with --data DATASET")
+        return mcfg, Path(rcfg.data), Path(rcfg.out or "recite_out")
+    run = RunDir(rcfg.run)
+    saved = run.read_config()
+    if not run.has_model():
+        raise RecitebenchError(
+            f"{run.path}: the run has no final model yet (finish it with `recitebench train --out {run.path} --resume`)"
+        )
+    template = saved.get("model", {}).get("template", "plain")
+    attn = mcfg.attn_implementation if mcfg else "sdpa"
+    run_model = build(
+        ModelConfig,
+        {"model": str(run.model), "init": "pretrained", "template": template, "attn_implementation": attn},
+        where=str(run.config),
+    )
+    return run_model, Path(rcfg.data or saved["train"]["data"]), Path(rcfg.out or run.recite)
+
+
+def prepare(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Job:
+    mcfg, data_dir, out = resolve(rcfg, mcfg)
+    ds = load_frozen(data_dir)
+    poems = ds.poems[: rcfg.limit] if rcfg.limit else ds.poems
+    device = pick_device(rcfg.device)
+    dtype = eval_dtype(rcfg.precision, device)
+    model, tok, info = load_model(
+        mcfg, corpus=[p["prompt"] + "\n" + p["target"] for p in poems], dtype=dtype, device=device
+    )
+    model.to(device)
+    kernels = apply_kernels(model, rcfg.kernels, device)
+    margin = rcfg.margin if rcfg.margin is not None else default_margin(dtype)
+    return Job(
+        rcfg,
+        mcfg,
+        ds,
+        poems,
+        encode_many(tok, poems, mcfg.template),
+        model,
+        tok,
+        info,
+        device,
+        dtype,
+        margin,
+        kernels,
+        out,
+        (tok.eos_token_id,),
+    )
+
+
+def certify(job: Job) -> Certified:
+    """Poems whose every greedy step the teacher-forced pass proves (lead over the margin)."""
+    if not job.rcfg.certify:
+        return Certified(None, set())
+    teacher = teacher_forced(
+        job.model,
+        job.items,
+        device=job.device,
+        batch_size=job.rcfg.batch_size,
+        batch_tokens=job.rcfg.batch_tokens,
+        margin=job.margin,
+        pad_id=job.tok.pad_token_id,
+    )
+    return Certified(teacher, {i for i, r in enumerate(teacher) if r.certified})
+
+
+def decode_rest(job: Job, certified: Certified, decoder: Decoder) -> dict[int, list[int]]:
+    """Greedy output ids of every poem not certified, decoded after the prefix the pass proved."""
+    todo = [i for i in range(len(job.items)) if i not in certified.ids]
+    prefixes = [list(job.items[i].target_ids[: certified.safe_prefix(i)]) for i in todo]
+    return dict(zip(todo, decoder.decode([job.items[i] for i in todo], prefixes)))
+
+
+def verify(job: Job, certified: Certified) -> dict:
+    """Decode a seeded sample of certified poems from scratch with HF generate() and count agreement."""
+    rcfg = job.rcfg
+    if not rcfg.verify or not certified.ids:
+        return {"n": 0, "agree": 0, "rate": None}
+    ids = sorted(random.Random(rcfg.seed).sample(sorted(certified.ids), min(rcfg.verify, len(certified.ids))))
+    decoder = job.decoder("generate")
+    outputs = decoder.decode([job.items[i] for i in ids], [[] for _ in ids])
+    agree = sum(out == job.items[i].target_ids for i, out in zip(ids, outputs))
+    return {"n": len(ids), "agree": agree, "rate": agree / len(ids)}
+
+
+def grade_poem(job: Job, i: int, certified: Certified, decoded: dict[int, list[int]]) -> Sample:
+    poem, item, rcfg = job.poems[i], job.items[i], job.rcfg
+    if i in certified.ids:
+        ids = item.target_ids
+        g = grade(poem["target"], poem["target"], normalization=rcfg.normalize)
+    else:
+        ids = decoded[i]
+    text, stopped = decode_prediction(job.tok, ids)
+    if i not in certified.ids:
+        g = grade(
+            text,
+            poem["target"],
+            normalization=rcfg.normalize,
+            minor_similarity=rcfg.minor_similarity,
+            forgotten_similarity=rcfg.forgotten_similarity,
+            stopped=stopped,
+        )
+    n_target = len(item.target_ids) - 1
+    prefix = next((k for k, (a, b) in enumerate(zip(ids, item.target_ids[:-1])) if a != b), min(len(ids), n_target))
+    tf = {}
+    if certified.teacher is not None:
+        r = certified.teacher[i]
+        tf = {"tf_token_accuracy": r.token_accuracy, "tf_loss": r.loss, "tf_min_margin": r.min_margin}
+    return Sample(
+        id=poem["id"],
+        prompt=poem["prompt"],
+        target=poem["target"],
+        prediction=text,
+        decided_by="certified" if i in certified.ids else "generated",
+        stopped=stopped,
+        chars=len(poem["prompt"]) + len(poem["target"]),
+        target_tokens=n_target,
+        prefix_tokens=prefix,
+        **g.as_dict(),
+        **tf,
+    )
 
 
 def bootstrap_ci(hits: list[bool], resamples: int, seed: int) -> list[float]:
@@ -42,166 +241,49 @@ def bootstrap_ci(hits: list[bool], resamples: int, seed: int) -> list[float]:
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
-def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> tuple[ModelConfig, Path, Path]:
-    """(model config, dataset folder, output folder) from a run folder or explicit flags."""
-    if rcfg.run:
-        run = Path(rcfg.run)
-        if not (run / "config.yaml").is_file():
-            raise RecitebenchError(f"{run}: not a training run (no config.yaml)")
-        if not (run / "model" / "config.json").is_file():
-            raise RecitebenchError(f"{run}: the run has no final model yet (finish it with `recitebench train --out {run} --resume`)")
-        saved = load_yaml(run / "config.yaml")
-        template = saved.get("model", {}).get("template", "plain")
-        mcfg = ModelConfig(model=str(run / "model"), init="pretrained", template=template,
-                           attn_implementation=(mcfg.attn_implementation if mcfg else "sdpa"))
-        data = Path(rcfg.data or saved["train"]["data"])
-        out = Path(rcfg.out or run / "recite")
-    else:
-        if mcfg is None or not rcfg.data:
-            raise RecitebenchError("recite needs --run RUN, or --model MODEL with --data DATASET")
-        data, out = Path(rcfg.data), Path(rcfg.out or "recite_out")
-    return mcfg, data, out
+def summarise(
+    job: Job, samples: list[Sample], certified: Certified, decoder: Decoder | None, verification: dict
+) -> Results:
+    rcfg, n = job.rcfg, len(samples)
+    hits = [s.exact for s in samples]
 
+    def mean(key: str) -> float:
+        return float(np.mean([getattr(s, key) for s in samples])) if samples else 0.0
 
-def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) -> dict:
-    t0 = time.perf_counter()
-    mcfg, data_dir, out = resolve(rcfg, mcfg)
-    ds = load_frozen(data_dir)
-    poems = ds.poems[: rcfg.limit] if rcfg.limit else ds.poems
-    device = pick_device(rcfg.device)
-    dtype = eval_dtype(rcfg.precision, device)
-    model, tok, info = load_model(mcfg, corpus=[p["prompt"] + "\n" + p["target"] for p in poems], dtype=dtype, device=device)
-    model.to(device)
-    kernels = apply_kernels(model, rcfg.kernels, device)
-    items = encode_many(tok, poems, mcfg.template)
-    margin = rcfg.margin if rcfg.margin is not None else default_margin(dtype)
-    t_load = time.perf_counter() - t0
-    log(f"reciting {len(items)} poems with {info['source']} on {device} ({str(dtype).replace('torch.', '')}, mode {rcfg.mode})")
-
-    tf_results = None
-    certified: set[int] = set()
-    t_tf = time.perf_counter()
-    if rcfg.mode == "certified":
-        with record_function("recitebench.teacher_forced"):  # named regions for bench/recite_bench.py --profile
-            tf_results = teacher_forced(model, items, device=device, batch_size=rcfg.batch_size,
-                                        batch_tokens=rcfg.batch_tokens, margin=margin,
-                                        pad_id=tok.pad_token_id)
-        certified = {i for i, r in enumerate(tf_results) if r.certified}
-    t_tf = time.perf_counter() - t_tf
-
-    todo = [i for i in range(len(items)) if i not in certified]
-    verify_ids: list[int] = []
-    if rcfg.verify and certified:
-        verify_ids = sorted(random.Random(rcfg.seed).sample(sorted(certified), min(rcfg.verify, len(certified))))
-    t_gen = time.perf_counter()
-    # Uncertified poems start after their provably-greedy prefix; verification samples decode from scratch.
-    prefix = {i: list(items[i].target_ids[: tf_results[i].safe_prefix]) if tf_results else [] for i in todo}
-    generated: dict[int, list[int]] = {}
-    n_draft = 0
-    if todo and tf_results and rcfg.decode == "draft" and rcfg.backend == "hf":
-        done, handoff = draft_decode(model, [items[i] for i in todo], [len(prefix[i]) for i in todo], device=device,
-                                     pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, margin=margin,
-                                     extra_tokens=rcfg.extra_tokens)
-        generated.update({todo[k]: v for k, v in done.items()})
-        prefix.update({todo[k]: v for k, v in handoff.items()})
-        n_draft = len(done)
-    rest = [i for i in todo if i not in generated]
-    decoder = _decoder(rcfg, model)
-    with record_function("recitebench.decode"):
-        generated.update(zip(rest, _generate(rcfg, decoder, model, tok, [items[i] for i in rest], device, mcfg,
-                                             [prefix[i] for i in rest])))
-    # Verification decodes certified poems from scratch with the reference, HF generate().
-    verified_gen = dict(zip(verify_ids, _generate(rcfg, "generate", model, tok, [items[i] for i in verify_ids], device,
-                                                  mcfg, [[] for _ in verify_ids])))
-    t_gen = time.perf_counter() - t_gen
-
-    t_score = time.perf_counter()
-    samples, hits = [], []
-    for i, (poem, item) in enumerate(zip(poems, items)):
-        if i in certified:
-            g = grade(poem["target"], poem["target"], normalization=rcfg.normalize)
-            pred, stopped, prefix_tok, decided = "= target", True, len(item.target_ids) - 1, "certified"
-        else:
-            ids = generated[i]
-            text, stopped = decode_prediction(tok, ids)
-            g = grade(text, poem["target"], normalization=rcfg.normalize, minor_similarity=rcfg.minor_similarity,
-                      forgotten_similarity=rcfg.forgotten_similarity, stopped=stopped)
-            pred, decided = text, "generated"
-            prefix_tok = next((k for k, (a, b) in enumerate(zip(ids, item.target_ids[:-1])) if a != b),
-                              min(len(ids), len(item.target_ids) - 1))
-        hits.append(g.exact)
-        row = {"id": poem["id"], "prompt": poem["prompt"], "target": poem["target"], "prediction": pred,
-               "decided_by": decided, "stopped": stopped, "chars": len(poem["prompt"]) + len(poem["target"]),
-               "target_tokens": len(item.target_ids) - 1, "prefix_tokens": prefix_tok, **g.as_dict()}
-        if tf_results is not None:
-            r = tf_results[i]
-            row.update(tf_token_accuracy=r.token_accuracy, tf_loss=r.loss, tf_min_margin=r.min_margin)
-        samples.append(row)
-
-    agree = [verified_gen[i] == items[i].target_ids for i in verify_ids]
-    n = len(samples)
-    results = {
-        "exact_match": sum(hits) / n if n else 0.0,
-        "n": n,
-        "n_correct": sum(hits),
-        "exact_match_ci95": bootstrap_ci(hits, rcfg.bootstrap, rcfg.seed),
-        "outcomes": {o: sum(1 for s in samples if s["outcome"] == o) for o in OUTCOMES},
-        "mean_similarity": _mean(samples, "similarity"),
-        "mean_prefix_chars": _mean(samples, "prefix_chars"),
-        "mean_prefix_tokens": _mean(samples, "prefix_tokens"),
-        "mean_line_accuracy": _mean(samples, "line_accuracy"),
-        "mean_chrf": _mean(samples, "chrf"),
-        "decided_by": {"certified": len(certified), "generated": len(todo), "generated_by_draft": n_draft},
-        "decoder": decoder if rest else None,
-        "kernels": kernels,
-        "verification": {"n": len(verify_ids), "agree": sum(agree), "rate": (sum(agree) / len(agree)) if agree else None},
-        "normalization": rcfg.normalize,
-        "thresholds": {"minor_similarity": rcfg.minor_similarity, "forgotten_similarity": rcfg.forgotten_similarity},
-        "certify_margin": margin if rcfg.mode == "certified" else None,
-        "model": info,
-        "template": mcfg.template,
-        "dataset": {"path": str(data_dir), "poems_sha256": ds.sha256, "preset": ds.manifest.get("preset"),
-                    "source": ds.manifest.get("source")},
-        "config": {"recite": to_dict(rcfg), "model": to_dict(mcfg)},
-        "seed": rcfg.seed,
-        "device": str(device),
-        "dtype": str(dtype).replace("torch.", ""),
-        "timings_s": {"load": round(t_load, 3), "teacher_forced": round(t_tf, 3), "generate": round(t_gen, 3),
-                      "score": round(time.perf_counter() - t_score, 3),
-                      "total": round(time.perf_counter() - t0, 3)},
+    return Results(
+        exact_match=sum(hits) / n if n else 0.0,
+        n=n,
+        n_correct=sum(hits),
+        exact_match_ci95=bootstrap_ci(hits, rcfg.bootstrap, rcfg.seed),
+        outcomes={o: sum(1 for s in samples if s.outcome == o) for o in OUTCOMES},
+        mean_similarity=mean("similarity"),
+        mean_prefix_chars=mean("prefix_chars"),
+        mean_prefix_tokens=mean("prefix_tokens"),
+        mean_line_accuracy=mean("line_accuracy"),
+        mean_chrf=mean("chrf"),
+        decided_by={
+            "certified": len(certified.ids),
+            "generated": n - len(certified.ids),
+            "generated_by_draft": decoder.by_draft if decoder else 0,
+        },
+        decoder=decoder.name if decoder else None,
+        kernels=job.kernels,
+        verification=verification,
+        normalization=rcfg.normalize,
+        thresholds={"minor_similarity": rcfg.minor_similarity, "forgotten_similarity": rcfg.forgotten_similarity},
+        certify_margin=job.margin if rcfg.certify else None,
+        model=job.info,
+        template=job.mcfg.template,
+        dataset={
+            "path": str(job.data.path),
+            "poems_sha256": job.data.sha256,
+            "preset": job.data.manifest.get("preset"),
+            "source": job.data.manifest.get("source"),
+        },
+        config={"recite": to_dict(rcfg), "model": to_dict(job.mcfg)},
+        seed=rcfg.seed,
+        device=str(job.device),
+        dtype=str(job.dtype).replace("torch.", ""),
+        timings_s={k: round(v, 3) for k, v in job.timings.items()},
         **provenance(),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "samples.jsonl", samples)
-    write_json(out / "results.json", results)
-    log(f"exact recall {results['exact_match']:.1%} ({results['n_correct']}/{n}); "
-        f"decided by teacher forcing: {len(certified)}, by generation: {len(todo)}; wrote {out}/results.json")
-    return results
-
-
-def _decoder(rcfg: ReciteConfig, model) -> str:
-    """Which decoder finishes the poems the certified pass leaves: static, generate or vllm."""
-    if rcfg.backend == "vllm":
-        return "vllm"
-    if rcfg.decode in ("auto", "draft"):  # draft hands its leftovers to the same decoder auto picks
-        return "static" if static_supported(model) else "generate"
-    if rcfg.decode == "static" and not static_supported(model):
-        raise RecitebenchError(f"--decode static supports Llama/Qwen2-family models without sliding windows, not "
-                               f"{type(model).__name__}; use --decode generate")
-    return rcfg.decode
-
-
-def _generate(rcfg, decoder: str, model, tok, items: list[Encoded], device, mcfg, prefix_ids: list[list[int]]) -> list[list[int]]:
-    if not items:
-        return []
-    if decoder == "vllm":
-        if not os.path.isdir(mcfg.model):
-            raise RecitebenchError("--backend vllm needs a model folder (a run's model/ or a local checkpoint)")
-        return vllm_generate(mcfg.model, items, eos_id=tok.eos_token_id, extra_tokens=rcfg.extra_tokens)
-    from tqdm.auto import tqdm
-
-    fn = static_greedy if decoder == "static" else greedy_generate
-    with tqdm(total=len(items), unit="poem", desc="decoding", disable=None, mininterval=1.0) as bar:
-        return fn(model, items, device=device, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
-                  batch_size=rcfg.gen_batch_size, extra_tokens=rcfg.extra_tokens, prefix_ids=prefix_ids,
-                  progress=bar.update)
+    )

@@ -15,8 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..batching import cut_at_end, pad_rows
 from ..models.formatting import Encoded
-from ..models.forward import unwrap
+from ..models.forward import evaluating, unwrap
 
 FAMILY = ("llama", "qwen2", "mistral")
 
@@ -25,9 +26,15 @@ def supported(model) -> bool:
     """True when the model is a plain Llama-family decoder this module reproduces exactly."""
     m = unwrap(model)
     cfg = m.config
-    if cfg.model_type not in FAMILY or type(m).__name__ not in {"LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"}:
+    if cfg.model_type not in FAMILY or type(m).__name__ not in {
+        "LlamaForCausalLM",
+        "Qwen2ForCausalLM",
+        "MistralForCausalLM",
+    }:
         return False
-    if getattr(cfg, "use_sliding_window", False) or (cfg.model_type == "mistral" and getattr(cfg, "sliding_window", None)):
+    if getattr(cfg, "use_sliding_window", False) or (
+        cfg.model_type == "mistral" and getattr(cfg, "sliding_window", None)
+    ):
         return False  # windowed attention would need the window in the mask
     if any(t != "full_attention" for t in (getattr(cfg, "layer_types", None) or [])):
         return False
@@ -77,8 +84,16 @@ class StaticDecoder:
         rep = self.n_heads // self.n_kv
         if rep > 1:  # grouped-query attention, as HF's repeat_kv does it (no data-dependent sizes: capturable)
             n, tk = keys.shape[0], keys.shape[2]
-            keys = keys[:, :, None].expand(n, self.n_kv, rep, tk, self.head_dim).reshape(n, self.n_heads, tk, self.head_dim)
-            values = values[:, :, None].expand(n, self.n_kv, rep, tk, self.head_dim).reshape(n, self.n_heads, tk, self.head_dim)
+            keys = (
+                keys[:, :, None]
+                .expand(n, self.n_kv, rep, tk, self.head_dim)
+                .reshape(n, self.n_heads, tk, self.head_dim)
+            )
+            values = (
+                values[:, :, None]
+                .expand(n, self.n_kv, rep, tk, self.head_dim)
+                .reshape(n, self.n_heads, tk, self.head_dim)
+            )
         if mask is None:
             o = F.scaled_dot_product_attention(q, keys, values, is_causal=True, scale=a.scaling)
         else:
@@ -89,11 +104,8 @@ class StaticDecoder:
     @torch.no_grad()
     def prefill(self, seqs: list[list[int]], pad_id: int) -> None:
         """Run the prompts (right-padded, causal) into the cache; set each row's first decode input."""
-        width = max(len(s) for s in seqs)
-        ids = torch.full((self.rows, width), pad_id, dtype=torch.long)
-        for r, s in enumerate(seqs):
-            ids[r, : len(s)] = torch.tensor(s)
-        ids = ids.to(self.device)
+        ids = pad_rows(list(seqs) + [[]] * (self.rows - len(seqs)), pad_id).to(self.device)
+        width = ids.shape[1]
         x = self.body.embed_tokens(ids)
         positions = torch.arange(width, device=self.device).expand(self.rows, width)
         cos, sin = self.body.rotary_emb(x, positions)
@@ -149,40 +161,40 @@ class StaticDecoder:
         return self._out.clone()
 
 
-@torch.no_grad()
-def static_greedy(model, items: list[Encoded], *, device, pad_id: int, eos_id: int, batch_size: int = 128,
+def static_greedy(model, items: list[Encoded], *, device, pad_id: int, end_ids: tuple[int, ...], batch_size: int = 128,
                   extra_tokens: int = 16, prefix_ids: list[list[int]] | None = None, progress=None,
                   check_every: int = 16) -> list[list[int]]:
     """Greedy continuations, exactly as `greedy_generate` defines them (per-poem budget, prefixes fed, not decoded)."""
-    was_training = model.training
-    model.eval()
     prefix_ids = prefix_ids or [[] for _ in items]
     out: list[list[int] | None] = [None] * len(items)
     order = sorted(range(len(items)), key=lambda i: len(items[i].prompt_ids) + len(items[i].target_ids))
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        seqs = [items[i].prompt_ids + prefix_ids[i] for i in idx]
-        # Each poem may output its length plus extra_tokens, the proven prefix included.
-        budgets = [len(items[i].target_ids) + extra_tokens - len(prefix_ids[i]) for i in idx]
-        # Finished rows keep stepping until the batch stops, so every row needs room for the longest budget.
-        capacity = max(len(s) for s in seqs) + max(budgets) + 1
-        dec = StaticDecoder(model, len(idx), capacity, device)
-        dec.prefill(seqs, pad_id)
-        steps = [dec.token.clone()]
-        finished = steps[0] == eos_id
-        for t in range(1, max(budgets)):
-            steps.append(dec.step())
-            finished |= steps[-1] == eos_id
-            if t % check_every == 0 and bool(finished.all()):  # one sync per check_every tokens
-                break
-        gen = torch.stack(steps, dim=1).tolist()
-        for r, i in enumerate(idx):
-            seq = prefix_ids[i] + gen[r][: budgets[r]]
-            if eos_id in seq:
-                seq = seq[: seq.index(eos_id) + 1]
-            out[i] = seq
-        del dec
-        if progress is not None:
-            progress(len(idx))
-    model.train(was_training)
+    ends = torch.tensor(list(end_ids), device=device)
+    with evaluating(model):
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            seqs = [items[i].prompt_ids + prefix_ids[i] for i in idx]
+            # Each poem may output its length plus extra_tokens, the proven prefix included.
+            budgets = [len(items[i].target_ids) + extra_tokens - len(prefix_ids[i]) for i in idx]
+            gen = _decode_batch(model, seqs, budgets, device, pad_id, ends, check_every)
+            for r, i in enumerate(idx):
+                out[i] = cut_at_end(prefix_ids[i] + gen[r][: budgets[r]], end_ids)
+            if progress is not None:
+                progress(len(idx))
     return out  # type: ignore[return-value]
+
+
+def _decode_batch(
+    model, seqs: list[list[int]], budgets: list[int], device, pad_id: int, ends: torch.Tensor, check_every: int
+) -> list[list[int]]:
+    # Finished rows keep stepping until the batch stops, so every row needs room for the longest budget.
+    capacity = max(len(s) for s in seqs) + max(budgets) + 1
+    dec = StaticDecoder(model, len(seqs), capacity, device)
+    dec.prefill(seqs, pad_id)
+    steps = [dec.token.clone()]
+    finished = torch.isin(steps[0], ends)
+    for t in range(1, max(budgets)):
+        steps.append(dec.step())
+        finished |= torch.isin(steps[-1], ends)
+        if t % check_every == 0 and bool(finished.all()):  # one sync per check_every tokens
+            break
+    return torch.stack(steps, dim=1).tolist()

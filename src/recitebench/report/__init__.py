@@ -1,1 +1,1 @@
-"""Stage 4: experiment specs, the run index, and the report."""
+"""Stage 6: the report and run tables, read from run folders (nothing here trains or recites)."""

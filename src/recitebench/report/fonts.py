@@ -6,11 +6,27 @@ import functools
 import glob
 import warnings
 
-PREFERRED = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC",
-             "Source Han Sans CN", "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "AR PL UMing CN")
+PREFERRED = (
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+    "Heiti SC",
+    "AR PL UMing CN",
+)
 # Where Debian, Fedora and macOS put CJK fonts: a font installed after matplotlib built its cache is still found.
-FONT_GLOBS = ("/usr/share/fonts/**/wqy*.tt[cf]", "/usr/share/fonts/**/Noto*CJK*.tt[cf]", "/usr/share/fonts/**/*Han*Sans*.[ot]t[cf]",
-              "/System/Library/Fonts/PingFang.ttc", "C:/Windows/Fonts/simhei.ttf")
+FONT_GLOBS = (
+    "/usr/share/fonts/**/wqy*.tt[cf]",
+    "/usr/share/fonts/**/Noto*CJK*.tt[cf]",
+    "/usr/share/fonts/**/*Han*Sans*.[ot]t[cf]",
+    "/System/Library/Fonts/PingFang.ttc",
+    "C:/Windows/Fonts/simhei.ttf",
+)
 PROBE = "诗"
 
 
@@ -53,8 +69,11 @@ def setup_matplotlib() -> str | None:
 
     font = cjk_font()
     if font is None:
-        warnings.warn("no CJK font found (install fonts-wqy-microhei or fonts-noto-cjk): Chinese text in plots "
-                      "will show as boxes", stacklevel=2)
+        warnings.warn(
+            "no CJK font found (install fonts-wqy-microhei or fonts-noto-cjk): Chinese text in plots "
+            "will show as boxes",
+            stacklevel=2,
+        )
         plt.rcParams["font.family"] = ["DejaVu Sans"]
     else:
         plt.rcParams["font.family"] = ["DejaVu Sans", font]  # Latin from DejaVu, everything else falls back to CJK

@@ -1,4 +1,4 @@
-"""Stage 2: memorisation training."""
+"""Stage 3: memorisation training."""
 
 from .config import TrainConfig
 from .loop import train

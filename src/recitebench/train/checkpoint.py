@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from ..errors import RecitebenchError
-
-NAME = "checkpoint.pt"
+from ..rundir import RunDir
+from .parallel import full_states
 
 
 def rng_state() -> dict:
@@ -29,27 +29,54 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(run: Path, payload: dict) -> None:
-    """Write RUN/checkpoint.pt atomically: on any failure (a full disk) the previous one stays valid."""
-    path = run / NAME
-    tmp = run / f".{NAME}.tmp"
+def maybe_save(
+    run: RunDir, *, epoch: int, every: int, last: int, is_main: bool, fsdp: bool, model, opt, progress: dict
+) -> None:
+    """Every `every` epochs (not after the last): a resumable checkpoint. Every rank calls this (under FSDP
+    gathering the full state is a collective); the main process writes."""
+    if not every or epoch % every or epoch >= last:
+        return
+    model_sd, optim_sd = full_states(model, opt.optim, fsdp)
+    if not is_main:
+        return
+    master = {"master": opt.master.state_dict()} if opt.master is not None else {}
+    save(
+        run.checkpoint,
+        {
+            **progress,
+            "model": model_sd,
+            "optim": optim_sd,
+            "sched": opt.sched.state_dict(),
+            "rng": rng_state(),
+            **master,
+        },
+    )
+
+
+def save(path: Path, payload: dict) -> None:
+    """Write the checkpoint atomically: on any failure (a full disk) the previous one stays valid."""
+    tmp = path.with_name(f".{path.name}.tmp")
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
         tmp.unlink(missing_ok=True)
-        kept = f"the previous checkpoint (epoch {peek_epoch(path)}) is intact" if path.exists() else "no earlier checkpoint exists"
+        kept = (
+            f"the previous checkpoint (epoch {peek_epoch(path)}) is intact"
+            if path.exists()
+            else "no earlier checkpoint exists"
+        )
         raise RecitebenchError(f"{path}: saving the checkpoint failed ({e}); {kept}") from None
 
 
-def load(run: Path) -> dict:
-    path = run / NAME
+def load(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise RecitebenchError(f"{path}: no checkpoint to resume from") from None
-    except (RuntimeError, EOFError, OSError) as e:
-        raise RecitebenchError(f"{path}: checkpoint unreadable ({e})") from None
+    except Exception as e:  # noqa: BLE001 - whatever unpickling raises, the file is not a usable checkpoint
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise RecitebenchError(f"{path}: checkpoint unreadable ({msg}); delete it to start the run again") from None
 
 
 def peek_epoch(path: Path) -> int | str:

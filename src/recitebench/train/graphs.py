@@ -26,7 +26,9 @@ def _up(n: int, k: int) -> int:
     return -(-n // k) * k
 
 
-def pad_batch(x: torch.Tensor, y: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def pad_batch(
+    x: torch.Tensor, y: torch.Tensor, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(input_ids, flat indices of the scored positions, their labels, a shape key), all padded to fixed sizes.
 
     The head and loss run on the gathered scored positions only (the poem, not the prompt or the
@@ -69,7 +71,9 @@ class GraphedSteps:
 
     def _step_body(self, x, idx, lab):
         torch._foreach_zero_(self.grads)
-        with torch.autocast("cuda", dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None, cache_enabled=False):
+        with torch.autocast(
+            "cuda", dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None, cache_enabled=False
+        ):
             loss = gathered_loss(self.model, x, idx, lab)
         (loss * self.inv_n).backward()
         if self.master is not None:

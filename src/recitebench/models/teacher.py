@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..models.formatting import Encoded
-from ..models.forward import hidden_states, logits_at, split_supported, unwrap
+from ..batching import length_batches, pad_rows
+from .formatting import Encoded
+from .forward import evaluating, hidden_states, logits_at, split_supported, unwrap
 
 
 @dataclass
@@ -27,21 +28,10 @@ class TeacherResult:
     prefix_tokens: int  # target tokens predicted correctly before the first miss
     token_accuracy: float  # share of target tokens whose arg-max is right
     loss: float  # mean cross-entropy over the target tokens
-    min_margin: float  # smallest lead of the poem token's logit over the best other token's (negative: another token wins)
+    min_margin: (
+        float  # smallest lead of the poem token's logit over the best other token's (negative: another token wins)
+    )
     safe_prefix: int  # leading target tokens that greedy decoding provably reproduces (arg-max right, gap > margin)
-
-
-def _batches(items: list[Encoded], batch_size: int, batch_tokens: int | None):
-    order = sorted(range(len(items)), key=lambda i: items[i].length)
-    batch: list[int] = []
-    for i in order:
-        longest = max([items[j].length for j in batch] + [items[i].length])
-        if batch and (len(batch) >= batch_size or (batch_tokens and longest * (len(batch) + 1) > batch_tokens)):
-            yield batch
-            batch = []
-        batch.append(i)
-    if batch:
-        yield batch
 
 
 def _position_stats(model, input_ids, rows, cols, tgt, logits_fn, chunk: int = 4096):
@@ -64,47 +54,70 @@ def _position_stats(model, input_ids, rows, cols, tgt, logits_fn, chunk: int = 4
     for logits, y in zip(parts, targets):
         nll.append(torch.nn.functional.cross_entropy(logits.float(), y, reduction="none"))
         target_logit = logits.gather(1, y[:, None]).squeeze(1).float()
-        best_other = logits.scatter_(1, y[:, None], float("-inf")).amax(dim=-1).float()  # in place: logits are done with
+        best_other = (
+            logits.scatter_(1, y[:, None], float("-inf")).amax(dim=-1).float()
+        )  # in place: logits are done with
         lead = target_logit - best_other
         correct.append(lead > 0)
         gap.append(lead)
     return (torch.cat(correct).cpu().numpy(), torch.cat(gap).cpu().numpy(), torch.cat(nll).cpu().numpy())
 
 
-@torch.no_grad()
-def teacher_forced(model, items: list[Encoded], *, device, batch_size: int = 256, batch_tokens: int | None = 16384,
-                   margin: float = 0.0, autocast_dtype: torch.dtype | None = None, pad_id: int = 0,
-                   logits_fn=None) -> list[TeacherResult]:
+def teacher_forced(
+    model,
+    items: list[Encoded],
+    *,
+    device,
+    batch_size: int = 256,
+    batch_tokens: int | None = 16384,
+    margin: float = 0.0,
+    autocast_dtype: torch.dtype | None = None,
+    pad_id: int = 0,
+    logits_fn=None,
+) -> list[TeacherResult]:
     """`logits_fn(input_ids, rows, cols)` overrides how logits are computed (an FSDP root module)."""
-    was_training = model.training
-    model.eval()
     out: list[TeacherResult | None] = [None] * len(items)
-    for idx in _batches(items, batch_size, batch_tokens):
-        seqs = [items[i].prompt_ids + items[i].target_ids[:-1] for i in idx]
-        width = max(len(s) for s in seqs)
-        input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-        rows, cols, targets = [], [], []
-        for b, (i, s) in enumerate(zip(idx, seqs)):
-            input_ids[b, : len(s)] = torch.tensor(s)
-            p = len(items[i].prompt_ids)
-            n = len(items[i].target_ids)
-            rows += [b] * n
-            cols += list(range(p - 1, p - 1 + n))
-            targets += items[i].target_ids
-        input_ids = input_ids.to(device)
-        rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
-        tgt = torch.tensor(targets, device=device)
-        with torch.autocast(device_type=torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            correct, gap, nll = _position_stats(model, input_ids, rows_t, cols_t, tgt, logits_fn)
-        safe_all = correct & (gap > margin)
-        start = 0
-        for i in idx:
-            n = len(items[i].target_ids)
-            c, g, ok = correct[start : start + n], gap[start : start + n], safe_all[start : start + n]
-            prefix = n if c.all() else int(np.argmin(c))  # the first miss
-            safe = n if ok.all() else int(np.argmin(ok))
-            out[i] = TeacherResult(items[i].id, safe == n, bool(c.all()), prefix, float(c.mean()),
-                                   float(nll[start : start + n].mean()), float(g.min()), safe)
-            start += n
-    model.train(was_training)
+    lengths = [it.length for it in items]
+    with evaluating(model):
+        for idx in length_batches(lengths, max_rows=batch_size, max_tokens=batch_tokens):
+            stats = _batch_stats(model, [items[i] for i in idx], device, autocast_dtype, pad_id, logits_fn)
+            start = 0
+            for i in idx:
+                n = len(items[i].target_ids)
+                out[i] = _result(items[i].id, *(a[start : start + n] for a in stats), margin)
+                start += n
     return out  # type: ignore[return-value]
+
+
+def _batch_stats(model, batch: list[Encoded], device, autocast_dtype, pad_id: int, logits_fn):
+    """Per scored position of the batch, poem after poem: (arg-max correct, lead, NLL) as numpy arrays."""
+    input_ids = pad_rows([it.prompt_ids + it.target_ids[:-1] for it in batch], pad_id).to(device)
+    rows, cols, targets = [], [], []
+    for b, it in enumerate(batch):
+        p, n = len(it.prompt_ids), len(it.target_ids)
+        rows += [b] * n
+        cols += list(range(p - 1, p - 1 + n))
+        targets += it.target_ids
+    rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
+    tgt = torch.tensor(targets, device=device)
+    with torch.autocast(
+        device_type=torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+    ):
+        return _position_stats(model, input_ids, rows_t, cols_t, tgt, logits_fn)
+
+
+def _result(poem_id: str, correct: np.ndarray, gap: np.ndarray, nll: np.ndarray, margin: float) -> TeacherResult:
+    n = len(correct)
+    safe_all = correct & (gap > margin)
+    prefix = n if correct.all() else int(np.argmin(correct))  # the first miss
+    safe = n if safe_all.all() else int(np.argmin(safe_all))
+    return TeacherResult(
+        poem_id,
+        safe == n,
+        bool(correct.all()),
+        prefix,
+        float(correct.mean()),
+        float(nll.mean()),
+        float(gap.min()),
+        safe,
+    )

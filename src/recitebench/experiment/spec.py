@@ -1,0 +1,137 @@
+"""Experiments as data: a YAML spec expands to a grid of (dataset x model) runs.
+
+name: demo
+runs_dir: runs/demo
+datasets:            # name -> DataConfig fields
+  cn: {preset: cn-poems, source: shared:cn_poems, n: 24, max_chars: 64}
+models:              # name -> ModelConfig fields, plus optional per-model `train:` overrides
+  tiny: {model: tiny, train: {lr: 3.0e-3}}
+train: {epochs: 60}  # TrainConfig fields shared by every run
+recite: {}           # ReciteConfig fields
+grid: [[cn, tiny]]   # optional: the pairs to run (default: every dataset x every model)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import build, load_yaml
+from ..data.config import DataConfig
+from ..errors import RecitebenchError
+from ..models.config import ModelConfig
+from ..recall.config import ReciteConfig
+from ..rundir import RunDir
+from ..train.config import TrainConfig
+
+SPEC_KEYS = {"name", "description", "runs_dir", "datasets", "models", "train", "recite", "grid"}
+
+
+@dataclass
+class PlannedRun:
+    name: str  # "<dataset>__<model>"
+    dataset: str
+    model_name: str
+    data_cfg: DataConfig
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    recite_cfg: ReciteConfig
+    run: RunDir
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+
+@dataclass
+class Spec:
+    path: str
+    name: str
+    runs_dir: Path
+    datasets: dict[str, DataConfig]
+    runs: list[PlannedRun]
+    description: str = ""
+
+    def data_dir(self, dataset: str) -> Path:
+        return self.runs_dir / "data" / dataset
+
+
+def default_spec_path() -> Path:
+    """configs/demo.yaml of the checkout, or the copy shipped inside the package."""
+    here = Path(__file__).resolve()
+    for cand in (Path.cwd() / "configs" / "demo.yaml", here.parents[3] / "configs" / "demo.yaml"):
+        if cand.is_file():
+            return cand
+    raise RecitebenchError("no spec given and configs/demo.yaml not found; pass a spec file")
+
+
+def load_spec(path: str | Path, runs_dir: str | None = None) -> Spec:
+    """Read and validate a spec completely (every section, every config) before anything runs."""
+    path = Path(path)
+    raw = load_yaml(path)
+    unknown = sorted(set(raw) - SPEC_KEYS)
+    if unknown:
+        raise RecitebenchError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(SPEC_KEYS))})")
+    for key in ("datasets", "models"):
+        if not isinstance(raw.get(key), dict) or not raw[key]:
+            raise RecitebenchError(f"{path}: '{key}' must be a non-empty mapping of name -> settings")
+    name = raw.get("name") or path.stem
+    rdir = Path(runs_dir or raw.get("runs_dir") or f"runs/{name}")
+    datasets = {
+        d: build(DataConfig, _section(raw["datasets"][d], f"{path}: datasets.{d}"), where=f"{path}: datasets.{d}")
+        for d in raw["datasets"]
+    }
+    recite_cfg = build(ReciteConfig, _section(raw.get("recite"), f"{path}: recite"), where=f"{path}: recite")
+    train_base = _section(raw.get("train"), f"{path}: train")
+    models = {m: _model_entry(path, m, raw["models"][m], train_base) for m in raw["models"]}
+    runs = []
+    for d, m in _grid(path, raw.get("grid"), datasets, models):
+        mcfg, tvals = models[m]
+        run_path = rdir / f"{d}__{m}"
+        tcfg = build(
+            TrainConfig,
+            {**tvals, "data": str(rdir / "data" / d), "out": str(run_path)},
+            where=f"{path}: models.{m}.train",
+        )
+        runs.append(PlannedRun(f"{d}__{m}", d, m, datasets[d], mcfg, tcfg, recite_cfg, RunDir(run_path)))
+    return Spec(str(path), name, rdir, datasets, runs, raw.get("description", ""))
+
+
+def _section(value, where: str) -> dict:
+    """A spec section must be a mapping (or absent)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RecitebenchError(f"{where}: must be a mapping of field: value, got {type(value).__name__} {value!r:.40}")
+    return dict(value)
+
+
+def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[ModelConfig, dict]:
+    """(model config, train values) of one `models:` entry; its optional `train:` overrides the shared one."""
+    mvals = _section(values, f"{path}: models.{name}")
+    overrides = _section(mvals.pop("train", None), f"{path}: models.{name}.train")
+    mcfg = build(ModelConfig, mvals, where=f"{path}: models.{name}")
+    tvals = {**train_base, **overrides}
+    for forbidden in ("data", "out", "resume"):
+        if forbidden in tvals:
+            raise RecitebenchError(f"{path}: train.{forbidden} is set by the experiment runner; remove it")
+    build(TrainConfig, tvals, where=f"{path}: models.{name}.train")  # validate now, before anything runs
+    return mcfg, tvals
+
+
+def _grid(path: Path, grid, datasets: dict, models: dict) -> list[tuple[str, str]]:
+    if grid is None:
+        return [(d, m) for d in datasets for m in models]
+    if not isinstance(grid, list):
+        raise RecitebenchError(f"{path}: grid must be a list of [dataset, model] pairs")
+    pairs = []
+    for pair in grid:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise RecitebenchError(f"{path}: grid entries must be [dataset, model] pairs, got {pair!r}")
+        d, m = pair
+        if d not in datasets:
+            raise RecitebenchError(f"{path}: grid names unknown dataset {d!r}")
+        if m not in models:
+            raise RecitebenchError(f"{path}: grid names unknown model {m!r}")
+        pairs.append((d, m))
+    return pairs

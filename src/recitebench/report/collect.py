@@ -1,0 +1,41 @@
+"""What the report reads: every recited run of a folder, from its files (nothing is run or written here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..rundir import RunDir
+from ..schema import Results, Sample, read_results, read_samples
+
+
+@dataclass
+class RunView:
+    name: str
+    path: Path
+    dataset: str
+    model: str
+    results: Results
+    metrics: list[dict]
+    samples: list[Sample]
+    summary: dict
+
+
+def collect(runs_dir: Path) -> list[RunView]:
+    runs = []
+    for res_path in sorted(Path(runs_dir).glob("*/recite/results.json")):
+        run = RunDir(res_path.parent.parent)
+        dataset, _, model = run.name.partition("__")
+        runs.append(
+            RunView(
+                run.name,
+                run.path,
+                dataset,
+                model or run.name,
+                read_results(run.recite),
+                run.read_metrics(),
+                read_samples(run.recite),
+                run.read_summary(),
+            )
+        )
+    return runs

@@ -1,0 +1,65 @@
+"""Plain-text tables of runs for `recitebench ls` and `compare`, read from the run folders (nothing written)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import RecitebenchError
+from ..rundir import RunDir, key_numbers
+
+LS_COLUMNS = [
+    ("run", "name"),
+    ("n", "n"),
+    ("exact", "exact_match"),
+    ("ci low", "ci_low"),
+    ("ci high", "ci_high"),
+    ("epochs", "epochs"),
+    ("loss", "final_loss"),
+    ("train s", "train_seconds"),
+    ("recite s", "recite_seconds"),
+    ("certified", "certified"),
+    ("generated", "generated"),
+]
+
+
+def list_runs(runs_dir: Path) -> list[dict]:
+    """Key numbers of every finished run in a folder, sorted by dataset and model."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise RecitebenchError(f"{runs_dir}: no such runs folder")
+    rows = [key_numbers(RunDir(res.parent.parent)) for res in sorted(runs_dir.glob("*/recite/results.json"))]
+    return sorted(rows, key=lambda r: (r["dataset"], r["model"]))
+
+
+def format_table(rows: list[dict], cols: list[tuple[str, str]] = LS_COLUMNS) -> str:
+    cells = [[h for h, _ in cols]] + [[fmt(r.get(k), k) for _, k in cols] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
+    lines = ["  ".join(c[i].ljust(widths[i]) for i in range(len(cols))) for c in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def side_by_side(paths: list[str]) -> str:
+    """One column per run, one row per key number."""
+    rows = []
+    for p in map(RunDir, paths):
+        if p.status() != "done":
+            raise RecitebenchError(f"{p.path}: not a finished run (no recite/results.json)")
+        rows.append(key_numbers(p))
+    keys = [k for _, k in LS_COLUMNS if k != "name"] + ["dataset", "model"]
+    width = max(len(k) for k in keys)
+    cols = [max(len(r["name"]), 10) for r in rows]
+    lines = [" " * width + "  " + "  ".join(r["name"].ljust(c) for r, c in zip(rows, cols))]
+    for k in keys:
+        lines.append(k.ljust(width) + "  " + "  ".join(fmt(r.get(k), k).ljust(c) for r, c in zip(rows, cols)))
+    return "\n".join(lines)
+
+
+def fmt(v, key: str) -> str:
+    if v is None:
+        return "-"
+    if key in ("exact_match", "ci_low", "ci_high"):
+        return f"{100 * v:.1f}%"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

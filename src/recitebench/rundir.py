@@ -1,0 +1,113 @@
+"""The run folder, typed: every path a stage writes or reads, and the run's status, in one place.
+
+RUN/config.yaml          resolved train + model config, dataset hash, provenance (written at start)
+RUN/tokenizer/           the tokenizer the run trains with
+RUN/metrics.jsonl        one row per epoch: loss, lr, tokens/s, elapsed; recall every recall_every epochs
+RUN/checkpoint.pt        while running: weights, optimizer, schedule, RNG, progress (deleted at the end)
+RUN/model/               the final model (safetensors + tokenizer), loadable by from_pretrained
+RUN/train_summary.json   how training ended
+RUN/recite/results.json  the aggregate verdict (schema: recitebench.schema.Results)
+RUN/recite/samples.jsonl one row per poem (schema: recitebench.schema.Sample)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .config import load_yaml
+from .errors import RecitebenchError
+from .io import atomic_path, read_json, read_jsonl, write_json
+from .schema import read_results
+
+STATUSES = ("todo", "partial", "interrupted", "trained", "done")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    def __init__(self, path: str | Path):
+        object.__setattr__(self, "path", Path(path))
+
+    config = property(lambda self: self.path / "config.yaml")
+    tokenizer = property(lambda self: self.path / "tokenizer")
+    metrics = property(lambda self: self.path / "metrics.jsonl")
+    checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    model = property(lambda self: self.path / "model")
+    summary = property(lambda self: self.path / "train_summary.json")
+    tensorboard = property(lambda self: self.path / "tensorboard")
+    recite = property(lambda self: self.path / "recite")
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def has_model(self) -> bool:
+        return (self.model / "config.json").is_file()
+
+    def status(self) -> str:
+        """todo (no folder), partial (died before its first checkpoint), interrupted, trained, done (recited)."""
+        if (self.recite / "results.json").is_file():
+            return "done"
+        if self.has_model():
+            return "trained"
+        if self.checkpoint.is_file():
+            return "interrupted"
+        return "partial" if self.path.exists() else "todo"
+
+    def read_config(self) -> dict:
+        if not self.config.is_file():
+            raise RecitebenchError(f"{self.path}: not a training run (no config.yaml)")
+        return load_yaml(self.config)
+
+    def write_config(self, resolved: dict) -> None:
+        with atomic_path(self.config) as tmp:
+            tmp.write_text(yaml.safe_dump(resolved, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+    def read_metrics(self) -> list[dict]:
+        return read_jsonl(self.metrics) if self.metrics.is_file() else []
+
+    def append_metrics(self, row: dict) -> None:
+        with open(self.metrics, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def truncate_metrics(self, epoch: int) -> None:
+        """Drop curve points written after the checkpoint a run resumes from (they will be recomputed)."""
+        keep = [row for row in self.read_metrics() if row["epoch"] <= epoch]
+        with atomic_path(self.metrics) as tmp:
+            tmp.write_text("".join(json.dumps(row) + "\n" for row in keep), encoding="utf-8")
+
+    def read_summary(self) -> dict:
+        return read_json(self.summary) if self.summary.is_file() else {}
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.summary, summary)
+
+
+def key_numbers(run: RunDir) -> dict:
+    """One finished run's headline numbers, read from its files (for the index, `ls` and `compare`)."""
+    res = read_results(run.recite)
+    summ = run.read_summary()
+    final = summ.get("final", {})
+    dataset, _, model = run.name.partition("__")
+    return {
+        "name": run.name,
+        "path": str(run.path),
+        "dataset": dataset,
+        "model": model or res.model.get("model"),
+        "n": res.n,
+        "exact_match": res.exact_match,
+        "ci_low": res.exact_match_ci95[0],
+        "ci_high": res.exact_match_ci95[1],
+        "epochs": final.get("epoch"),
+        "final_loss": final.get("loss"),
+        "train_seconds": summ.get("train_seconds"),
+        "recite_seconds": res.timings_s["total"],
+        "certified": res.decided_by["certified"],
+        "generated": res.decided_by["generated"],
+        "updated_at": res.created_at,
+    }

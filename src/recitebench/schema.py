@@ -1,0 +1,106 @@
+"""The results schema: what `recitebench recite` writes and every reader (report, index, bench) reads.
+
+results.json holds one `Results`; samples.jsonl one `Sample` per poem. `schema_version` counts breaking
+changes: 1 = the unversioned files of recitebench 0.1 (certified predictions were the placeholder
+"= target"), 2 = certified poems carry their real text. Readers accept both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .io import read_json, read_jsonl, write_json, write_jsonl
+
+SCHEMA_VERSION = 2
+LEGACY_CERTIFIED = "= target"  # schema 1's prediction for a certified poem
+
+
+@dataclass
+class Sample:
+    """One poem's recitation and its grades."""
+
+    id: str
+    prompt: str
+    target: str
+    prediction: str  # the recited text before the end token (a certified poem: the text greedy decoding yields)
+    decided_by: str  # certified | generated
+    stopped: bool  # an end token was produced
+    chars: int  # len(prompt) + len(target)
+    target_tokens: int  # poem tokens, end token excluded
+    prefix_tokens: int  # poem tokens reproduced before the first wrong one
+    outcome: str  # correct | minor_distortion | severe_distortion | forgotten
+    exact: bool
+    similarity: float
+    prefix_chars: int
+    line_accuracy: float
+    chrf: float
+    refusal: bool
+    tf_token_accuracy: float | None = None  # teacher-forced statistics (absent when certification is off)
+    tf_loss: float | None = None
+    tf_min_margin: float | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Sample:
+        s = cls(**{f.name: d.get(f.name) for f in dataclasses.fields(cls) if f.name in d})
+        if s.prediction == LEGACY_CERTIFIED:
+            s.prediction = s.target
+        return s
+
+
+@dataclass
+class Results:
+    """The aggregate of one recitation of a dataset by a model, with its provenance."""
+
+    exact_match: float  # the paper's Acc (Eq. 4)
+    n: int
+    n_correct: int
+    exact_match_ci95: list[float]  # bootstrap over poems
+    outcomes: dict[str, int]
+    mean_similarity: float
+    mean_prefix_chars: float
+    mean_prefix_tokens: float
+    mean_line_accuracy: float
+    mean_chrf: float
+    decided_by: dict[str, int]  # certified / generated / generated_by_draft
+    decoder: str | None  # the decoder that finished the uncertified poems (None: none were left)
+    kernels: str
+    verification: dict  # certified poems decoded again with generate(): n, agree, rate
+    normalization: str
+    thresholds: dict[str, float]
+    certify_margin: float | None
+    model: dict
+    template: str
+    dataset: dict
+    config: dict
+    seed: int
+    device: str
+    dtype: str
+    timings_s: dict[str, float]
+    versions: dict = field(default_factory=dict)
+    git_commit: str | None = None
+    hardware: dict = field(default_factory=dict)
+    created_at: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Results:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(
+            **{k: v for k, v in d.items() if k in names}, **({} if "schema_version" in d else {"schema_version": 1})
+        )
+
+
+def write_recitation(out: Path, results: Results, samples: list[Sample]) -> None:
+    """samples.jsonl first, then results.json: a results file never points at missing samples."""
+    write_jsonl(out / "samples.jsonl", (asdict(s) for s in samples))
+    write_json(out / "results.json", asdict(results))
+
+
+def read_results(folder: Path) -> Results:
+    return Results.from_dict(read_json(Path(folder) / "results.json"))
+
+
+def read_samples(folder: Path) -> list[Sample]:
+    return [Sample.from_dict(d) for d in read_jsonl(Path(folder) / "samples.jsonl")]

@@ -1,0 +1,72 @@
+"""What a run reports while it trains: metrics.jsonl, a progress bar (terminals) or one line per recall
+check (logs), and optionally TensorBoard. Only the main process writes."""
+
+from __future__ import annotations
+
+from ..errors import RecitebenchError
+from ..rundir import RunDir
+from .config import TrainConfig
+
+
+class EpochLog:
+    def __init__(
+        self, run: RunDir, tcfg: TrainConfig, *, enabled: bool, total_steps: int, step: int, start_epoch: int, log
+    ):
+        self.run, self.tcfg, self.enabled, self.log, self.start_epoch = run, tcfg, enabled, log, start_epoch
+        self.tb = _tensorboard(run) if tcfg.tensorboard and enabled else None
+        self.bar = None
+        if enabled and tcfg.progress:
+            # Imported here: tqdm picks its terminal or notebook flavour at import time.
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=total_steps,
+                initial=step,
+                unit="step",
+                dynamic_ncols=True,
+                mininterval=1.0,
+                desc=f"epoch {start_epoch + 1}/{tcfg.epochs}",
+                disable=None,
+            )  # None: no bar when not a terminal
+            self.bar = None if bar.disable else bar
+
+    def step(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def epoch(self, row: dict) -> None:
+        """Record one epoch's row everywhere it goes."""
+        if not self.enabled:
+            return
+        done, elapsed = row["epoch"], row["elapsed_s"]
+        if self.bar is not None:
+            self.bar.set_description(f"epoch {done}/{self.tcfg.epochs}")
+            recall = {"recall": f"{row['recall']:.1%}"} if "recall" in row else {}
+            self.bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}", **recall)
+        elif self.tcfg.progress and "recall" in row:
+            eta = elapsed / (done - self.start_epoch) * (self.tcfg.epochs - done) if done > self.start_epoch else 0.0
+            self.log(
+                f"epoch {done}/{self.tcfg.epochs}  loss {row['loss']:.4f}  recall {row['recall']:.1%}  "
+                f"{row['tokens_per_s']:.0f} tok/s  elapsed {elapsed:.0f}s  eta {eta:.0f}s"
+            )
+        self.run.append_metrics(row)
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "epoch" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _tensorboard(run: RunDir):
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # optional dependency
+    except ImportError:
+        raise RecitebenchError(
+            "--tensorboard needs the tensorboard package (pip install 'recitebench[tensorboard]')"
+        ) from None
+    return SummaryWriter(str(run.tensorboard))
