@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.epilog = EXAMPLES["data build"]
     db.add_argument("--config", help="YAML file with DataConfig fields (flags override it)")
     db.add_argument("--out", required=True, help="output folder for poems.jsonl and manifest.json")
+    db.add_argument("--overwrite", action="store_true", help="replace a dataset built with other settings in --out")
     add_arguments(db, DataConfig)
     for name, help_text, description, classes, skip in CONFIGURED:
         sp = _parser_for(sub, name, help_text, description)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import load_yaml, merge
+from .config import load_yaml, merge, to_dict
 from .data.config import DataConfig
+from .errors import RecitebenchError
 from .models.config import ModelConfig
 from .recall.config import ReciteConfig
 from .rundir import RunDir
-from .train.config import TrainConfig
+from .train.config import RESUME_FIXED, TrainConfig
 
 
 def _yaml(args: argparse.Namespace) -> dict:
@@ -29,7 +30,7 @@ def data_build(args: argparse.Namespace) -> int:
     from .data import build_dataset  # stage import (see the module docstring)
 
     cfg = merge(DataConfig, yaml=_yaml(args), flags=args, where=_where(args, "data"))
-    man = build_dataset(cfg, args.out)
+    man = build_dataset(cfg, args.out, overwrite=args.overwrite)
     c = man["counts"]
     print(
         f"wrote {c['sampled']} poems to {args.out}/poems.jsonl (read {c['read']}, valid {c['valid']}, "
@@ -50,9 +51,22 @@ def train(args: argparse.Namespace) -> int:
         saved = RunDir(vars(args).get("out", tyaml.get("out", TrainConfig.out))).read_config()
         saved["train"]["resume"] = True
     tcfg = merge(TrainConfig, saved=saved.get("train"), yaml=tyaml, flags=args, where=_where(args, "train"))
+    if saved:
+        check_resume_unchanged(saved["train"], tcfg, RunDir(tcfg.out))
     mcfg = merge(ModelConfig, saved=saved.get("model"), yaml=myaml, flags=args, where=_where(args, "model"))
     run_training(tcfg, mcfg)
     return 0
+
+
+def check_resume_unchanged(saved: dict, tcfg: TrainConfig, run: RunDir) -> None:
+    """--resume continues the same run: refuse settings that change its schedule, data order or optimizer."""
+    now = to_dict(tcfg)
+    changed = [k for k in RESUME_FIXED if k in saved and k != "data" and saved[k] != now[k]]
+    if changed:
+        diffs = ", ".join(f"{k} {saved[k]!r} -> {now[k]!r}" for k in changed)
+        raise RecitebenchError(f"{run.config}: --resume continues the run as it was configured, but {diffs} changed "
+                               f"(the learning-rate schedule and data order are fixed at the start); start a new run "
+                               f"with another --out instead")
 
 
 def recite(args: argparse.Namespace) -> int:

@@ -61,5 +61,8 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def provenance() -> dict:
-    return {"versions": package_versions(), "git_commit": git_commit(), "hardware": hardware(), "created_at": now_iso()}
+def provenance(*, timestamp: bool = True) -> dict:
+    """Versions, git commit and hardware; `timestamp=False` leaves out the wall-clock time (files whose bytes must
+    not depend on when they were made, such as a frozen dataset's manifest)."""
+    out = {"versions": package_versions(), "git_commit": git_commit(), "hardware": hardware()}
+    return {**out, "created_at": now_iso()} if timestamp else out

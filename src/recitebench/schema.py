@@ -78,6 +78,10 @@ class Results:
     device: str
     dtype: str
     timings_s: dict[str, float]
+    end_token_ids: list[int] = field(default_factory=list)  # any of these ends a recitation
+    generation: str = "greedy"  # greedy (the definition) or model (the model's own generation_config)
+    generation_overrides: dict = field(default_factory=dict)  # the model's settings plain greedy decoding ignored
+    not_round_trip: int = 0  # poems whose tokens do not decode back to their text: never certified
     versions: dict = field(default_factory=dict)
     git_commit: str | None = None
     hardware: dict = field(default_factory=dict)

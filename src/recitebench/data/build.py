@@ -7,14 +7,16 @@ Every filter's before/after counts go into the manifest, so a reader can see exa
 from __future__ import annotations
 
 import collections
+import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..config import to_dict
 from ..errors import RecitebenchError
-from ..io import sha256_file, write_json, write_jsonl
+from ..io import read_json, sha256_file, write_json, write_jsonl
 from ..provenance import provenance
 from .config import DataConfig
 from .presets import COLUMN_ALIASES, get_preset, parse_columns
@@ -73,9 +75,33 @@ def _length_histogram(lengths: list[int], width: int = 32) -> dict[str, int]:
     return dict(sorted(hist.items(), key=lambda kv: int(kv[0].split("-")[0])))
 
 
-def build_dataset(cfg: DataConfig, out: str | Path) -> dict[str, Any]:
+SPECIAL_TOKEN_TEXT = re.compile(r"<\|[^|<>\s]{1,40}\|>|</?s>|\[(?:CLS|SEP|PAD|MASK|UNK|BOS|EOS)\]")
+
+
+def check_output(out: Path, cfg: DataConfig, overwrite: bool) -> None:
+    """Before any reading: OUT must be (or become) a folder we may write, holding no other dataset."""
+    if out.exists() and not out.is_dir():
+        raise RecitebenchError(f"{out}: --out names an existing file; give a folder")
+    parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise RecitebenchError(f"{out}: cannot create the output folder ({parent} is not a writable folder)")
+    manifest = out / "manifest.json"
+    if overwrite or not out.is_dir() or not any(out.iterdir()):
+        return
+    if not manifest.is_file():
+        raise RecitebenchError(f"{out}: the folder holds other files; choose an empty --out (or pass --overwrite)")
+    try:
+        same = read_json(manifest).get("config") == to_dict(cfg)
+    except ValueError:
+        same = False
+    if not same:
+        raise RecitebenchError(f"{out}: holds a dataset built with other settings; pass --overwrite to replace it")
+
+
+def build_dataset(cfg: DataConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
     """Write OUT/poems.jsonl and OUT/manifest.json; return the manifest."""
     out = Path(out)
+    check_output(out, cfg, overwrite)
     preset = get_preset(cfg.preset)
     source = resolve_spec(cfg.source)
     counts: dict[str, int] = collections.OrderedDict()
@@ -110,6 +136,7 @@ def build_dataset(cfg: DataConfig, out: str | Path) -> dict[str, Any]:
             "examples": sorted(ambiguous)[:10],
         },
         "bad_rows": {"skipped": counts["bad_rows_skipped"], "examples": bad_examples},
+        "special_token_strings": special_token_strings(rows),
         "length_histogram_chars": _length_histogram([r["chars"] for r in rows]),
         "length_chars": {
             "min": min(r["chars"] for r in rows),
@@ -122,9 +149,15 @@ def build_dataset(cfg: DataConfig, out: str | Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "poems.jsonl", rows)
     manifest["poems_sha256"] = sha256_file(out / "poems.jsonl")
-    manifest["provenance"] = provenance()
+    manifest["provenance"] = provenance(timestamp=False)  # same arguments, same bytes: no wall-clock time
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def special_token_strings(rows: list[dict]) -> dict:
+    """Poems whose text contains what looks like a tokenizer's special token: recitebench tokenises it as text."""
+    hits = [(r["id"], m) for r in rows for m in SPECIAL_TOKEN_TEXT.findall(r["prompt"] + "\n" + r["target"])]
+    return {"poems": len({i for i, _ in hits}), "examples": [f"{m} (poem {i})" for i, m in hits[:10]]}
 
 
 def read_records(source: str, preset, cfg: DataConfig, counts: dict) -> tuple[list[dict], dict, list[str]]:

@@ -30,7 +30,7 @@ def run_spec(spec: Spec, *, dry_run: bool = False, only: str | None = None, log=
         ddir = spec.data_dir(dname)
         if not dataset_current(ddir, spec.datasets[dname]):
             log(f"building dataset {dname}")
-            build_dataset(spec.datasets[dname], ddir)
+            build_dataset(spec.datasets[dname], ddir, overwrite=True)  # the spec changed: its dataset follows
     for i, r in enumerate(runs, 1):
         log(f"[{i}/{len(runs)}] {r.name}: {r.run.status()}")
         do_run(r, log)

@@ -17,6 +17,8 @@ from .config import ModelConfig
 from .presets import MODEL_PRESETS, ModelPreset
 from .tokenizer import ensure_special_tokens, load_tokenizer, train_bpe
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model")
+
 
 def _gguf_from_package(ref: str) -> Path:
     pkg, fname = ref.split(":", 1)
@@ -137,9 +139,13 @@ def _pretrained(cfg: ModelConfig, ref: str, gguf_file: str | None, dtype, device
         kw["device_map"] = str(device)
     if gguf_file:
         kw["gguf_file"] = gguf_file
+    has_tokenizer = any((Path(ref) / f).is_file() for f in TOKENIZER_FILES)
+    if Path(ref).is_dir() and not cfg.tokenizer and not gguf_file and not has_tokenizer:
+        raise RecitebenchError(f"{ref}: the model folder has no tokenizer files ({', '.join(TOKENIZER_FILES)}); "
+                               f"pass --tokenizer")
     try:
         model = AutoModelForCausalLM.from_pretrained(ref, **kw)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - a broken or truncated weights file raises library-specific errors
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise RecitebenchError(f"{ref}: cannot load model: {msg}") from None
     return model, load_tokenizer(cfg.tokenizer or ref, gguf_file=None if cfg.tokenizer else gguf_file)

@@ -74,8 +74,13 @@ def teacher_forced(
     autocast_dtype: torch.dtype | None = None,
     pad_id: int = 0,
     logits_fn=None,
+    end_ids: tuple[int, ...] = (),
 ) -> list[TeacherResult]:
-    """`logits_fn(input_ids, rows, cols)` overrides how logits are computed (an FSDP root module)."""
+    """`logits_fn(input_ids, rows, cols)` overrides how logits are computed (an FSDP root module).
+
+    A poem is never certified when its tokens do not decode back to its text (the tokenizer normalised it) or when
+    one of `end_ids` stands inside it (greedy decoding would stop there): real decoding decides those.
+    """
     out: list[TeacherResult | None] = [None] * len(items)
     lengths = [it.length for it in items]
     with evaluating(model):
@@ -84,9 +89,16 @@ def teacher_forced(
             start = 0
             for i in idx:
                 n = len(items[i].target_ids)
-                out[i] = _result(items[i].id, *(a[start : start + n] for a in stats), margin)
+                r = _result(items[i].id, *(a[start : start + n] for a in stats), margin)
+                r.certified = r.certified and certifiable(items[i], end_ids)
+                out[i] = r
                 start += n
     return out  # type: ignore[return-value]
+
+
+def certifiable(item: Encoded, end_ids: tuple[int, ...]) -> bool:
+    """Whether reproducing the poem's tokens is the same as reproducing its text and stopping at its end."""
+    return item.round_trip and not any(t in end_ids for t in item.target_ids[:-1])
 
 
 def _batch_stats(model, batch: list[Encoded], device, autocast_dtype, pad_id: int, logits_fn):

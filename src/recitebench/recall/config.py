@@ -31,6 +31,10 @@ class ReciteConfig:
         "supported, else generate",
         choices=DECODERS,
     )
+    generation: str = opt("greedy", "greedy: plain greedy decoding on every path, whatever the model's saved "
+                          "generation_config holds (the settings it overrides are recorded); model: HF generate() "
+                          "with the model's own settings (turns certification off; decoder generate)",
+                          choices=("greedy", "model"))
     batch_size: int = opt(256, "most sequences per teacher-forced batch")
     batch_tokens: int = opt(65536, "most padded tokens per teacher-forced (and draft) batch")
     gen_batch_size: int = opt(128, "sequences per decoding batch")
@@ -69,5 +73,7 @@ class ReciteConfig:
         if not (0.0 <= self.forgotten_similarity <= self.minor_similarity <= 1.0):
             raise ValueError("thresholds must satisfy 0 <= forgotten_similarity <= minor_similarity <= 1")
         check_positive(self, "batch_size", "batch_tokens", "gen_batch_size", "bootstrap", "limit")
+        if self.generation == "model" and self.decoder not in ("auto", "generate"):
+            raise ValueError("generation 'model' decodes with HF generate(): use decoder auto or generate")
         if self.verify < 0 or self.extra_tokens < 0:
             raise ValueError("verify and extra_tokens must be >= 0")

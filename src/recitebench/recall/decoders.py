@@ -31,11 +31,12 @@ class Decoder:
     by_draft: int = 0  # poems the draft decoder finished itself
 
 
-def resolve_decoder(
-    rcfg: ReciteConfig, model, *, model_dir: str, device, pad_id: int, end_ids: tuple[int, ...], margin: float
-) -> Decoder:
-    """The one place the decoder option is interpreted."""
+def resolve_decoder(rcfg: ReciteConfig, model, *, model_dir: str, device, pad_id: int, end_ids: tuple[int, ...],
+                    margin: float, clean: bool = True) -> Decoder:
+    """The one place the decoder option is interpreted. `clean=False`: HF generate() with the model's own settings."""
     name = rcfg.decoder
+    if not clean:
+        return Decoder("generate", _hf_decoder(greedy_generate, rcfg, model, device, pad_id, end_ids, clean=False))
     if name in ("auto", "draft"):
         base = "static" if static_supported(model) else "generate"
     elif name == "static" and not static_supported(model):
@@ -60,7 +61,7 @@ def resolve_decoder(
     return decoder
 
 
-def _hf_decoder(fn, rcfg: ReciteConfig, model, device, pad_id: int, end_ids: tuple[int, ...]) -> DecodeFn:
+def _hf_decoder(fn, rcfg: ReciteConfig, model, device, pad_id: int, end_ids: tuple[int, ...], **kw) -> DecodeFn:
     def decode(items: list[Encoded], prefixes: list[list[int]]) -> list[list[int]]:
         if not items:
             return []
@@ -75,6 +76,7 @@ def _hf_decoder(fn, rcfg: ReciteConfig, model, device, pad_id: int, end_ids: tup
                 extra_tokens=rcfg.extra_tokens,
                 prefix_ids=prefixes,
                 progress=bar.update,
+                **kw,
             )
 
     return decode

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from transformers import GenerationConfig
+
 from ..batching import cut_at_end, pad_rows
 from ..errors import RecitebenchError
 from ..models.formatting import Encoded
@@ -10,12 +12,13 @@ from ..models.forward import evaluating
 
 def greedy_generate(model, items: list[Encoded], *, device, pad_id: int, end_ids: tuple[int, ...],
                     batch_size: int = 32, extra_tokens: int = 16, prefix_ids: list[list[int]] | None = None,
-                    progress=None) -> list[list[int]]:
+                    progress=None, clean: bool = True) -> list[list[int]]:
     """Greedy continuation token ids for each item (left-padded batches, sorted by length).
 
     Each poem's budget is its length (with its end token) plus `extra_tokens`, so a model that
     recites the poem and then fails to stop is seen failing to stop. `prefix_ids[i]`, output tokens
     greedy decoding is already known to produce (from a teacher-forced pass), are fed instead of decoded.
+    `clean=False` decodes with the model's own generation_config instead of plain greedy settings.
     """
     prefix_ids = prefix_ids or [[] for _ in items]
     out: list[list[int] | None] = [None] * len(items)
@@ -31,18 +34,12 @@ def greedy_generate(model, items: list[Encoded], *, device, pad_id: int, end_ids
             attn = pad_rows([[1] * len(p) for p in prompts], 0, left=True)
             width = input_ids.shape[1]
             budget = max(len(items[i].target_ids) - len(prefix_ids[i]) for i in idx) + extra_tokens
-            gen = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attn.to(device),
-                do_sample=False,
-                num_beams=1,
-                max_new_tokens=budget,
-                eos_token_id=list(end_ids),
-                pad_token_id=pad_id,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-            )
+            # Passed as a config and as keywords: generate() fills a config's default-valued fields from the
+            # model's saved generation_config, but keywords always win.
+            kw = greedy_settings(budget, end_ids, pad_id) if clean else {"max_new_tokens": budget}
+            config = GenerationConfig(**kw) if clean else None
+            gen = model.generate(input_ids=input_ids.to(device), attention_mask=attn.to(device),
+                                 generation_config=config, **kw)
             gen = gen[:, width:].tolist()
             for b, i in enumerate(idx):
                 # Each poem gets exactly its own budget, whatever batch it landed in: outputs do not depend on batching.
@@ -50,6 +47,35 @@ def greedy_generate(model, items: list[Encoded], *, device, pad_id: int, end_ids
             if progress is not None:
                 progress(len(idx))
     return out  # type: ignore[return-value]
+
+
+# Settings a saved generation_config.json may hold that change what greedy decoding outputs.
+GREEDY_NEUTRAL = {"do_sample": False, "num_beams": 1, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+                  "encoder_repetition_penalty": 1.0, "length_penalty": 1.0, "bad_words_ids": None,
+                  "suppress_tokens": None, "begin_suppress_tokens": None, "forced_bos_token_id": None,
+                  "forced_eos_token_id": None, "min_length": 0, "min_new_tokens": None, "sequence_bias": None,
+                  "exponential_decay_length_penalty": None, "renormalize_logits": False,
+                  "temperature": None, "top_k": None, "top_p": None, "typical_p": None, "epsilon_cutoff": None,
+                  "eta_cutoff": None, "diversity_penalty": None}
+
+
+def greedy_settings(max_new_tokens: int, end_ids: tuple[int, ...], pad_id: int) -> dict:
+    """Plain greedy decoding, whatever the model's saved generation_config says: the one definition."""
+    return {**GREEDY_NEUTRAL, "max_new_tokens": max_new_tokens, "eos_token_id": list(end_ids), "pad_token_id": pad_id}
+
+
+def generation_overrides(model) -> dict:
+    """The model's own generation settings that plain greedy recitation overrides (recorded in results.json)."""
+    cfg = getattr(model, "generation_config", None)
+    if cfg is None:
+        return {}
+    out = {}
+    for key, neutral in GREEDY_NEUTRAL.items():
+        value = getattr(cfg, key, neutral)
+        if value != neutral and not (neutral is None and key in ("temperature", "top_k", "top_p") and
+                                     not getattr(cfg, "do_sample", False)):
+            out[key] = value
+    return out
 
 
 def vllm_generate(

@@ -19,7 +19,7 @@ from ..config import build, to_dict
 from ..data.frozen import FrozenDataset, load_frozen
 from ..errors import RecitebenchError
 from ..models.config import ModelConfig
-from ..models.formatting import Encoded, decode_prediction, encode_many
+from ..models.formatting import Encoded, decode_prediction, encode_many, end_token_ids
 from ..models.kernels import apply_kernels
 from ..models.load import load_model
 from ..models.teacher import TeacherResult, teacher_forced
@@ -29,6 +29,7 @@ from ..runtime import default_margin, eval_dtype, pick_device
 from ..schema import Results, Sample, write_recitation
 from .config import ReciteConfig
 from .decoders import Decoder, resolve_decoder
+from .generate import generation_overrides
 from .graded import OUTCOMES, grade
 
 
@@ -55,7 +56,8 @@ class Job:
     def decoder(self, name: str) -> Decoder:
         cfg = build(ReciteConfig, {**to_dict(self.rcfg), "decoder": name})
         return resolve_decoder(cfg, self.model, model_dir=self.mcfg.model, device=self.device,
-                               pad_id=self.tok.pad_token_id, end_ids=self.end_ids, margin=self.margin)
+                               pad_id=self.tok.pad_token_id, end_ids=self.end_ids, margin=self.margin,
+                               clean=self.rcfg.generation == "greedy")
 
 
 @dataclass
@@ -126,7 +128,14 @@ def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> tuple[ModelConfig, 
         {"model": str(run.model), "init": "pretrained", "template": template, "attn_implementation": attn},
         where=str(run.config),
     )
-    return run_model, Path(rcfg.data or saved["train"]["data"]), Path(rcfg.out or run.recite)
+    data = Path(rcfg.data or saved["train"]["data"])
+    trained_on = saved.get("dataset", {}).get("poems_sha256")
+    if not rcfg.data and trained_on and (data / "manifest.json").is_file():
+        now = load_frozen(data).sha256
+        if now != trained_on:
+            raise RecitebenchError(f"{data}: the dataset changed since {run.path} was trained on it (sha256 "
+                                   f"{trained_on[:12]} then, {now[:12]} now); pass --data to recite another dataset")
+    return run_model, data, Path(rcfg.out or run.recite)
 
 
 def prepare(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Job:
@@ -141,37 +150,17 @@ def prepare(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Job:
     model.to(device)
     kernels = apply_kernels(model, rcfg.kernels, device)
     margin = rcfg.margin if rcfg.margin is not None else default_margin(dtype)
-    return Job(
-        rcfg,
-        mcfg,
-        ds,
-        poems,
-        encode_many(tok, poems, mcfg.template),
-        model,
-        tok,
-        info,
-        device,
-        dtype,
-        margin,
-        kernels,
-        out,
-        (tok.eos_token_id,),
-    )
+    return Job(rcfg, mcfg, ds, poems, encode_many(tok, poems, mcfg.template), model, tok, info, device, dtype, margin,
+               kernels, out, end_token_ids(tok, model))
 
 
 def certify(job: Job) -> Certified:
     """Poems whose every greedy step the teacher-forced pass proves (lead over the margin)."""
-    if not job.rcfg.certify:
+    if not job.rcfg.certify or job.rcfg.generation == "model":
         return Certified(None, set())
-    teacher = teacher_forced(
-        job.model,
-        job.items,
-        device=job.device,
-        batch_size=job.rcfg.batch_size,
-        batch_tokens=job.rcfg.batch_tokens,
-        margin=job.margin,
-        pad_id=job.tok.pad_token_id,
-    )
+    teacher = teacher_forced(job.model, job.items, device=job.device, batch_size=job.rcfg.batch_size,
+                             batch_tokens=job.rcfg.batch_tokens, margin=job.margin, pad_id=job.tok.pad_token_id,
+                             end_ids=job.end_ids)
     return Certified(teacher, {i for i, r in enumerate(teacher) if r.certified})
 
 
@@ -196,21 +185,10 @@ def verify(job: Job, certified: Certified) -> dict:
 
 def grade_poem(job: Job, i: int, certified: Certified, decoded: dict[int, list[int]]) -> Sample:
     poem, item, rcfg = job.poems[i], job.items[i], job.rcfg
-    if i in certified.ids:
-        ids = item.target_ids
-        g = grade(poem["target"], poem["target"], normalization=rcfg.normalize)
-    else:
-        ids = decoded[i]
-    text, stopped = decode_prediction(job.tok, ids)
-    if i not in certified.ids:
-        g = grade(
-            text,
-            poem["target"],
-            normalization=rcfg.normalize,
-            minor_similarity=rcfg.minor_similarity,
-            forgotten_similarity=rcfg.forgotten_similarity,
-            stopped=stopped,
-        )
+    ids = item.target_ids if i in certified.ids else decoded[i]
+    text, stopped = decode_prediction(job.tok, ids, job.end_ids)  # a certified poem's text is its own (round trip)
+    g = grade(text, poem["target"], normalization=rcfg.normalize, minor_similarity=rcfg.minor_similarity,
+              forgotten_similarity=rcfg.forgotten_similarity, stopped=stopped)
     n_target = len(item.target_ids) - 1
     prefix = next((k for k, (a, b) in enumerate(zip(ids, item.target_ids[:-1])) if a != b), min(len(ids), n_target))
     tf = {}
@@ -271,7 +249,10 @@ def summarise(
         verification=verification,
         normalization=rcfg.normalize,
         thresholds={"minor_similarity": rcfg.minor_similarity, "forgotten_similarity": rcfg.forgotten_similarity},
-        certify_margin=job.margin if rcfg.certify else None,
+        end_token_ids=list(job.end_ids), generation=rcfg.generation,
+        generation_overrides=generation_overrides(job.model),
+        not_round_trip=sum(not it.round_trip for it in job.items),
+        certify_margin=job.margin if rcfg.certify and rcfg.generation == "greedy" else None,
         model=job.info,
         template=job.mcfg.template,
         dataset={

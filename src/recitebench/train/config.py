@@ -47,6 +47,7 @@ class TrainConfig:
     checkpoint_every: int = opt(10, "every k epochs, save a resumable checkpoint (0 = never)")
     stop_when_memorised: bool = opt(False, "stop early once every poem is recalled exactly")
     resume: bool = opt(False, "continue the run in --out from its last checkpoint (same data order, optimizer, RNG)")
+    overwrite: bool = opt(False, "start again in an --out whose run died before its first checkpoint (it is deleted)")
     lora: bool = opt(False, "train LoRA adapters (peft) instead of all weights; the merged model is saved")
     lora_r: int = opt(16, "LoRA rank")
     lora_alpha: int = opt(32, "LoRA alpha")
@@ -102,6 +103,12 @@ class TrainConfig:
         if self.bucket_window is not None:
             return self.bucket_window
         return None if self.batch_tokens else 32 * self.rows_per_step * world_size
+
+
+# What an exact resume depends on: changing one of these on --resume would not continue the same run.
+RESUME_FIXED = ("data", "epochs", "lr", "schedule", "warmup_ratio", "min_lr_ratio", "weight_decay", "betas",
+                "grad_clip", "batch_size", "batch_tokens", "bucket_window", "grad_accum", "precision", "seed", "lora",
+                "lora_r", "lora_alpha", "fsdp")
 
 
 def _two_betas(value) -> list[float]:

@@ -8,7 +8,9 @@ batch, DDP averages the gradients (or FSDP2 shards everything), and only rank 0 
 from __future__ import annotations
 
 import math
+import shutil
 import time
+from pathlib import Path
 
 import torch
 
@@ -17,7 +19,7 @@ from ..data.frozen import FrozenDataset, load_frozen
 from ..errors import RecitebenchError
 from ..io import atomic_dir
 from ..models.config import ModelConfig
-from ..models.formatting import Encoded, encode_many
+from ..models.formatting import Encoded, encode_many, end_token_ids
 from ..models.kernels import apply_kernels
 from ..models.load import load_model
 from ..models.teacher import teacher_forced
@@ -38,6 +40,8 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     run = RunDir(tcfg.out)
     check_run_folder(run, tcfg)
     ds = load_frozen(tcfg.data)
+    if tcfg.resume:
+        check_same_dataset(run, ds)
     device = train_device(tcfg.device, world)
     weight_dtype, autocast_dtype, use_master = train_precision(tcfg.precision, device, fsdp=tcfg.fsdp)
     model, tok, info, mcfg = build_model(tcfg, mcfg, run, ds, weight_dtype, device)
@@ -82,9 +86,9 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         if hasattr(step_fn, "stats"):
             last["cuda_graphs"] = step_fn.stats
         if (tcfg.recall_every and (epoch + 1) % tcfg.recall_every == 0) or epoch + 1 == tcfg.epochs:
-            last.update(
-                recall_check(model, items, device, tcfg, autocast_dtype, margin, tok.pad_token_id, recall_logits)
-            )
+            ends = end_token_ids(tok, model)
+            last.update(recall_check(model, items, device, tcfg, autocast_dtype, margin, tok.pad_token_id,
+                                     recall_logits, ends))
             if tcfg.fsdp:  # the no-grad pass leaves the root's parameters gathered: shard them again for the optimizer
                 scored.reshard()
         elog.epoch(last)
@@ -107,8 +111,10 @@ def plan_epochs(items: list[Encoded], tcfg: TrainConfig, world: World) -> list[l
 
 def resolved_config(tcfg: TrainConfig, mcfg: ModelConfig, ds: FrozenDataset, world: World, device, extra: dict) -> dict:
     """What config.yaml records: the configs as run, the dataset's identity, and provenance."""
-    dataset = {"path": str(tcfg.data), "poems_sha256": ds.sha256, "n": len(ds.poems)}
-    return {"train": {**to_dict(tcfg), "lr": extra["lr"]}, "kernels": extra["kernels"], "model": to_dict(mcfg),
+    data = str(Path(tcfg.data).resolve())  # absolute: `recite --run` works from any directory
+    dataset = {"path": data, "poems_sha256": ds.sha256, "n": len(ds.poems)}
+    return {"train": {**to_dict(tcfg), "data": data, "lr": extra["lr"]}, "kernels": extra["kernels"],
+            "model": to_dict(mcfg),
             "model_info": extra["model_info"], "dataset": dataset, "world_size": world.size, "device": str(device),
             **provenance()}
 
@@ -119,11 +125,23 @@ def check_run_folder(run: RunDir, tcfg: TrainConfig) -> None:
             raise RecitebenchError(f"{run.path}: the run already finished (model/ exists); nothing to resume")
         raise RecitebenchError(f"{run.path}: nothing to resume (no {run.checkpoint.name})")
     if not tcfg.resume and run.config.exists():
-        raise RecitebenchError(
-            f"{run.path}: a run already exists here; pass --resume to continue it or choose another --out"
-        )
+        if run.status() == "partial" and tcfg.overwrite:
+            shutil.rmtree(run.path)
+        elif run.status() == "partial":
+            raise RecitebenchError(f"{run.path}: a run started here but died before its first checkpoint; pass "
+                                   f"--overwrite to start it again (or choose another --out)")
+        else:
+            raise RecitebenchError(f"{run.path}: a run already exists here; pass --resume to continue it or choose "
+                                   f"another --out")
     if not tcfg.data:
         raise RecitebenchError("train needs --data DATASET (a folder made by `recitebench data build`)")
+
+
+def check_same_dataset(run: RunDir, ds: FrozenDataset) -> None:
+    saved = run.read_config().get("dataset", {}).get("poems_sha256")
+    if saved and saved != ds.sha256:
+        raise RecitebenchError(f"{ds.path}: the dataset changed since the run started (sha256 {saved[:12]} in "
+                               f"{run.config}, {ds.sha256[:12]} now); a resumed run must train on the same poems")
 
 
 def train_device(name: str, world: World) -> torch.device:
@@ -238,7 +256,7 @@ def check_finite(mean_loss: float, epoch: int, run: RunDir) -> None:
     )
 
 
-def recall_check(model, items, device, tcfg, autocast_dtype, margin, pad_id, logits_fn=None) -> dict:
+def recall_check(model, items, device, tcfg, autocast_dtype, margin, pad_id, logits_fn=None, end_ids=()) -> dict:
     """The memory curve's point: certified exact recall of the training poems (teacher forcing)."""
     res = teacher_forced(
         model,
@@ -249,6 +267,7 @@ def recall_check(model, items, device, tcfg, autocast_dtype, margin, pad_id, log
         autocast_dtype=autocast_dtype,
         pad_id=pad_id,
         logits_fn=logits_fn,
+        end_ids=end_ids,
     )
     n = len(res)
     return {
