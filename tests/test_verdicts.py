@@ -94,6 +94,7 @@ def test_every_decoder_gives_plain_greedy_verdicts_on_hazards(hazard_run, tmp_pa
         assert got == reference, flags
     res = json.loads((tmp_path / "--decoder_static" / "results.json").read_text())
     assert res["end_token_ids"] == [151645, 151643]
+    assert set(res["generation_overrides"]) == {"repetition_penalty", "no_repeat_ngram_size"}  # nothing spurious
     assert res["generation_overrides"]["repetition_penalty"] == 1.3
     assert res["generation_overrides"]["no_repeat_ngram_size"] == 2
     assert res["not_round_trip"] == 1

@@ -59,21 +59,27 @@ GREEDY_NEUTRAL = {"do_sample": False, "num_beams": 1, "repetition_penalty": 1.0,
                   "eta_cutoff": None, "diversity_penalty": None}
 
 
+SAMPLING_ONLY = ("temperature", "top_k", "top_p", "typical_p", "epsilon_cutoff", "eta_cutoff")
+
+
 def greedy_settings(max_new_tokens: int, end_ids: tuple[int, ...], pad_id: int) -> dict:
     """Plain greedy decoding, whatever the model's saved generation_config says: the one definition."""
     return {**GREEDY_NEUTRAL, "max_new_tokens": max_new_tokens, "eos_token_id": list(end_ids), "pad_token_id": pad_id}
 
 
 def generation_overrides(model) -> dict:
-    """The model's own generation settings that plain greedy recitation overrides (recorded in results.json)."""
+    """The model's own generation settings that plain greedy recitation overrides (recorded in results.json).
+
+    A field the model leaves unset (None) overrides nothing; sampling parameters matter only with do_sample.
+    """
     cfg = getattr(model, "generation_config", None)
     if cfg is None:
         return {}
+    sampling = bool(getattr(cfg, "do_sample", False))
     out = {}
     for key, neutral in GREEDY_NEUTRAL.items():
-        value = getattr(cfg, key, neutral)
-        if value != neutral and not (neutral is None and key in ("temperature", "top_k", "top_p") and
-                                     not getattr(cfg, "do_sample", False)):
+        value = getattr(cfg, key, None)
+        if value is not None and value != neutral and (sampling or key not in SAMPLING_ONLY):
             out[key] = value
     return out
 

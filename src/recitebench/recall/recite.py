@@ -109,12 +109,14 @@ class _timed:
         self.job.timings[self.key] = time.perf_counter() - self.t
 
 
-def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> tuple[ModelConfig, Path, Path]:
-    """(model config, dataset folder, output folder) from a run folder or explicit flags."""
+def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> tuple[ModelConfig, Path, Path, str | None]:
+    """(model config, dataset folder, output folder, sha256 the run was trained on) from a run folder or flags.
+
+    The sha256 is given only when the run's own dataset is recited (no --data): it must not have changed."""
     if not rcfg.run:
         if mcfg is None or not rcfg.data:
             raise RecitebenchError("recite needs --run RUN, or --model MODEL with --data DATASET")
-        return mcfg, Path(rcfg.data), Path(rcfg.out or "recite_out")
+        return mcfg, Path(rcfg.data), Path(rcfg.out or "recite_out"), None
     run = RunDir(rcfg.run)
     saved = run.read_config()
     if not run.has_model():
@@ -128,19 +130,16 @@ def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> tuple[ModelConfig, 
         {"model": str(run.model), "init": "pretrained", "template": template, "attn_implementation": attn},
         where=str(run.config),
     )
-    data = Path(rcfg.data or saved["train"]["data"])
-    trained_on = saved.get("dataset", {}).get("poems_sha256")
-    if not rcfg.data and trained_on and (data / "manifest.json").is_file():
-        now = load_frozen(data).sha256
-        if now != trained_on:
-            raise RecitebenchError(f"{data}: the dataset changed since {run.path} was trained on it (sha256 "
-                                   f"{trained_on[:12]} then, {now[:12]} now); pass --data to recite another dataset")
-    return run_model, data, Path(rcfg.out or run.recite)
+    trained_on = None if rcfg.data else saved.get("dataset", {}).get("poems_sha256")
+    return run_model, Path(rcfg.data or saved["train"]["data"]), Path(rcfg.out or run.recite), trained_on
 
 
 def prepare(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Job:
-    mcfg, data_dir, out = resolve(rcfg, mcfg)
+    mcfg, data_dir, out, trained_on = resolve(rcfg, mcfg)
     ds = load_frozen(data_dir)
+    if trained_on and ds.sha256 != trained_on:
+        raise RecitebenchError(f"{data_dir}: the dataset changed since {rcfg.run} was trained on it (sha256 "
+                               f"{trained_on[:12]} then, {ds.sha256[:12]} now); pass --data to recite another dataset")
     poems = ds.poems[: rcfg.limit] if rcfg.limit else ds.poems
     device = pick_device(rcfg.device)
     dtype = eval_dtype(rcfg.precision, device)

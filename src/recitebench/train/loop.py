@@ -67,6 +67,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
                     start_epoch=progress["epoch"], log=log)
     margin = default_margin(autocast_dtype or weight_dtype)
     recall_logits = (lambda x, r, c: scored(x, None, r, c)) if tcfg.fsdp else None
+    ends = end_token_ids(tok, model)
     last: dict = {}
     for epoch in range(progress["epoch"], tcfg.epochs):
         t0 = time.perf_counter()
@@ -79,14 +80,14 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         dt = time.perf_counter() - t0
         steps = progress["step"] + _steps(plan[epoch], world, tcfg)
         progress = {"epoch": epoch + 1, "step": steps, "elapsed": progress["elapsed"] + dt}
-        check_finite(loss_sum / max(1, n_target), epoch + 1, run)
-        last = {"epoch": epoch + 1, "step": steps, "loss": loss_sum / max(1, n_target),
+        mean_loss = loss_sum / max(1, n_target)
+        check_finite(mean_loss, epoch + 1, run)
+        last = {"epoch": epoch + 1, "step": steps, "loss": mean_loss,
                 "lr": float(opt.sched.get_last_lr()[0]), "tokens_per_s": n_tokens / dt,
                 "elapsed_s": round(progress["elapsed"], 3)}
         if hasattr(step_fn, "stats"):
             last["cuda_graphs"] = step_fn.stats
         if (tcfg.recall_every and (epoch + 1) % tcfg.recall_every == 0) or epoch + 1 == tcfg.epochs:
-            ends = end_token_ids(tok, model)
             last.update(recall_check(model, items, device, tcfg, autocast_dtype, margin, tok.pad_token_id,
                                      recall_logits, ends))
             if tcfg.fsdp:  # the no-grad pass leaves the root's parameters gathered: shard them again for the optimizer
