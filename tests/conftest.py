@@ -34,25 +34,8 @@ def shared() -> Path:
 def small_cn(tmp_path_factory, shared) -> Path:
     """20 short Chinese poems (prompt + poem <= 64 characters)."""
     out = tmp_path_factory.mktemp("data") / "cn20"
-    assert (
-        run_cli(
-            "data",
-            "build",
-            "--preset",
-            "cn-poems",
-            "--source",
-            shared / "data" / "cn_poems.jsonl.xz",
-            "--n",
-            "20",
-            "--max-chars",
-            "64",
-            "--seed",
-            "0",
-            "--out",
-            out,
-        )
-        == 0
-    )
+    assert run_cli("data", "build", "--preset", "cn-poems", "--source", shared / "data" / "cn_poems.jsonl.xz",
+                   "--n", "20", "--max-chars", "64", "--seed", "0", "--out", out) == 0
     return out
 
 
@@ -60,27 +43,8 @@ def small_cn(tmp_path_factory, shared) -> Path:
 def trained_run(tmp_path_factory, small_cn) -> Path:
     """A tiny model that has memorised the 20 poems."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    assert (
-        run_cli(
-            "train",
-            "--data",
-            small_cn,
-            "--model",
-            "tiny",
-            "--epochs",
-            "60",
-            "--lr",
-            "3e-3",
-            "--batch-size",
-            "8",
-            "--recall-every",
-            "10",
-            "--no-progress",
-            "--out",
-            out,
-        )
-        == 0
-    )
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "60", "--lr", "3e-3", "--batch-size",
+                   "8", "--recall-every", "10", "--no-progress", "--out", out) == 0
     return out
 
 
@@ -88,29 +52,8 @@ def trained_run(tmp_path_factory, small_cn) -> Path:
 def half_trained_run(tmp_path_factory, small_cn) -> Path:
     """A tiny model stopped mid-way: some poems recalled, some distorted (mixed verdicts)."""
     out = tmp_path_factory.mktemp("runs") / "tiny_half"
-    assert (
-        run_cli(
-            "train",
-            "--data",
-            small_cn,
-            "--model",
-            "tiny",
-            "--epochs",
-            "14",
-            "--lr",
-            "3e-3",
-            "--batch-size",
-            "8",
-            "--warmup-ratio",
-            "0.2",
-            "--recall-every",
-            "0",
-            "--no-progress",
-            "--out",
-            out,
-        )
-        == 0
-    )
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "14", "--lr", "3e-3", "--batch-size",
+                   "8", "--warmup-ratio", "0.2", "--recall-every", "0", "--no-progress", "--out", out) == 0
     return out
 
 

@@ -19,9 +19,8 @@ EN_ROWS = [
 
 def build(tmp_path, source, *extra, out_name="out"):
     out = tmp_path / out_name
-    code = run_cli(
-        "data", "build", "--preset", "en-poems", "--source", source, "--n", "5", "--seed", "1", "--out", out, *extra
-    )
+    code = run_cli("data", "build", "--preset", "en-poems", "--source", source, "--n", "5", "--seed", "1",
+                   "--out", out, *extra)
     return code, out
 
 
@@ -73,9 +72,8 @@ def test_hf_loader_on_local_dataset(tmp_path):
 
 
 def test_column_mapping(tmp_path):
-    src = write_jsonl(
-        tmp_path / "p.jsonl", [{"who": r["author"], "t": r["title"], "body": r["content"]} for r in EN_ROWS]
-    )
+    rows = [{"who": r["author"], "t": r["title"], "body": r["content"]} for r in EN_ROWS]
+    src = write_jsonl(tmp_path / "p.jsonl", rows)
     code, out = build(tmp_path, src, "--columns", "author=who,title=t,content=body")
     rows, man = assert_ok(code, out)
     assert man["columns"] == {"author": "who", "title": "t", "content": "body"}
@@ -83,29 +81,13 @@ def test_column_mapping(tmp_path):
 
 def test_presets_match_the_paper(tmp_path, shared):
     out = tmp_path / "cn"
-    assert (
-        run_cli(
-            "data",
-            "build",
-            "--preset",
-            "cn-poems",
-            "--source",
-            "shared:cn_poems",
-            "--n",
-            "3",
-            "--max-chars",
-            "80",
-            "--out",
-            out,
-        )
-        == 0
-    )
+    assert run_cli("data", "build", "--preset", "cn-poems", "--source", "shared:cn_poems", "--n", "3", "--max-chars",
+                   "80", "--out", out) == 0
     row = read_jsonl(out / "poems.jsonl")[0]
     assert row["prompt"] == f"Dictation: Dynasty: {row['dynasty']} Author: {row['author']} Title: {row['title']}"
     out = tmp_path / "en"
-    assert (
-        run_cli("data", "build", "--preset", "en-poems", "--source", "shared:en_poems", "--n", "3", "--out", out) == 0
-    )
+    assert run_cli("data", "build", "--preset", "en-poems", "--source", "shared:en_poems", "--n", "3", "--out",
+                   out) == 0
     row = read_jsonl(out / "poems.jsonl")[0]
     assert row["prompt"] == f"Dictation: Author: {row['author']} Title: {row['title']}"
 
@@ -140,9 +122,8 @@ def test_deterministic_and_seed_sensitive(tmp_path):
 
 
 def test_length_rules(tmp_path, shared):
-    src = write_jsonl(
-        tmp_path / "p.jsonl", EN_ROWS + [{"id": "long", "author": "A", "title": "B", "content": "x" * 300}]
-    )
+    long = {"id": "long", "author": "A", "title": "B", "content": "x" * 300}
+    src = write_jsonl(tmp_path / "p.jsonl", EN_ROWS + [long])
     code, out = build(tmp_path, src, "--n", "12", "--max-chars", "100")
     rows, _ = assert_ok(code, out, n=12)
     assert all(len(r["prompt"]) + len(r["target"]) <= 100 for r in rows)
@@ -187,11 +168,8 @@ def test_bad_rows_name_file_line_and_field(tmp_path, capsys, case):
 
 def test_broken_json_line_and_undecodable_bytes(tmp_path, capsys):
     src = tmp_path / "p.jsonl"
-    src.write_text(
-        "".join(json.dumps(r) + "\n" for r in EN_ROWS[:3])
-        + '{"author": "A", "title"\n'
-        + "".join(json.dumps(r) + "\n" for r in EN_ROWS[3:])
-    )
+    src.write_text("".join(json.dumps(r) + "\n" for r in EN_ROWS[:3]) + '{"author": "A", "title"\n'
+                   + "".join(json.dumps(r) + "\n" for r in EN_ROWS[3:]))
     code, _ = build(tmp_path, src)
     assert code == 1 and "p.jsonl:4: broken JSON line" in capsys.readouterr().err
     code, out = build(tmp_path, src, "--skip-bad-rows", out_name="skip")
@@ -234,36 +212,17 @@ def test_existing_output_is_replaced_atomically(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "poems.jsonl"]  # no temp files left
 
 
-@pytest.mark.parametrize(
-    "preset,corpus,extra",
-    [
-        ("cn-poems", "cn_poems.jsonl.xz", ["--max-chars", "256"]),
-        ("en-poems", "en_poems.jsonl.xz", ["--max-chars", "256"]),
-        ("cn-poems", "cn_poems.jsonl.xz", ["--min-chars", "256", "--max-chars", "512"]),
-    ],
-)
+@pytest.mark.parametrize("preset,corpus,extra", [
+    ("cn-poems", "cn_poems.jsonl.xz", ["--max-chars", "256"]),
+    ("en-poems", "en_poems.jsonl.xz", ["--max-chars", "256"]),
+    ("cn-poems", "cn_poems.jsonl.xz", ["--min-chars", "256", "--max-chars", "512"]),
+])
 def test_paper_datasets(tmp_path, shared, preset, corpus, extra):
     outs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        assert (
-            run_cli(
-                "data",
-                "build",
-                "--preset",
-                preset,
-                "--source",
-                shared / "data" / corpus,
-                "--n",
-                "2000",
-                "--seed",
-                "0",
-                "--out",
-                out,
-                *extra,
-            )
-            == 0
-        )
+        assert run_cli("data", "build", "--preset", preset, "--source", shared / "data" / corpus, "--n", "2000",
+                       "--seed", "0", "--out", out, *extra) == 0
         outs.append(out)
     rows = read_jsonl(outs[0] / "poems.jsonl")
     assert len(rows) == 2000 and len({r["prompt"] for r in rows}) == 2000
@@ -284,9 +243,8 @@ def test_yaml_config_fills_data_build(tmp_path):
     assert run_cli("data", "build", "--config", tmp_path / "bad.yaml", "--out", out) == 1
 
 
-@pytest.mark.parametrize(
-    "command", [["data", "build"], ["train"], ["recite"], ["run"], ["report"], ["ls"], ["compare"]]
-)
+@pytest.mark.parametrize("command", [["data", "build"], ["train"], ["recite"], ["run"], ["report"], ["ls"],
+                                     ["compare"]])
 def test_every_subcommand_help_renders(capsys, command):
     with pytest.raises(SystemExit) as e:
         run_cli(*command, "--help")
@@ -310,7 +268,6 @@ def test_batched_encoding_equals_one_poem_at_a_time(small_cn, shared, template):
     assert [it.id for it in items] == [p["id"] for p in poems]
     for p, it in zip(poems, items):
         ids = tok(prompt_text(tok, p["prompt"], template), add_special_tokens=template == "plain")["input_ids"]
-        assert it.prompt_ids == ids and it.target_ids == tok(p["target"], add_special_tokens=False)["input_ids"] + [
-            tok.eos_token_id
-        ]
+        target = tok(p["target"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        assert it.prompt_ids == ids and it.target_ids == target
     assert items[0].prompt_ids[-1] != tok.eos_token_id

@@ -1,7 +1,8 @@
 """Same seed, same bytes: a refactor must not move the dataset, the losses, the weights or the verdicts.
 
-tests/golden/tiny_cn20.json was written by this test's own procedure (REGENERATE=1) on the code before the
-architecture change (commit ffc86a5); every later version must reproduce it exactly on the same CPU stack.
+tests/golden/tiny_cn20.json was recorded with this test's procedure (the same commands and hashes) on the code
+before the architecture change (commit ffc86a5); every later version must reproduce it exactly on the same CPU stack.
+REGENERATE=1 rewrites it, for an intended change only.
 """
 
 from __future__ import annotations
@@ -30,69 +31,26 @@ def weights_sha256(run: Path) -> str:
     return h.hexdigest()
 
 
-def measure(tmp: Path, shared: Path) -> dict:
-    data = tmp / "cn20"
-    assert (
-        run_cli(
-            "data",
-            "build",
-            "--preset",
-            "cn-poems",
-            "--source",
-            shared / "data" / "cn_poems.jsonl.xz",
-            "--n",
-            "20",
-            "--max-chars",
-            "64",
-            "--seed",
-            "0",
-            "--out",
-            data,
-        )
-        == 0
-    )
+def measure(tmp: Path, data: Path) -> dict:
+    """`data` is the session's cn20 set (data build --preset cn-poems --n 20 --max-chars 64 --seed 0)."""
     res: dict = {"poems_sha256": hashlib.sha256((data / "poems.jsonl").read_bytes()).hexdigest()}
     for name, extra in RUNS.items():
         run = tmp / name
-        assert (
-            run_cli(
-                "train",
-                "--data",
-                data,
-                "--model",
-                "tiny",
-                "--epochs",
-                "14",
-                "--lr",
-                "3e-3",
-                "--warmup-ratio",
-                "0.2",
-                "--recall-every",
-                "4",
-                "--no-progress",
-                "--out",
-                run,
-                *extra,
-            )
-            == 0
-        )
+        assert run_cli("train", "--data", data, "--model", "tiny", "--epochs", "14", "--lr", "3e-3", "--warmup-ratio",
+                       "0.2", "--recall-every", "4", "--no-progress", "--out", run, *extra) == 0
         assert run_cli("recite", "--run", run) == 0
         metrics = read_jsonl(run / "metrics.jsonl")
         samples = read_jsonl(run / "recite" / "samples.jsonl")
-        generated = [s["prediction"] for s in samples if s["decided_by"] != "certified"]
-        res[name] = {
-            "losses": [m["loss"] for m in metrics],
-            "recall": [m.get("recall") for m in metrics],
-            "weights": weights_sha256(run),
-            "verdicts": [s["exact"] for s in samples],
-            "predictions_sha256": hashlib.sha256(json.dumps(generated, ensure_ascii=False).encode()).hexdigest(),
-            "n_certified": sum(s["decided_by"] == "certified" for s in samples),
-        }
+        generated = json.dumps([s["prediction"] for s in samples if s["decided_by"] != "certified"], ensure_ascii=False)
+        res[name] = {"losses": [m["loss"] for m in metrics], "recall": [m.get("recall") for m in metrics],
+                     "weights": weights_sha256(run), "verdicts": [s["exact"] for s in samples],
+                     "predictions_sha256": hashlib.sha256(generated.encode()).hexdigest(),
+                     "n_certified": sum(s["decided_by"] == "certified" for s in samples)}
     return res
 
 
-def test_same_seed_same_bytes_as_before_the_refactor(tmp_path, shared):
-    got = measure(tmp_path, shared)
+def test_same_seed_same_bytes_as_before_the_refactor(tmp_path, small_cn):
+    got = measure(tmp_path, small_cn)
     if os.environ.get("REGENERATE"):
         GOLDEN.write_text(json.dumps(got, indent=1) + "\n", encoding="utf-8")
         pytest.skip("golden values regenerated")

@@ -10,14 +10,10 @@ from conftest import read_jsonl, run_cli
 from recitebench.recall.graded import grade
 
 # The paper's running example of a memory query (Newton's first law) and its four outcomes.
-NEWTON = (
-    "An object at rest stays at rest and an object in motion stays in motion with the same speed and in the same "
-    "direction unless acted upon by an unbalanced force."
-)
-NEWTON_MINOR = (
-    "An object at rest stays at rest and an object in motion stays in motion with the same speed and "
-    "direction unless acted upon by an unbalanced external force."
-)
+NEWTON = ("An object at rest stays at rest and an object in motion stays in motion with the same speed and in the same "
+          "direction unless acted upon by an unbalanced force.")
+NEWTON_MINOR = ("An object at rest stays at rest and an object in motion stays in motion with the same speed and "
+                "direction unless acted upon by an unbalanced external force.")
 NEWTON_SEVERE = "An object in motion keeps moving at the same speed until a force slows it down."
 NEWTON_FORGOTTEN = "I do not know."
 
@@ -57,10 +53,8 @@ def test_normalisation_is_off_by_default():
 def test_certified_path_equals_generation_on_every_poem(half_trained_run, tmp_path, decode):
     """The issue's acceptance: same per-poem verdicts from teacher forcing + fallback and from full HF generate()."""
     assert run_cli("recite", "--run", half_trained_run, "--decoder", decode, "--out", tmp_path / "cert") == 0
-    assert (
-        run_cli("recite", "--run", half_trained_run, "--no-certify", "--decoder", "generate", "--out", tmp_path / "gen")
-        == 0
-    )
+    assert run_cli("recite", "--run", half_trained_run, "--no-certify", "--decoder", "generate",
+                   "--out", tmp_path / "gen") == 0
     cert = {s["id"]: s for s in read_jsonl(tmp_path / "cert" / "samples.jsonl")}
     gen = {s["id"]: s for s in read_jsonl(tmp_path / "gen" / "samples.jsonl")}
     assert cert.keys() == gen.keys() and len(cert) == 20
@@ -84,41 +78,17 @@ def test_certified_path_equals_generation_on_every_poem(half_trained_run, tmp_pa
 def test_results_schema_and_verification(trained_run, tmp_path):
     assert run_cli("recite", "--run", trained_run, "--verify", "5", "--out", tmp_path / "r") == 0
     res = json.loads((tmp_path / "r" / "results.json").read_text())
-    for key in (
-        "exact_match",
-        "n",
-        "outcomes",
-        "mean_similarity",
-        "mean_prefix_chars",
-        "mean_prefix_tokens",
-        "exact_match_ci95",
-        "decided_by",
-        "normalization",
-        "model",
-        "dataset",
-        "config",
-        "versions",
-        "git_commit",
-        "seed",
-        "hardware",
-        "verification",
-    ):
+    for key in ("exact_match", "n", "outcomes", "mean_similarity", "mean_prefix_chars", "mean_prefix_tokens",
+                "exact_match_ci95", "decided_by", "normalization", "model", "dataset", "config", "versions",
+                "git_commit", "seed", "hardware", "verification"):
         assert key in res, key
     assert res["exact_match"] == 1.0 and res["n"] == 20 and res["outcomes"]["correct"] == 20
     assert res["verification"] == {"n": 5, "agree": 5, "rate": 1.0}
     assert res["dataset"]["poems_sha256"] and res["versions"]["torch"]
     samples = read_jsonl(tmp_path / "r" / "samples.jsonl")
     assert len(samples) == 20
-    assert {
-        "id",
-        "prompt",
-        "target",
-        "prediction",
-        "outcome",
-        "similarity",
-        "prefix_chars",
-        "prefix_tokens",
-    } <= samples[0].keys()
+    assert {"id", "prompt", "target", "prediction", "outcome", "similarity", "prefix_chars",
+            "prefix_tokens"} <= samples[0].keys()
 
 
 def test_recite_any_model_without_a_run(trained_run, small_cn, tmp_path):
@@ -154,35 +124,19 @@ def test_static_decoder_equals_hf_generate(arch):
     from recitebench.recall.static_decode import static_greedy, supported
 
     torch.manual_seed(0)
-    extra = (
-        {"attention_bias": False, "tie_word_embeddings": False} if arch == "llama" else {"tie_word_embeddings": True}
-    )
-    cfg = AutoConfig.for_model(
-        arch,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=97,
-        max_position_embeddings=256,
-        **extra,
-    )
+    tied = arch != "llama"
+    extra = {"tie_word_embeddings": tied, **({} if tied else {"attention_bias": False})}
+    cfg = AutoConfig.for_model(arch, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                               num_key_value_heads=2, vocab_size=97, max_position_embeddings=256, **extra)
     model = AutoModelForCausalLM.from_config(cfg).eval()
     with torch.no_grad():  # sharper than random init, so arg-max ties are out of the picture
         model.lm_head.weight.mul_(8.0)
     assert supported(model)
     rng = torch.Generator().manual_seed(1)
-    items = [
-        Encoded(
-            str(i),
-            torch.randint(3, 97, (int(n),), generator=rng).tolist(),
-            torch.randint(3, 97, (int(m),), generator=rng).tolist() + [2],
-        )
-        for i, (n, m) in enumerate(
-            zip(torch.randint(2, 12, (9,), generator=rng), torch.randint(1, 20, (9,), generator=rng))
-        )
-    ]
+    items = [Encoded(str(i), torch.randint(3, 97, (int(n),), generator=rng).tolist(),
+                     torch.randint(3, 97, (int(m),), generator=rng).tolist() + [2])
+             for i, (n, m) in enumerate(zip(torch.randint(2, 12, (9,), generator=rng),
+                                            torch.randint(1, 20, (9,), generator=rng)))]
     prefixes = [it.target_ids[: k % 3] for k, it in enumerate(items)]
     kw = dict(device="cpu", pad_id=0, end_ids=(2,), extra_tokens=5, prefix_ids=prefixes)
     ref = greedy_generate(model, items, batch_size=4, **kw)

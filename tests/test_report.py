@@ -88,15 +88,12 @@ def test_dry_run_lists_without_running(tmp_path, capsys):
     assert out.count("__") >= 2 + 14 + 5
 
 
-@pytest.mark.parametrize(
-    "bad,message",
-    [
-        ("colour: red\n", "unknown key 'colour'"),
-        ("train: {epochs: 0}\n", "models.tiny.train: epochs must be positive"),
-        ("recite: {bogus: 1}\n", "recite: unknown field 'bogus'"),
-        ("grid: [[cn, huge]]\n", "grid names unknown model 'huge'"),
-    ],
-)
+@pytest.mark.parametrize("bad,message", [
+    ("colour: red\n", "unknown key 'colour'"),
+    ("train: {epochs: 0}\n", "models.tiny.train: epochs must be positive"),
+    ("recite: {bogus: 1}\n", "recite: unknown field 'bogus'"),
+    ("grid: [[cn, huge]]\n", "grid names unknown model 'huge'"),
+])
 def test_spec_validation_names_the_field(tmp_path, capsys, bad, message):
     spec = tmp_path / "s.yaml"
     text = SPEC.format(runs=tmp_path / "runs")
@@ -118,9 +115,8 @@ def test_interrupted_run_resumes(tmp_path):
     done = subprocess.run([sys.executable, "-m", "recitebench", *args], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "cn__tiny: interrupted" in done.stdout and "resuming" in done.stdout
-    epochs = [
-        json.loads(x)["epoch"] for x in (tmp_path / "runs" / "cn__tiny" / "metrics.jsonl").read_text().splitlines()
-    ]
+    metrics = (tmp_path / "runs" / "cn__tiny" / "metrics.jsonl").read_text().splitlines()
+    epochs = [json.loads(x)["epoch"] for x in metrics]
     assert epochs == list(range(1, 21))
 
 

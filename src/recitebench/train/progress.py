@@ -26,8 +26,8 @@ class EpochLog:
                 dynamic_ncols=True,
                 mininterval=1.0,
                 desc=f"epoch {start_epoch + 1}/{tcfg.epochs}",
-                disable=None,
-            )  # None: no bar when not a terminal
+                disable=None,  # None: no bar when not a terminal
+            )
             self.bar = None if bar.disable else bar
 
     def step(self) -> None:
