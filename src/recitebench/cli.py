@@ -18,6 +18,7 @@ from . import __version__, commands
 from .config import add_arguments
 from .data.config import DataConfig
 from .errors import RecitebenchError
+from .experiment.config import CAPACITY_PROTOCOL, CapacityConfig, ExecutorConfig
 from .models.config import ModelConfig
 from .recall.config import ReciteConfig
 from .train.config import TrainConfig
@@ -56,6 +57,12 @@ examples:
   recitebench run                       # the embedded demo (configs/demo.yaml): memorise, recite, report on the CPU
   recitebench run configs/paper_table1.yaml --dry-run   # list the runs a spec expands to
   recitebench run configs/paper_table1.yaml             # run what is not done yet, then write the report
+""",
+    "capacity": """\
+examples:
+  recitebench capacity                                  # the embedded CPU demo (configs/capacity_demo.yaml)
+  recitebench capacity configs/capacity_ladder.yaml --dry-run
+  recitebench capacity configs/capacity_ladder.yaml --seeds 0 1 2 --executor pool --jobs 2
 """,
     "report": "examples:\n  recitebench report runs/demo        # writes runs/demo/report.html and report.md\n",
     "ls": "examples:\n  recitebench ls runs/demo\n  recitebench ls --models             # the model presets\n",
@@ -113,6 +120,15 @@ def _add_listing_commands(sub) -> None:
     rn.add_argument("--dry-run", action="store_true", help="validate the spec and list its runs without running them")
     rn.add_argument("--runs-dir", default=None, help="override the spec's runs_dir")
     rn.add_argument("--only", default=None, help="run only runs whose name contains this text")
+    add_arguments(rn, ExecutorConfig)
+    cap = _parser_for(sub, "capacity", "measure memory capacity: nested subsets of growing size until recall "
+                      "saturates", CAPACITY_PROTOCOL)
+    cap.add_argument("spec", nargs="?", default=None,
+                     help="capacity spec YAML (default: the embedded configs/capacity_demo.yaml)")
+    cap.add_argument("--out", default=None, help="output folder (default: the spec's runs_dir)")
+    cap.add_argument("--dry-run", action="store_true", help="write and validate the pilot and sweep grids, run nothing")
+    add_arguments(cap, CapacityConfig)
+    add_arguments(cap, ExecutorConfig)
     rp = _parser_for(sub, "report", "write the HTML + Markdown report of a runs folder",
                      "Render report.html (self-contained) and report.md from the finished runs in a folder.")
     rp.add_argument("runs_dir", help="folder holding runs (as written by `recitebench run`)")
@@ -131,6 +147,7 @@ HANDLERS = {
     ("train", None): commands.train,
     ("recite", None): commands.recite,
     ("run", None): commands.run,
+    ("capacity", None): commands.capacity,
     ("report", None): commands.report,
     ("ls", None): commands.ls,
     ("compare", None): commands.compare,

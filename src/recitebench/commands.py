@@ -12,6 +12,7 @@ from pathlib import Path
 from .config import load_yaml, merge, to_dict
 from .data.config import DataConfig
 from .errors import RecitebenchError
+from .experiment.config import CapacityConfig, ExecutorConfig
 from .models.config import ModelConfig
 from .recall.config import ReciteConfig
 from .rundir import RunDir
@@ -83,14 +84,44 @@ def recite(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .experiment import default_spec_path, load_spec, run_spec  # stage import
+    from .experiment.runner import run_spec  # stage import
+    from .experiment.spec import default_spec_path, load_spec
     from .report.render import render
 
     spec = load_spec(args.spec or default_spec_path(), runs_dir=args.runs_dir)
-    run_spec(spec, dry_run=args.dry_run, only=args.only)
-    if not args.dry_run:
-        path = render(spec.runs_dir, title=f"recitebench: {spec.name}")
-        print(f"report: {path} (and {path.with_suffix('.md')})")
+    xcfg = merge(ExecutorConfig, yaml=spec.executor, flags=args, where=f"{spec.path}: executor")
+    outcomes = run_spec(spec, xcfg, dry_run=args.dry_run, only=args.only)
+    if args.dry_run:
+        return 0
+    path = render(spec.runs_dir, title=f"recitebench: {spec.name}")
+    print(f"report: {path} (and {path.with_suffix('.md')})")
+    failed = [o for o in outcomes if o.state == "failed"]
+    if failed:
+        raise RecitebenchError(f"{len(failed)} of {len(outcomes)} runs failed (first: {failed[0].name}: "
+                               f"{failed[0].detail}); `recitebench run` again retries them")
+    return 0
+
+
+def capacity(args: argparse.Namespace) -> int:
+    from .experiment.capacity import capacity as measure  # stage import
+    from .experiment.capacity import default_capacity_spec
+    from .report.capacity import write_capacity_report
+
+    spec = args.spec or str(default_capacity_spec())
+    raw = load_yaml(spec)
+    ccfg = merge(CapacityConfig, yaml=raw.get("capacity") or {}, flags=args, where=f"{spec}: capacity")
+    xcfg = merge(ExecutorConfig, yaml=raw.get("executor") or {}, flags=args, where=f"{spec}: executor")
+    result = measure(spec, ccfg, xcfg, out=args.out, dry_run=args.dry_run)
+    if result is None:
+        return 0
+    path = write_capacity_report(result["root"])
+    for name, m in result["models"].items():
+        bpp = m["bits_per_parameter"]["mean"]
+        print(f"{name}: capacity {m['capacity_bits']['mean']:,.0f} bits"
+              + (f" ({bpp:.4f} bits/parameter)" if bpp is not None else "")
+              + f", largest size at {result['threshold']:.0%} recall: {m['max_size_at_threshold']['mean']:g}"
+              + ("" if m["saturated"] else " (not saturated: a lower bound)"))
+    print(f"capacity: {path} (and capacity.png, capacity.json)")
     return 0
 
 
@@ -116,7 +147,7 @@ def ls(args: argparse.Namespace) -> int:
             print(f"{name:10s} {p.template}    ({p.description})")
         return 0
     rows = list_runs(Path(args.runs_dir))
-    print(format_table(rows) if rows else f"{args.runs_dir}: no finished runs yet")
+    print(format_table(rows) if rows else f"{args.runs_dir}: no runs yet")
     return 0
 
 

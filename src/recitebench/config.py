@@ -146,4 +146,4 @@ def check_choices(cfg: Any) -> None:
     for f in dataclasses.fields(cfg):
         choices = f.metadata.get("choices")
         if choices and getattr(cfg, f.name) not in choices:
-            raise ValueError(f"{f.name} must be one of {', '.join(choices)}; got {getattr(cfg, f.name)!r}")
+            raise ValueError(f"{f.name} must be one of {', '.join(map(str, choices))}; got {getattr(cfg, f.name)!r}")

@@ -8,11 +8,14 @@ RUN/model/               the final model (safetensors + tokenizer), loadable by 
 RUN/train_summary.json   how training ended
 RUN/recite/results.json  the aggregate verdict (schema: recitebench.schema.Results)
 RUN/recite/samples.jsonl one row per poem (schema: recitebench.schema.Sample)
+RUN/logs/run.log         the output of the run when a grid executor ran it (kept when a run is started again)
+RUN/logs/failed.json     why the last attempt failed (removed when the run is done)
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from .errors import RecitebenchError
 from .io import atomic_path, read_json, read_jsonl, write_json
 from .schema import read_results
 
-STATUSES = ("todo", "partial", "interrupted", "trained", "done")
+STATUSES = ("todo", "partial", "interrupted", "trained", "done", "failed")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class RunDir:
     summary = property(lambda self: self.path / "train_summary.json")
     tensorboard = property(lambda self: self.path / "tensorboard")
     recite = property(lambda self: self.path / "recite")
+    logs = property(lambda self: self.path / "logs")
+    log = property(lambda self: self.path / "logs" / "run.log")
+    failure = property(lambda self: self.path / "logs" / "failed.json")
 
     @property
     def name(self) -> str:
@@ -50,14 +56,38 @@ class RunDir:
         return (self.model / "config.json").is_file()
 
     def status(self) -> str:
-        """todo (no folder), partial (died before its first checkpoint), interrupted, trained, done (recited)."""
+        """todo (nothing started), partial (died before its first checkpoint), interrupted, trained, done (recited);
+        failed: the last attempt ended in an error (logs/failed.json says why; the next `run` tries again)."""
         if (self.recite / "results.json").is_file():
             return "done"
+        if self.failure.is_file():
+            return "failed"
         if self.has_model():
             return "trained"
         if self.checkpoint.is_file():
             return "interrupted"
-        return "partial" if self.path.exists() else "todo"
+        return "partial" if self.started() else "todo"
+
+    def started(self) -> bool:
+        """Anything but logs in the folder: a run began writing here."""
+        return self.path.is_dir() and any(p.name != "logs" for p in self.path.iterdir())
+
+    def clear(self) -> None:
+        """Remove what a run wrote, keeping its logs (a run started again appends to them)."""
+        if self.path.is_dir():
+            for p in self.path.iterdir():
+                if p.name != "logs":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+    def mark_failed(self, reason: str) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        write_json(self.failure, {"reason": reason, "log": str(self.log)})
+
+    def clear_failure(self) -> None:
+        self.failure.unlink(missing_ok=True)
+
+    def failure_reason(self) -> str | None:
+        return read_json(self.failure).get("reason") if self.failure.is_file() else None
 
     def read_config(self) -> dict:
         if not self.config.is_file():

@@ -40,6 +40,9 @@ class Sample:
     tf_token_accuracy: float | None = None  # teacher-forced statistics (absent when certification is off)
     tf_loss: float | None = None
     tf_min_margin: float | None = None
+    nll_bits: float | None = None  # -log2 p(poem + end token | prompt) under the recited model
+    ref_bits: float | None = None  # the same under the reference (results.memory.reference names it)
+    memorized_bits: float | None = None  # max(0, ref_bits - nll_bits)
 
     @classmethod
     def from_dict(cls, d: dict) -> Sample:
@@ -82,6 +85,8 @@ class Results:
     generation: str = "greedy"  # greedy (the definition) or model (the model's own generation_config)
     generation_overrides: dict = field(default_factory=dict)  # the model's settings plain greedy decoding ignored
     not_round_trip: int = 0  # poems whose tokens do not decode back to their text: never certified
+    memory: dict = field(default_factory=dict)  # bits: under the model, the reference, memorised, per parameter
+    speed: dict = field(default_factory=dict)  # epochs and training tokens to 50 % / 90 % recall (a run's curve)
     versions: dict = field(default_factory=dict)
     git_commit: str | None = None
     hardware: dict = field(default_factory=dict)

@@ -20,6 +20,7 @@ from ..io import read_json, sha256_file, write_json, write_jsonl
 from ..provenance import provenance
 from .config import DataConfig
 from .presets import COLUMN_ALIASES, get_preset, parse_columns
+from .random_strings import random_manifest, random_rows
 from .sources import BadRow, Row, open_source, resolve_spec
 
 FORMAT = "recitebench-frozen-dataset/1"
@@ -102,6 +103,33 @@ def build_dataset(cfg: DataConfig, out: str | Path, *, overwrite: bool = False) 
     """Write OUT/poems.jsonl and OUT/manifest.json; return the manifest."""
     out = Path(out)
     check_output(out, cfg, overwrite)
+    if cfg.preset == "random":
+        rows = random_rows(cfg)
+        manifest = {"format": FORMAT, **random_manifest(cfg, rows), "preset": "random", "config": to_dict(cfg),
+                    "seed": cfg.seed}
+    else:
+        rows, manifest = sample_corpus(cfg)
+    manifest.update({
+        "special_token_strings": special_token_strings(rows),
+        "length_histogram_chars": _length_histogram([r["chars"] for r in rows]),
+        "length_chars": {
+            "min": min(r["chars"] for r in rows),
+            "max": max(r["chars"] for r in rows),
+            "median": sorted(r["chars"] for r in rows)[len(rows) // 2],
+        },
+        "package_version": __version__,
+    })
+    # Both files are written atomically; poems.jsonl first so a manifest never points at nothing.
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "poems.jsonl", rows)
+    manifest["poems_sha256"] = sha256_file(out / "poems.jsonl")
+    manifest["provenance"] = provenance(timestamp=False)  # same arguments, same bytes: no wall-clock time
+    write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
+    """(rows, manifest fields) of a dataset sampled from a poem corpus."""
     preset = get_preset(cfg.preset)
     source = resolve_spec(cfg.source)
     counts: dict[str, int] = collections.OrderedDict()
@@ -116,10 +144,9 @@ def build_dataset(cfg: DataConfig, out: str | Path, *, overwrite: bool = False) 
         raise RecitebenchError(
             f"{source}: only {len(candidates)} poems pass the filters, {cfg.n} requested (counts: {dict(counts)})"
         )
-    picked = sorted(random.Random(cfg.seed).sample(range(len(candidates)), cfg.n))
-    rows = frozen_rows([candidates[i] for i in picked], preset.fields)
+    rows = frozen_rows([candidates[i] for i in pick(len(candidates), cfg)], preset.fields)
     counts["sampled"] = len(rows)
-    manifest: dict[str, Any] = {
+    return rows, {
         "format": FORMAT,
         "source": source,
         "source_sha256": sha256_file(source) if Path(source).is_file() else None,
@@ -136,22 +163,17 @@ def build_dataset(cfg: DataConfig, out: str | Path, *, overwrite: bool = False) 
             "examples": sorted(ambiguous)[:10],
         },
         "bad_rows": {"skipped": counts["bad_rows_skipped"], "examples": bad_examples},
-        "special_token_strings": special_token_strings(rows),
-        "length_histogram_chars": _length_histogram([r["chars"] for r in rows]),
-        "length_chars": {
-            "min": min(r["chars"] for r in rows),
-            "max": max(r["chars"] for r in rows),
-            "median": sorted(r["chars"] for r in rows)[len(rows) // 2],
-        },
-        "package_version": __version__,
     }
-    # Both files are written atomically; poems.jsonl first so a manifest never points at nothing.
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "poems.jsonl", rows)
-    manifest["poems_sha256"] = sha256_file(out / "poems.jsonl")
-    manifest["provenance"] = provenance(timestamp=False)  # same arguments, same bytes: no wall-clock time
-    write_json(out / "manifest.json", manifest)
-    return manifest
+
+
+def pick(n_candidates: int, cfg: DataConfig) -> list[int]:
+    """Indices of the sampled candidates. Nested: a prefix of one seeded shuffle (N=250 is inside N=500), in that
+    order; otherwise random.sample in corpus order (the original rule: its datasets keep their bytes)."""
+    if cfg.nested:
+        order = list(range(n_candidates))
+        random.Random(cfg.seed).shuffle(order)
+        return order[: cfg.n]
+    return sorted(random.Random(cfg.seed).sample(range(n_candidates), cfg.n))
 
 
 def special_token_strings(rows: list[dict]) -> dict:

@@ -18,7 +18,11 @@ class DataConfig:
         "shared:cn_poems / shared:en_poems",
         example="hf:larryvrh/Chinese-Poems",
     )
-    preset: str = opt("cn-poems", "prompt format", choices=tuple(PRESETS))
+    preset: str = opt(
+        "cn-poems",
+        "prompt format; random = uniformly random symbol strings of known entropy (a control corpus: no --source)",
+        choices=(*PRESETS, "random"),
+    )
     columns: str | None = opt(
         None, "map the preset's fields to the source's column names", example="author=poet,title=name,content=text"
     )
@@ -40,12 +44,25 @@ class DataConfig:
         "inputs shared by different poems: drop them all, or disambiguate by numbering them",
         choices=("drop", "disambiguate"),
     )
+    nested: bool = opt(
+        False, "take the first N of one seeded shuffle, so the set for a smaller N is a prefix of a larger one's"
+    )
+    alphabet: str = opt("0123456789", "random preset: the symbols, each drawn with equal probability")
+    min_symbols: int = opt(16, "random preset: shortest sequence (lengths are uniform in [min, max])")
+    max_symbols: int = opt(32, "random preset: longest sequence")
     skip_bad_rows: bool = opt(False, "skip (and count) rows with missing/empty/mistyped fields instead of failing")
     strip: bool = opt(True, "strip leading/trailing whitespace of each field (inner text is never changed)")
 
     def __post_init__(self) -> None:
         check_choices(self)
-        check_positive(self, "n", "max_chars", "min_chars", "max_tokens", "min_tokens")
+        check_positive(self, "n", "max_chars", "min_chars", "max_tokens", "min_tokens", "min_symbols", "max_symbols")
+        if self.preset == "random":
+            if len(set(self.alphabet)) != len(self.alphabet) or len(self.alphabet) < 2:
+                raise ValueError(f"alphabet must hold at least 2 distinct symbols, got {self.alphabet!r}")
+            if any(c.isspace() for c in self.alphabet):
+                raise ValueError("alphabet must not contain whitespace (it would be stripped or split lines)")
+            if self.min_symbols > self.max_symbols:
+                raise ValueError(f"min_symbols ({self.min_symbols}) is larger than max_symbols ({self.max_symbols})")
         if self.min_chars and self.max_chars and self.min_chars > self.max_chars:
             raise ValueError(f"min_chars ({self.min_chars}) is larger than max_chars ({self.max_chars})")
         if (self.max_tokens or self.min_tokens) and not self.tokenizer:

@@ -1,6 +1,3 @@
-"""Stage 5: experiment specs (YAML grids of datasets x models), the grid runner and the run index."""
-
-from .runner import run_spec
-from .spec import PlannedRun, Spec, default_spec_path, load_spec
-
-__all__ = ["PlannedRun", "Spec", "default_spec_path", "load_spec", "run_spec"]
+"""Stage 5: experiment specs (YAML grids of datasets x models), executors, the grid runner, the run index and
+the capacity protocol. Import the submodules (spec, runner, capacity): this package imports nothing itself, so the
+CLI's --help stays fast."""

@@ -1,55 +1,73 @@
-"""`recitebench run`: do what a spec's grid still needs, in order — datasets, then each run's training and
-recitation — skipping finished runs and resuming interrupted ones."""
+"""`recitebench run`: do what a spec's grid still needs — datasets once, in this process, then each run's training
+and recitation on the chosen executor — skipping finished runs and resuming interrupted ones; then the index and
+a summary, written by this one process."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from ..config import build, to_dict
 from ..data.build import build_dataset
 from ..data.config import DataConfig
-from ..io import read_json
+from ..io import read_json, write_json
 from ..recall.config import ReciteConfig
 from ..recall.recite import recite
 from ..train.config import TrainConfig
 from ..train.loop import train
+from .config import ExecutorConfig
+from .executors import run_all
 from .index import update_index
 from .spec import PlannedRun, Spec
+from .worker import Outcome
 
 
-def run_spec(spec: Spec, *, dry_run: bool = False, only: str | None = None, log=print) -> list[PlannedRun]:
+def run_spec(spec: Spec, xcfg: ExecutorConfig | None = None, *, dry_run: bool = False, only: str | None = None,
+             retry_failed: bool = True, log=print) -> list[Outcome]:
+    """Run what is not done; return one outcome per run attempted."""
+    xcfg = xcfg or build(ExecutorConfig, spec.executor)
     runs = [r for r in spec.runs if not only or only in r.name]
     log(f"experiment {spec.name}: {len(runs)} runs in {spec.runs_dir}")
     for r in runs:
         log(f"  {r.name:40s} {r.run.status():12s} model={r.model_cfg.model} epochs={r.train_cfg.epochs}")
     if dry_run:
-        return runs
+        return []
     spec.runs_dir.mkdir(parents=True, exist_ok=True)
+    prepare_datasets(spec, runs, log)
+    todo = [r for r in runs if not r.finished() and (retry_failed or r.run.status() != "failed")]
+    write_queue(spec.runs_dir, [r.name for r in todo])
+    try:
+        outcomes = run_all(spec, todo, xcfg, log) if todo else []
+    finally:
+        write_queue(spec.runs_dir, [])
+    for r in runs:
+        update_index(spec.runs_dir, r.run)
+    log(summary(runs, outcomes))
+    return outcomes
+
+
+def prepare_datasets(spec: Spec, runs: list[PlannedRun], log) -> None:
+    """Every dataset of the grid, built once before any run starts (workers only read them)."""
     for dname in sorted({r.dataset for r in runs}):
         ddir = spec.data_dir(dname)
         if not dataset_current(ddir, spec.datasets[dname]):
             log(f"building dataset {dname}")
             build_dataset(spec.datasets[dname], ddir, overwrite=True)  # the spec changed: its dataset follows
-    for i, r in enumerate(runs, 1):
-        log(f"[{i}/{len(runs)}] {r.name}: {r.run.status()}")
-        do_run(r, log)
-        update_index(spec.runs_dir, r.run)
-    return runs
 
 
-def do_run(r: PlannedRun, log) -> None:
+def do_run(r: PlannedRun, log, train_fn=None) -> None:
     """Bring one run to `done`: train (fresh, restarted or resumed) where needed, then recite."""
     status = r.run.status()
-    if status == "done":
+    if r.finished():
         return
     if status == "partial":  # died before its first checkpoint: nothing to resume, start it again
-        shutil.rmtree(r.path)
+        r.run.clear()
     if status in ("todo", "partial", "interrupted"):
         tcfg = r.train_cfg
         if status == "interrupted":
             tcfg = build(TrainConfig, {**to_dict(tcfg), "resume": True})
-        train(tcfg, r.model_cfg, log=log)
+        (train_fn or train)(tcfg, r.model_cfg, log=log)
+    if r.stop_after == "train":
+        return
     recite(build(ReciteConfig, {**to_dict(r.recite_cfg), "run": str(r.path)}), None, log=log)
 
 
@@ -62,3 +80,19 @@ def dataset_current(ddir: Path, cfg: DataConfig) -> bool:
         return read_json(man).get("config") == to_dict(cfg)
     except ValueError:  # a broken manifest: rebuild
         return False
+
+
+def write_queue(runs_dir: Path, names: list[str]) -> None:
+    """RUNS_DIR/queue.json: the runs this invocation still has to do (`ls` shows them as queued or running)."""
+    write_json(Path(runs_dir) / "queue.json", {"runs": names})
+
+
+def summary(runs: list[PlannedRun], outcomes: list[Outcome]) -> str:
+    by_name = {o.name: o for o in outcomes}
+    lines = ["", f"{'run':40s} {'state':8s} detail"]
+    for r in runs:
+        o = by_name.get(r.name)
+        state = o.state if o else r.run.status()
+        detail = (o.detail + (f" (log: {o.log})" if o.state == "failed" and o.log else "")) if o else ""
+        lines.append(f"{r.name:40s} {state:8s} {detail}")
+    return "\n".join(lines)

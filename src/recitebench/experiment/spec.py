@@ -9,11 +9,14 @@ models:              # name -> ModelConfig fields, plus optional per-model `trai
 train: {epochs: 60}  # TrainConfig fields shared by every run
 recite: {}           # ReciteConfig fields
 grid: [[cn, tiny]]   # optional: the pairs to run (default: every dataset x every model)
+executor: {executor: pool, jobs: 2}   # optional: ExecutorConfig fields (flags override)
+
+A model entry may also set `gpus_per_run` (a fraction shares a GPU; 2+ trains under torchrun).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import build, load_yaml
@@ -23,8 +26,10 @@ from ..models.config import ModelConfig
 from ..recall.config import ReciteConfig
 from ..rundir import RunDir
 from ..train.config import TrainConfig
+from .config import ExecutorConfig
 
-SPEC_KEYS = {"name", "description", "runs_dir", "datasets", "models", "train", "recite", "grid"}
+SPEC_KEYS = {"name", "description", "runs_dir", "datasets", "models", "train", "recite", "grid", "executor", "capacity",
+             "stop_after"}
 
 
 @dataclass
@@ -37,6 +42,11 @@ class PlannedRun:
     train_cfg: TrainConfig
     recite_cfg: ReciteConfig
     run: RunDir
+    gpus_per_run: float | None = None  # the model entry's own (None: the executor's)
+    stop_after: str = "recite"  # the spec's stop_after
+
+    def finished(self) -> bool:
+        return self.run.status() == "done" or (self.stop_after == "train" and self.run.status() == "trained")
 
     @property
     def path(self) -> Path:
@@ -51,6 +61,9 @@ class Spec:
     datasets: dict[str, DataConfig]
     runs: list[PlannedRun]
     description: str = ""
+    executor: dict = field(default_factory=dict)  # the `executor:` section (ExecutorConfig fields)
+    capacity: dict = field(default_factory=dict)  # the `capacity:` section, read by `recitebench capacity`
+    stop_after: str = "recite"  # train: runs end trained, not recited (a learning-rate pilot needs only the loss)
 
     def data_dir(self, dataset: str) -> Path:
         return self.runs_dir / "data" / dataset
@@ -84,17 +97,25 @@ def load_spec(path: str | Path, runs_dir: str | None = None) -> Spec:
     recite_cfg = build(ReciteConfig, _section(raw.get("recite"), f"{path}: recite"), where=f"{path}: recite")
     train_base = _section(raw.get("train"), f"{path}: train")
     models = {m: _model_entry(path, m, raw["models"][m], train_base) for m in raw["models"]}
+    executor = _section(raw.get("executor"), f"{path}: executor")
+    build(ExecutorConfig, executor, where=f"{path}: executor")  # validate now
     runs = []
     for d, m in _grid(path, raw.get("grid"), datasets, models):
-        mcfg, tvals = models[m]
+        mcfg, tvals, gpus = models[m]
         run_path = rdir / f"{d}__{m}"
         tcfg = build(
             TrainConfig,
             {**tvals, "data": str(rdir / "data" / d), "out": str(run_path)},
             where=f"{path}: models.{m}.train",
         )
-        runs.append(PlannedRun(f"{d}__{m}", d, m, datasets[d], mcfg, tcfg, recite_cfg, RunDir(run_path)))
-    return Spec(str(path), name, rdir, datasets, runs, raw.get("description", ""))
+        runs.append(PlannedRun(f"{d}__{m}", d, m, datasets[d], mcfg, tcfg, recite_cfg, RunDir(run_path), gpus))
+    stop_after = raw.get("stop_after", "recite")
+    if stop_after not in ("train", "recite"):
+        raise RecitebenchError(f"{path}: stop_after must be train or recite, got {stop_after!r}")
+    for r in runs:
+        r.stop_after = stop_after
+    return Spec(str(path), name, rdir, datasets, runs, raw.get("description", ""), executor,
+                _section(raw.get("capacity"), f"{path}: capacity"), stop_after)
 
 
 def _section(value, where: str) -> dict:
@@ -106,17 +127,23 @@ def _section(value, where: str) -> dict:
     return dict(value)
 
 
-def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[ModelConfig, dict]:
-    """(model config, train values) of one `models:` entry; its optional `train:` overrides the shared one."""
+def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[ModelConfig, dict, float | None]:
+    """(model config, train values, GPUs per run) of one `models:` entry; its optional `train:` overrides the
+    shared one."""
     mvals = _section(values, f"{path}: models.{name}")
     overrides = _section(mvals.pop("train", None), f"{path}: models.{name}.train")
+    gpus = mvals.pop("gpus_per_run", None)
+    if gpus is not None:
+        build(ExecutorConfig, {"gpus_per_run": float(gpus) if isinstance(gpus, int) else gpus},
+              where=f"{path}: models.{name}")
+        gpus = float(gpus)
     mcfg = build(ModelConfig, mvals, where=f"{path}: models.{name}")
     tvals = {**train_base, **overrides}
     for forbidden in ("data", "out", "resume"):
         if forbidden in tvals:
             raise RecitebenchError(f"{path}: train.{forbidden} is set by the experiment runner; remove it")
     build(TrainConfig, tvals, where=f"{path}: models.{name}.train")  # validate now, before anything runs
-    return mcfg, tvals
+    return mcfg, tvals, gpus
 
 
 def _grid(path: Path, grid, datasets: dict, models: dict) -> list[tuple[str, str]]:

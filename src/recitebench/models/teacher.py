@@ -28,6 +28,7 @@ class TeacherResult:
     prefix_tokens: int  # target tokens predicted correctly before the first miss
     token_accuracy: float  # share of target tokens whose arg-max is right
     loss: float  # mean cross-entropy over the target tokens
+    nll_sum: float  # summed cross-entropy (nats) over the target tokens, end token included
     min_margin: float  # smallest lead of the poem token's logit over the best other's (negative: another wins)
     safe_prefix: int  # leading target tokens that greedy decoding provably reproduces (arg-max right, gap > margin)
 
@@ -127,6 +128,7 @@ def _result(poem_id: str, correct: np.ndarray, gap: np.ndarray, nll: np.ndarray,
         prefix,
         float(correct.mean()),
         float(nll.mean()),
+        float(nll.astype(np.float64).sum()),
         float(gap.min()),
         safe,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
 
 from ..errors import RecitebenchError
 
@@ -10,16 +12,34 @@ EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 
 
+GENERIC_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
 def load_tokenizer(ref: str, *, gguf_file: str | None = None):
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
     try:
-        tok = (
-            AutoTokenizer.from_pretrained(ref, gguf_file=gguf_file) if gguf_file else AutoTokenizer.from_pretrained(ref)
-        )
+        if gguf_file:
+            tok = AutoTokenizer.from_pretrained(ref, gguf_file=gguf_file)
+        elif _generic_class(ref):
+            # Transformers 5's AutoTokenizer takes the class from a folder's config.json model_type when the
+            # tokenizer names a generic class: a BPE trained here, saved beside a Qwen2 model, came back as a
+            # Qwen2Tokenizer with Qwen2's pre-tokenizer (digits split one by one) — other tokens than trained on.
+            tok = PreTrainedTokenizerFast.from_pretrained(ref)
+        else:
+            tok = AutoTokenizer.from_pretrained(ref)
     except (OSError, ValueError) as e:
         raise RecitebenchError(f"{ref}: cannot load tokenizer: {str(e).splitlines()[0]}") from None
     return ensure_special_tokens(tok)
+
+
+def _generic_class(ref: str) -> bool:
+    """Whether a local folder's tokenizer_config.json names the generic fast-tokenizer class."""
+    path = Path(ref) / "tokenizer_config.json"
+    try:
+        return path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("tokenizer_class") in GENERIC_CLASSES
+    except (OSError, ValueError):
+        return False
 
 
 def ensure_special_tokens(tok):

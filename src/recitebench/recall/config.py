@@ -35,6 +35,14 @@ class ReciteConfig:
                           "generation_config holds (the settings it overrides are recorded); model: HF generate() "
                           "with the model's own settings (turns certification off; decoder generate)",
                           choices=("greedy", "model"))
+    reference: str = opt(
+        "auto",
+        "what memorised bits are measured against: base = the model before training (a run's base weights or its "
+        "random initialisation); truth = the known entropy of a random-string dataset; none; or any model (preset, "
+        "hub id, folder) to count only what it could not already predict; auto = truth for random strings, else "
+        "base for a run, else none",
+        example="Qwen/Qwen2-1.5B-Instruct",
+    )
     batch_size: int = opt(256, "most sequences per teacher-forced batch")
     batch_tokens: int = opt(65536, "most padded tokens per teacher-forced (and draft) batch")
     gen_batch_size: int = opt(128, "sequences per decoding batch")

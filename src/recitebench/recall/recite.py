@@ -31,6 +31,7 @@ from .config import ReciteConfig
 from .decoders import Decoder, resolve_decoder
 from .generate import generation_overrides
 from .graded import OUTCOMES, grade
+from .memory import LN2, Reference, memorized, memory_speed, memory_summary, reference_bits
 
 
 @dataclass
@@ -51,6 +52,9 @@ class Job:
     kernels: str
     out: Path
     end_ids: tuple[int, ...]
+    base: ModelConfig | None = None  # the run's model before training (the default reference of memorised bits)
+    run: RunDir | None = None
+    reference: Reference | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def decoder(self, name: str) -> Decoder:
@@ -65,10 +69,10 @@ class Certified:
     """The teacher-forced pass: its per-poem statistics (None when certification is off) and what it proved."""
 
     teacher: list[TeacherResult] | None
-    ids: set[int]
+    ids: set[int]  # empty when certification is off
 
     def safe_prefix(self, i: int) -> int:
-        return self.teacher[i].safe_prefix if self.teacher else 0
+        return self.teacher[i].safe_prefix if self.teacher and self.ids else 0
 
 
 def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) -> Results:
@@ -81,6 +85,8 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     )
     with _timed(job, "teacher_forced"), record_function("recitebench.teacher_forced"):
         certified = certify(job)
+    with _timed(job, "reference"):
+        job.reference = reference_bits(job)
     with _timed(job, "generate"):
         decoder = job.decoder(rcfg.decoder)
         with record_function("recitebench.decode"):  # named regions for bench/recite_bench.py --profile
@@ -109,14 +115,22 @@ class _timed:
         self.job.timings[self.key] = time.perf_counter() - self.t
 
 
-def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> tuple[ModelConfig, Path, Path, str | None]:
-    """(model config, dataset folder, output folder, sha256 the run was trained on) from a run folder or flags.
+@dataclass
+class Resolved:
+    model: ModelConfig  # what is recited
+    data: Path
+    out: Path
+    trained_on: str | None  # sha256 the run was trained on, when the run's own dataset is recited
+    base: ModelConfig | None = None  # the run's model before training
+    run: RunDir | None = None
 
-    The sha256 is given only when the run's own dataset is recited (no --data): it must not have changed."""
+
+def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Resolved:
+    """The model, dataset and output folder, from a run folder or flags."""
     if not rcfg.run:
         if mcfg is None or not rcfg.data:
             raise RecitebenchError("recite needs --run RUN, or --model MODEL with --data DATASET")
-        return mcfg, Path(rcfg.data), Path(rcfg.out or "recite_out"), None
+        return Resolved(mcfg, Path(rcfg.data), Path(rcfg.out or "recite_out"), None)
     run = RunDir(rcfg.run)
     saved = run.read_config()
     if not run.has_model():
@@ -130,15 +144,22 @@ def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> tuple[ModelConfig, 
         {"model": str(run.model), "init": "pretrained", "template": template, "attn_implementation": attn},
         where=str(run.config),
     )
+    base = None
+    if saved.get("model"):  # the same config, with the run's tokenizer: a scratch model gets the same init
+        tokenizer = str(run.tokenizer) if run.tokenizer.is_dir() else saved["model"].get("tokenizer")
+        base = build(ModelConfig, {**saved["model"], "tokenizer": tokenizer, "attn_implementation": attn},
+                     where=str(run.config))
     trained_on = None if rcfg.data else saved.get("dataset", {}).get("poems_sha256")
-    return run_model, Path(rcfg.data or saved["train"]["data"]), Path(rcfg.out or run.recite), trained_on
+    return Resolved(run_model, Path(rcfg.data or saved["train"]["data"]), Path(rcfg.out or run.recite), trained_on,
+                    base, run)
 
 
 def prepare(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Job:
-    mcfg, data_dir, out, trained_on = resolve(rcfg, mcfg)
-    ds = load_frozen(data_dir)
+    where = resolve(rcfg, mcfg)
+    mcfg, trained_on = where.model, where.trained_on
+    ds = load_frozen(where.data)
     if trained_on and ds.sha256 != trained_on:
-        raise RecitebenchError(f"{data_dir}: the dataset changed since {rcfg.run} was trained on it (sha256 "
+        raise RecitebenchError(f"{where.data}: the dataset changed since {rcfg.run} was trained on it (sha256 "
                                f"{trained_on[:12]} then, {ds.sha256[:12]} now); pass --data to recite another dataset")
     poems = ds.poems[: rcfg.limit] if rcfg.limit else ds.poems
     device = pick_device(rcfg.device)
@@ -150,16 +171,17 @@ def prepare(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Job:
     kernels = apply_kernels(model, rcfg.kernels, device)
     margin = rcfg.margin if rcfg.margin is not None else default_margin(dtype)
     return Job(rcfg, mcfg, ds, poems, encode_many(tok, poems, mcfg.template), model, tok, info, device, dtype, margin,
-               kernels, out, end_token_ids(tok, model))
+               kernels, where.out, end_token_ids(tok, model), where.base, where.run)
 
 
 def certify(job: Job) -> Certified:
-    """Poems whose every greedy step the teacher-forced pass proves (lead over the margin)."""
-    if not job.rcfg.certify or job.rcfg.generation == "model":
-        return Certified(None, set())
+    """The teacher-forced pass (always: it gives every poem's code length in bits) and the poems whose every greedy
+    step it proves (lead over the margin) when certification is on."""
     teacher = teacher_forced(job.model, job.items, device=job.device, batch_size=job.rcfg.batch_size,
                              batch_tokens=job.rcfg.batch_tokens, margin=job.margin, pad_id=job.tok.pad_token_id,
                              end_ids=job.end_ids)
+    if not job.rcfg.certify or job.rcfg.generation == "model":
+        return Certified(teacher, set())
     return Certified(teacher, {i for i, r in enumerate(teacher) if r.certified})
 
 
@@ -193,7 +215,11 @@ def grade_poem(job: Job, i: int, certified: Certified, decoded: dict[int, list[i
     tf = {}
     if certified.teacher is not None:
         r = certified.teacher[i]
-        tf = {"tf_token_accuracy": r.token_accuracy, "tf_loss": r.loss, "tf_min_margin": r.min_margin}
+        tf = {"tf_token_accuracy": r.token_accuracy, "tf_loss": r.loss, "tf_min_margin": r.min_margin,
+              "nll_bits": r.nll_sum / LN2}
+        if job.reference is not None:
+            ref = job.reference.bits[i]
+            tf.update(ref_bits=ref, memorized_bits=memorized([tf["nll_bits"]], [ref])[0])
     return Sample(
         id=poem["id"],
         prompt=poem["prompt"],
@@ -251,6 +277,8 @@ def summarise(
         end_token_ids=list(job.end_ids), generation=rcfg.generation,
         generation_overrides=generation_overrides(job.model),
         not_round_trip=sum(not it.round_trip for it in job.items),
+        memory=memory_summary([s.nll_bits or 0.0 for s in samples], job.reference, hits, job.info["parameters"]),
+        speed=memory_speed(job.run, sum(it.length - 1 for it in job.items)),
         certify_margin=job.margin if rcfg.certify and rcfg.generation == "greedy" else None,
         model=job.info,
         template=job.mcfg.template,

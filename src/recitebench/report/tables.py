@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import RecitebenchError
+from ..io import read_json
 from ..rundir import RunDir, key_numbers
 
 LS_COLUMNS = [
     ("run", "name"),
+    ("status", "status"),
     ("n", "n"),
     ("exact", "exact_match"),
     ("ci low", "ci_low"),
@@ -22,13 +24,42 @@ LS_COLUMNS = [
 ]
 
 
-def list_runs(runs_dir: Path) -> list[dict]:
-    """Key numbers of every finished run in a folder, sorted by dataset and model."""
+def list_runs(runs_dir: Path, finished_only: bool = False) -> list[dict]:
+    """Every run in a folder, finished or not, sorted by name: key numbers of the finished ones, the status of the
+    others (queued: waiting in a `run` invocation; running: a live worker holds its lock; trained, interrupted,
+    partial, failed: from its files)."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise RecitebenchError(f"{runs_dir}: no such runs folder")
-    rows = [key_numbers(RunDir(res.parent.parent)) for res in sorted(runs_dir.glob("*/recite/results.json"))]
-    return sorted(rows, key=lambda r: (r["dataset"], r["model"]))
+    done = [key_numbers(RunDir(res.parent.parent)) for res in sorted(runs_dir.glob("*/recite/results.json"))]
+    rows = [{**r, "status": "done"} for r in done]
+    if not finished_only:
+        rows += [_unfinished(runs_dir, name) for name in _unfinished_names(runs_dir, {r["name"] for r in done})]
+    return sorted(rows, key=lambda r: r["name"])
+
+
+def _unfinished_names(runs_dir: Path, done: set[str]) -> list[str]:
+    started = {p.parent.name for p in runs_dir.glob("*/config.yaml")} | {p.parent.parent.name
+                                                                         for p in runs_dir.glob("*/logs/run.log")}
+    queue = runs_dir / "queue.json"
+    queued = set(read_json(queue).get("runs", [])) if queue.is_file() else set()
+    return sorted((started | queued) - done)
+
+
+def _unfinished(runs_dir: Path, name: str) -> dict:
+    from ..experiment.lock import RunLock  # reads the lock file only
+
+    run = RunDir(runs_dir / name)
+    lock = RunLock(runs_dir, name)
+    status = run.status()
+    if lock.owner() and not lock.stale():
+        status = "running"
+    elif status == "todo":
+        status = "queued"
+    final = run.read_summary().get("final") or (run.read_metrics() or [{}])[-1]
+    dataset, _, model = name.partition("__")
+    return {"name": name, "status": status, "dataset": dataset, "model": model, "epochs": final.get("epoch"),
+            "final_loss": final.get("loss")}
 
 
 def format_table(rows: list[dict], cols: list[tuple[str, str]] = LS_COLUMNS) -> str:
@@ -46,7 +77,7 @@ def side_by_side(paths: list[str]) -> str:
         if p.status() != "done":
             raise RecitebenchError(f"{p.path}: not a finished run (no recite/results.json)")
         rows.append(key_numbers(p))
-    keys = [k for _, k in LS_COLUMNS if k != "name"] + ["dataset", "model"]
+    keys = [k for _, k in LS_COLUMNS if k not in ("name", "status")] + ["dataset", "model"]
     width = max(len(k) for k in keys)
     cols = [max(len(r["name"]), 10) for r in rows]
     lines = [" " * width + "  " + "  ".join(r["name"].ljust(c) for r, c in zip(rows, cols))]

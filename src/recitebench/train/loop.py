@@ -8,7 +8,6 @@ batch, DDP averages the gradients (or FSDP2 shards everything), and only rank 0 
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from pathlib import Path
 
@@ -127,7 +126,7 @@ def check_run_folder(run: RunDir, tcfg: TrainConfig) -> None:
         raise RecitebenchError(f"{run.path}: nothing to resume (no {run.checkpoint.name})")
     if not tcfg.resume and run.config.exists():
         if run.status() == "partial" and tcfg.overwrite:
-            shutil.rmtree(run.path)
+            run.clear()
         elif run.status() == "partial":
             raise RecitebenchError(f"{run.path}: a run started here but died before its first checkpoint; pass "
                                    f"--overwrite to start it again (or choose another --out)")

@@ -1,0 +1,56 @@
+"""Executor benchmark: the same four-run grid (bench/pool_grid.yaml) with the sequential executor and with a pool
+whose runs share the GPU (--gpus-per-run 0.5: two at a time), measured in one process, one after the other.
+
+    python3 bench/pool_bench.py --out OUT [--gpus-per-run 0.5] [--jobs 2]
+
+Prints a table and writes OUT/pool_bench.json (wall seconds, runs per hour, device, date, commit, command)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from recitebench.provenance import provenance
+
+SPEC = Path(__file__).with_name("pool_grid.yaml")
+
+
+def timed_grid(runs_dir: Path, *flags: str) -> float:
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "recitebench", "run", str(SPEC), "--runs-dir", str(runs_dir), *flags]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--gpus-per-run", default="0.5")
+    p.add_argument("--jobs", default="2")
+    a = p.parse_args()
+    out = Path(a.out)
+    # Datasets first, so neither timing includes building them (the grid runner builds them once either way).
+    timed_grid(out / "warm", "--only", "nothing-matches")
+    rows = {}
+    for name, flags in (("sequential", ("--executor", "local")),
+                        ("pool", ("--executor", "pool", "--jobs", a.jobs, "--gpus-per-run", a.gpus_per_run))):
+        secs = timed_grid(out / name, *flags)
+        rows[name] = {"wall_s": round(secs, 1), "runs_per_hour": round(4 * 3600 / secs, 1), "flags": list(flags)}
+        print(f"{name:12s} {secs:7.1f} s   {4 * 3600 / secs:6.1f} runs/hour", flush=True)
+    speedup = rows["sequential"]["wall_s"] / rows["pool"]["wall_s"]
+    print(f"pool / sequential: {speedup:.2f}x runs per hour")
+    result = {"grid": str(SPEC), "runs": 4, "rows": rows, "speedup": round(speedup, 3),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "command": " ".join(sys.argv), **provenance()}
+    (out / "pool_bench.json").write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

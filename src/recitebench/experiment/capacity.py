@@ -1,0 +1,189 @@
+"""`recitebench capacity`: the protocol is CAPACITY_PROTOCOL in experiment/config.py (also its --help)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import yaml
+
+from ..config import to_dict
+from ..errors import RecitebenchError
+from ..io import write_json
+from ..provenance import provenance
+from ..rundir import RunDir
+from ..schema import read_results
+from .config import T95, CapacityConfig, ExecutorConfig
+from .runner import run_spec
+from .spec import load_spec
+
+
+def capacity(spec_path: str, ccfg: CapacityConfig, xcfg: ExecutorConfig | None, *, out: str | None = None,
+             dry_run: bool = False, log=print) -> dict | None:
+    """Pilot, sweep, and OUT/capacity.json; returns what it wrote (None for a dry run)."""
+    raw = _base_spec(spec_path)
+    root = Path(out or raw.get("runs_dir") or f"runs/{raw.get('name') or Path(spec_path).stem}")
+    root.mkdir(parents=True, exist_ok=True)
+    if dry_run:  # both grids written and validated; the sweep at the spec's own rates
+        run_spec(load_spec(_write_spec(root / "pilot.yaml", pilot_spec(raw, ccfg, root))), xcfg, dry_run=True, log=log)
+        run_spec(load_spec(_write_spec(root / "sweep.yaml", sweep_spec(raw, ccfg, root, {}))), xcfg, dry_run=True,
+                 log=log)
+        return None
+    lrs = pilot(raw, ccfg, root, xcfg, log)
+    sweep_path = _write_spec(root / "sweep.yaml", sweep_spec(raw, ccfg, root, lrs))
+    outcomes = run_spec(load_spec(sweep_path), xcfg, log=log)
+    failed = [o.name for o in outcomes if o.state == "failed"]
+    if failed:
+        raise RecitebenchError(f"{len(failed)} sweep runs failed ({', '.join(failed[:3])}); see their logs, then run "
+                               f"`recitebench capacity` again to finish them")
+    result = summarise(raw, ccfg, root, lrs)
+    write_json(root / "capacity.json", result)
+    return result
+
+
+def default_capacity_spec() -> Path:
+    """configs/capacity_demo.yaml of the checkout."""
+    for cand in (Path.cwd() / "configs" / "capacity_demo.yaml",
+                 Path(__file__).resolve().parents[3] / "configs" / "capacity_demo.yaml"):
+        if cand.is_file():
+            return cand
+    raise RecitebenchError("no spec given and configs/capacity_demo.yaml not found; pass a capacity spec")
+
+
+def _base_spec(path: str) -> dict:
+    from ..config import load_yaml
+
+    raw = load_yaml(path)
+    if not isinstance(raw.get("data"), dict) or not isinstance(raw.get("models"), dict) or not raw["models"]:
+        raise RecitebenchError(f"{path}: a capacity spec needs `data:` (one DataConfig) and `models:` (name -> model)")
+    extra = sorted(set(raw) - {"name", "description", "runs_dir", "data", "models", "train", "recite", "capacity",
+                               "executor"})
+    if extra:
+        raise RecitebenchError(f"{path}: unknown key {extra[0]!r} in a capacity spec")
+    return raw
+
+
+def pilot(raw: dict, ccfg: CapacityConfig, root: Path, xcfg, log) -> dict[str, float]:
+    """The learning rate per model: the spec's own when `lrs` is empty, else the pilot's pick (OUT/pilot.json)."""
+    base_lr = (raw.get("train") or {}).get("lr")
+    if not ccfg.lrs:
+        return {m: ((raw["models"][m] or {}).get("train") or {}).get("lr", base_lr) for m in raw["models"]}
+    path = _write_spec(root / "pilot.yaml", pilot_spec(raw, ccfg, root))
+    run_spec(load_spec(path), xcfg, retry_failed=False, log=log)
+    picks, losses = {}, {}
+    for m in raw["models"]:
+        losses[m] = {lr: _final_loss(root / "pilot" / f"{_pilot_data(ccfg)}__{m}_lr{lr:g}") for lr in ccfg.lrs}
+        finite = {lr: loss for lr, loss in losses[m].items() if math.isfinite(loss)}
+        if not finite:
+            raise RecitebenchError(f"pilot: every learning rate of {m} failed ({root / 'pilot'}); try smaller lrs")
+        picks[m] = min(finite, key=lambda lr: (finite[lr], lr))
+        log(f"pilot {m}: lr {picks[m]:g} (final loss per lr: "
+            + ", ".join(f"{lr:g}={loss:.4g}" for lr, loss in losses[m].items()) + ")")
+    write_json(root / "pilot.json", {"picked": picks, "final_loss": {m: {f"{k:g}": v for k, v in d.items()}
+                                                                       for m, d in losses.items()}})
+    return picks
+
+
+def _final_loss(run_path: Path) -> float:
+    summ = RunDir(run_path).read_summary()
+    loss = summ.get("final", {}).get("loss")
+    return float(loss) if loss is not None else math.inf
+
+
+def _pilot_data(ccfg: CapacityConfig) -> str:
+    return f"n{ccfg.pilot_size or ccfg.sizes[-1]}_s{ccfg.seeds[0]}"
+
+
+def _dataset(raw: dict, n: int, seed: int) -> dict:
+    return {**raw["data"], "n": n, "seed": seed, "nested": True}
+
+
+def _model(raw: dict, m: str, seed: int, train: dict) -> dict:
+    entry = dict(raw["models"][m] or {})
+    return {**entry, "init_seed": seed, "train": {**(entry.get("train") or {}), **train}}
+
+
+def pilot_spec(raw: dict, ccfg: CapacityConfig, root: Path) -> dict:
+    seed, n = ccfg.seeds[0], ccfg.pilot_size or ccfg.sizes[-1]
+    models = {f"{m}_lr{lr:g}": _model(raw, m, seed, {"lr": lr, "epochs": ccfg.pilot_epochs, "seed": seed})
+              for m in raw["models"] for lr in ccfg.lrs}
+    return {"name": f"{raw.get('name', 'capacity')}-pilot", "runs_dir": str(root / "pilot"), "stop_after": "train",
+            "datasets": {_pilot_data(ccfg): _dataset(raw, n, seed)}, "models": models,
+            "train": raw.get("train") or {}, "recite": raw.get("recite") or {}, "executor": raw.get("executor") or {}}
+
+
+def sweep_spec(raw: dict, ccfg: CapacityConfig, root: Path, lrs: dict[str, float]) -> dict:
+    datasets = {f"n{n}_s{s}": _dataset(raw, n, s) for s in ccfg.seeds for n in ccfg.sizes}
+    models = {f"{m}_s{s}": _model(raw, m, s, {"seed": s, **({"lr": lrs[m]} if lrs.get(m) else {})})
+              for m in raw["models"] for s in ccfg.seeds}
+    grid = [[f"n{n}_s{s}", f"{m}_s{s}"] for m in raw["models"] for s in ccfg.seeds for n in ccfg.sizes]
+    return {"name": f"{raw.get('name', 'capacity')}-sweep", "runs_dir": str(root / "sweep"), "datasets": datasets,
+            "models": models, "train": raw.get("train") or {}, "recite": raw.get("recite") or {}, "grid": grid,
+            "executor": raw.get("executor") or {}}
+
+
+def _write_spec(path: Path, spec: dict) -> Path:
+    from ..io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text("# written by `recitebench capacity`; re-run with `recitebench run` " + path.name + "\n"
+                       + yaml.safe_dump(spec, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def summarise(raw: dict, ccfg: CapacityConfig, root: Path, lrs: dict) -> dict:
+    """capacity.json: every point of every curve, and per model the capacity with intervals over seeds."""
+    models = {}
+    for m in raw["models"]:
+        points = [_point(root / "sweep" / f"n{n}_s{s}__{m}_s{s}", n, s) for s in ccfg.seeds for n in ccfg.sizes]
+        models[m] = {"lr": lrs.get(m), "parameters": points[0]["parameters"], "points": points,
+                     **_capacity_of(points, ccfg)}
+    return {"kind": "recitebench-capacity/1", "root": str(root), "threshold": ccfg.threshold, "config": to_dict(ccfg),
+            "spec": raw, "models": models, **provenance()}
+
+
+def _point(run_path: Path, n: int, seed: int) -> dict:
+    res = read_results(RunDir(run_path).recite)
+    mem = res.memory or {}
+    return {"size": n, "seed": seed, "run": str(run_path), "exact_match": res.exact_match,
+            "dataset_bits": mem.get("reference_bits"), "memorized_bits": mem.get("memorized_bits"),
+            "memorized_bits_exact": mem.get("memorized_bits_exact"), "parameters": mem.get("parameters"),
+            "reference": mem.get("reference"), "epochs_to_90": (res.speed or {}).get("epochs_to_90")}
+
+
+def _capacity_of(points: list[dict], ccfg: CapacityConfig) -> dict:
+    per_seed_bits, per_seed_size, saturated = [], [], []
+    for s in ccfg.seeds:
+        pts = [p for p in points if p["seed"] == s]
+        bits = [p["memorized_bits"] or 0.0 for p in pts]
+        per_seed_bits.append(max(bits))
+        held = [p["size"] for p in pts if p["exact_match"] >= ccfg.threshold]
+        per_seed_size.append(max(held) if held else 0)
+        last = pts[-1]
+        saturated.append(bool(last["dataset_bits"]) and (last["memorized_bits"] or 0) < 0.9 * last["dataset_bits"])
+    params = points[0]["parameters"] or 0
+    bits = interval(per_seed_bits)
+    return {"capacity_bits": bits,
+            "bits_per_parameter": {k: (v / params if params and v is not None else None) for k, v in bits.items()
+                                   if k != "per_seed"} | {"per_seed": [b / params for b in per_seed_bits] if params
+                                                          else None},
+            "max_size_at_threshold": interval(per_seed_size), "saturated": all(saturated),
+            "saturated_per_seed": saturated}
+
+
+def interval(values: list[float]) -> dict:
+    """Mean with a 95 % t-interval over seeds (None with one seed), and the values themselves."""
+    k = len(values)
+    mean = sum(values) / k
+    if k < 2:
+        return {"mean": mean, "low": None, "high": None, "per_seed": values}
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
+    half = T95.get(k - 1, 1.96) * sd / math.sqrt(k)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "per_seed": values}
+
+
+def load_capacity_config(spec_path: str, flags) -> CapacityConfig:
+    from ..config import merge
+
+    return merge(CapacityConfig, yaml=_base_spec(spec_path).get("capacity") or {}, flags=flags,
+                 where=f"{spec_path}: capacity")

@@ -1,0 +1,85 @@
+"""The experiment stage's configs: ExecutorConfig (where a grid's runs execute: the spec's `executor:` section)
+and CapacityConfig (the capacity protocol: the `capacity:` section). Flags override both."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import check_choices, check_positive, opt
+
+CAPACITY_PROTOCOL = """\
+How much a model can memorise, measured where the score stops growing.
+
+Protocol (a spec with a `capacity:` section, see configs/capacity_demo.yaml):
+1. Pilot: each model trains on the pilot subset (default: the largest size) for `pilot_epochs` at every learning
+   rate of `lrs`; the rate with the lowest final training loss is kept (memorisation is the fit of the training
+   set). Cost: len(lrs) x pilot_epochs epochs of the largest set per model. Diverged rates count as rejected.
+2. Sweep: each model, at its rate, trains on nested subsets (N=250 is a prefix of N=500, ...) for each seed, under
+   the same epoch budget, and every run is recited with memorised bits.
+3. Capacity: per model and seed, the plateau of memorised bits over the sizes (the largest value reached), the
+   largest size recalled at >= `threshold`, each as a mean with a t-interval over seeds; whether the curve left the
+   diagonal (saturated: the plateau is measured; otherwise the model memorised everything it was given, and the
+   capacity is only a lower bound).
+Both stages are ordinary grids written to OUT/pilot.yaml and OUT/sweep.yaml, so they skip finished runs, resume
+interrupted ones and use any executor; `recitebench run OUT/sweep.yaml` re-runs the sweep alone.
+"""
+
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+EXECUTORS = ("auto", "local", "pool", "slurm", "ray")
+
+
+@dataclass
+class ExecutorConfig:
+    """How the runs of a grid are executed."""
+
+    executor: str = opt(
+        "auto",
+        "local: one run after another in this process; pool: N worker processes on this machine, each run pinned "
+        "to its GPU(s) with CUDA_VISIBLE_DEVICES; slurm: a job array through submitit; ray: Ray tasks; auto: pool "
+        "when several GPUs are visible or --jobs > 1, else local",
+        choices=EXECUTORS,
+    )
+    jobs: int | None = opt(None, "pool: runs at once (default: as many as the GPUs hold at gpus_per_run; 1 on CPU)")
+    gpus_per_run: float = opt(
+        1.0,
+        "GPUs per run (a model entry may set its own): a fraction shares a GPU (0.5 = two runs per GPU); an integer "
+        "> 1 trains under torchrun (DDP) on that many GPUs",
+    )
+    partition: str | None = opt(None, "slurm: partition")
+    account: str | None = opt(None, "slurm: account")
+    time_limit_min: int = opt(240, "slurm: time limit per run in minutes")
+    max_parallel: int = opt(16, "slurm: most array tasks running at once")
+    cpus_per_run: int = opt(8, "slurm: CPU cores per run")
+    cluster: str | None = opt(
+        None, "slurm: submitit cluster override (local runs the jobs as local processes, for tests and debugging)",
+        choices=(None, "slurm", "local", "debug"),
+    )
+    ray_address: str | None = opt(None, "ray: cluster address (default: start a local Ray instance)")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        check_positive(self, "jobs", "gpus_per_run", "time_limit_min", "max_parallel", "cpus_per_run")
+        if self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
+            raise ValueError(f"gpus_per_run above 1 must be a whole number of GPUs, got {self.gpus_per_run}")
+
+
+@dataclass
+class CapacityConfig:
+    """The capacity protocol's own settings (the spec's `capacity:` section; flags override)."""
+
+    sizes: list[int] = opt([250, 500, 1000, 2000, 4000, 8000], "dataset sizes, each a prefix of the next")
+    seeds: list[int] = opt([0], "seeds (each: its own subset order, initialisation and data order)")
+    lrs: list[float] = opt([], "learning rates the pilot tries per model (empty: the spec's train.lr, no pilot)")
+    pilot_epochs: int = opt(10, "epochs of each pilot run")
+    pilot_size: int | None = opt(None, "dataset size of the pilot (default: the largest size)")
+    threshold: float = opt(0.95, "exact recall a dataset size must reach to count as held")
+
+    def __post_init__(self) -> None:
+        check_positive(self, "pilot_epochs", "pilot_size")
+        if not self.sizes or any(n <= 0 for n in self.sizes) or self.sizes != sorted(set(self.sizes)):
+            raise ValueError(f"sizes must be positive and increasing, got {self.sizes}")
+        if not self.seeds:
+            raise ValueError("seeds must not be empty")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")

@@ -1,0 +1,254 @@
+"""Where the runs of a grid execute. Every executor runs the same `worker.execute_run` per run (lock, train,
+recite, record a failure), so they differ only in where that happens:
+
+local  one after another in this process (the reference the others are tested against);
+pool   worker processes on this machine, each pinned to its GPU(s) with CUDA_VISIBLE_DEVICES (fractions share one);
+slurm  a submitit job array (a cap on the tasks running at once; partition, account, time limit);
+ray    Ray tasks on a cluster or a local instance (fractional GPUs are Ray's own).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ..errors import RecitebenchError
+from .config import ExecutorConfig
+from .spec import PlannedRun, Spec
+from .worker import Outcome, execute_run
+
+POLL_S = 0.5
+
+
+def run_all(spec: Spec, todo: list[PlannedRun], xcfg: ExecutorConfig, log) -> list[Outcome]:
+    name = resolve_executor(xcfg)
+    log(f"executor {name}: {len(todo)} runs to do")
+    if name == "local":
+        return _local(spec, todo, xcfg, log)
+    if name == "pool":
+        return Pool(spec, todo, xcfg, log).run()
+    if name == "slurm":
+        return _slurm(spec, todo, xcfg, log)
+    return _ray(spec, todo, xcfg, log)
+
+
+def resolve_executor(xcfg: ExecutorConfig) -> str:
+    if xcfg.executor != "auto":
+        return xcfg.executor
+    return "pool" if visible_gpus() > 1 or (xcfg.jobs or 1) > 1 else "local"
+
+
+def visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def gpus_of(r: PlannedRun, xcfg: ExecutorConfig) -> float:
+    return r.gpus_per_run if r.gpus_per_run is not None else xcfg.gpus_per_run
+
+
+def _local(spec: Spec, todo: list[PlannedRun], xcfg: ExecutorConfig, log) -> list[Outcome]:
+    out = []
+    for i, r in enumerate(todo, 1):
+        log(f"[{i}/{len(todo)}] {r.name}: {r.run.status()}")
+        o = execute_run(spec.path, str(spec.runs_dir), r.name, max(1, int(gpus_of(r, xcfg))), echo=True)
+        log(state_line(o))
+        out.append(o)
+    return out
+
+
+def state_line(o: Outcome) -> str:
+    if o.state == "failed":
+        return f"{o.name}: failed: {o.detail} (log: {o.log})"
+    return f"{o.name}: {o.state}" + (f" ({o.detail})" if o.detail else "")
+
+
+def progress_line(r: PlannedRun, seen: dict) -> str | None:
+    """'NAME: running epoch E/N, recall R' when the run logged a new memory-curve point since last asked."""
+    rows = [row for row in r.run.read_metrics() if "recall" in row] if r.run.metrics.is_file() else []
+    if not rows or seen.get(r.name) == rows[-1]["epoch"]:
+        return None
+    seen[r.name] = rows[-1]["epoch"]
+    return f"{r.name}: running epoch {rows[-1]['epoch']}/{r.train_cfg.epochs}, recall {rows[-1]['recall']:.1%}"
+
+
+@dataclass
+class Pool:
+    """Worker processes on this machine; a run starts when a worker slot and the GPUs it needs are free."""
+
+    spec: Spec
+    todo: list[PlannedRun]
+    xcfg: ExecutorConfig
+    log: object
+    free: list[float] = field(default_factory=list)  # free share of each visible GPU
+    running: dict = field(default_factory=dict)  # name -> (process, run, GPU indices, share)
+    seen: dict = field(default_factory=dict)
+
+    def run(self) -> list[Outcome]:
+        self.free = [1.0] * visible_gpus()
+        limit = self.xcfg.jobs or (len(self.todo) if self.free else 1)
+        queue, out = list(self.todo), []
+        for r in queue:
+            self.log(f"{r.name}: queued")
+        while queue or self.running:
+            while queue and len(self.running) < limit:
+                placed = self._place(gpus_of(queue[0], self.xcfg))
+                if placed is None:
+                    if not self.running:  # nothing would ever free the GPUs it needs
+                        r = queue.pop(0)
+                        out.append(Outcome(r.name, "failed", f"needs {gpus_of(r, self.xcfg)} GPUs, "
+                                           f"{len(self.free)} visible"))
+                        continue
+                    break
+                self._start(queue.pop(0), *placed)
+            out += self._reap()
+            time.sleep(POLL_S)
+        return out
+
+    def _place(self, share: float) -> tuple[list[int], float] | None:
+        if not self.free:
+            return [], 0.0
+        if share <= 1:
+            fits = [i for i, f in enumerate(self.free) if f >= share - 1e-9]
+            return ([min(fits, key=lambda i: self.free[i])], share) if fits else None  # best fit packs shares
+        whole = [i for i, f in enumerate(self.free) if f >= 1 - 1e-9]
+        return (whole[: int(share)], 1.0) if len(whole) >= share else None
+
+    def _start(self, r: PlannedRun, gpus: list[int], share: float) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.free:
+            ids = os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(len(self.free))))).split(",")
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(ids[i] for i in gpus)
+        for i in gpus:
+            self.free[i] -= share
+        r.run.logs.mkdir(parents=True, exist_ok=True)
+        with open(r.run.log, "a", encoding="utf-8") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "recitebench.experiment.worker", self.spec.path, str(self.spec.runs_dir),
+                 r.name, str(max(1, len(gpus)))], stdout=subprocess.PIPE, stderr=err, env=env, text=True)
+        self.running[r.name] = (proc, r, gpus, share)
+        where = f" on GPU {env['CUDA_VISIBLE_DEVICES']}" if gpus else ""
+        self.log(f"{r.name}: running{where} (pid {proc.pid}, log {r.run.log})")
+
+    def _reap(self) -> list[Outcome]:
+        out = []
+        for name, (proc, r, gpus, share) in list(self.running.items()):
+            if proc.poll() is None:
+                line = progress_line(r, self.seen)
+                if line:
+                    self.log(line)
+                continue
+            o = _parse_outcome(name, proc.stdout.read(), proc.returncode, str(r.run.log))
+            for i in gpus:
+                self.free[i] += share
+            del self.running[name]
+            self.log(state_line(o))
+            out.append(o)
+        return out
+
+
+def _parse_outcome(name: str, stdout: str, code: int, log: str) -> Outcome:
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+    if lines:
+        return Outcome(**json.loads(lines[-1]))
+    return Outcome(name, "failed", f"worker exited with status {code}", log)
+
+
+def _slurm(spec: Spec, todo: list[PlannedRun], xcfg: ExecutorConfig, log) -> list[Outcome]:
+    try:
+        import submitit
+    except ImportError:
+        raise RecitebenchError("executor slurm needs submitit: pip install 'recitebench[slurm]'") from None
+    jobs = []
+    for share in sorted({gpus_of(r, xcfg) for r in todo}):
+        group = [r for r in todo if gpus_of(r, xcfg) == share]
+        ex = submitit.AutoExecutor(folder=str(spec.runs_dir / ".submitit" / "%j"), cluster=xcfg.cluster)
+        ex.update_parameters(**_slurm_parameters(spec, xcfg, share))
+        n = len(group)
+        submitted = ex.map_array(execute_run, [spec.path] * n, [str(spec.runs_dir)] * n, [r.name for r in group],
+                                 [max(1, int(share))] * n)
+        for job, r in zip(submitted, group):
+            log(f"{r.name}: queued (job {job.job_id})")
+        jobs += list(zip(submitted, group))
+    return _wait_jobs(jobs, log)
+
+
+def _slurm_parameters(spec: Spec, xcfg: ExecutorConfig, share: float) -> dict:
+    gpus = math.ceil(share) if (xcfg.cluster != "local" or visible_gpus()) else 0  # Slurm does not split a GPU
+    params = {"name": f"recitebench-{spec.name}", "timeout_min": xcfg.time_limit_min, "gpus_per_node": gpus,
+              "cpus_per_task": xcfg.cpus_per_run, "slurm_array_parallelism": xcfg.max_parallel,
+              "slurm_partition": xcfg.partition, "slurm_account": xcfg.account}
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _wait_jobs(jobs: list, log) -> list[Outcome]:
+    out, states, seen = [], {}, {}
+    pending = list(jobs)
+    while pending:
+        for job, r in list(pending):
+            if not job.done():
+                state = job.state
+                if states.get(r.name) != state:
+                    states[r.name] = state
+                    log(f"{r.name}: {state.lower()} (job {job.job_id})")
+                line = progress_line(r, seen)
+                if line:
+                    log(line)
+                continue
+            try:
+                o = job.result()
+            except Exception as e:  # noqa: BLE001 - a killed or crashed job: its run resumes on the next `run`
+                o = Outcome(r.name, "failed", f"job {job.job_id}: {str(e).strip().splitlines()[-1][:200]}",
+                            str(r.run.log))
+                r.run.mark_failed(o.detail)
+            pending.remove((job, r))
+            log(state_line(o))
+            out.append(o)
+        time.sleep(POLL_S)
+    return out
+
+
+def _ray(spec: Spec, todo: list[PlannedRun], xcfg: ExecutorConfig, log) -> list[Outcome]:
+    try:
+        import ray
+    except ImportError:
+        raise RecitebenchError("executor ray needs Ray: pip install 'recitebench[ray]'") from None
+    local = xcfg.ray_address is None
+    ray.init(address=xcfg.ray_address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
+             **({"num_cpus": xcfg.jobs or os.cpu_count(), "object_store_memory": 256 << 20} if local else {}))
+    # Ray pins a 1-CPU task to one thread; CPU float sums depend on the thread count, so a local instance keeps
+    # torch's default (what the local and pool executors use) and gives the same bits.
+    env = {"env_vars": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))}} if local else {}
+    task = ray.remote(execute_run)
+    refs = {}
+    for r in todo:
+        share = gpus_of(r, xcfg) if (visible_gpus() or not local) else 0
+        opts = task.options(num_gpus=share, num_cpus=1, runtime_env=env or None)
+        ref = opts.remote(spec.path, str(spec.runs_dir), r.name, max(1, int(share)))
+        refs[ref] = r
+        log(f"{r.name}: queued (ray task)")
+    out, seen = [], {}
+    while refs:
+        done, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_S)
+        for r in refs.values():
+            line = progress_line(r, seen)
+            if line:
+                log(line)
+        for ref in done:
+            r = refs.pop(ref)
+            try:
+                o = ray.get(ref)
+            except Exception as e:  # noqa: BLE001 - a lost worker: its run resumes on the next `run`
+                o = Outcome(r.name, "failed", f"ray task: {str(e).strip().splitlines()[-1][:200]}", str(r.run.log))
+                r.run.mark_failed(o.detail)
+            log(state_line(o))
+            out.append(o)
+    if local:
+        ray.shutdown()
+    return out

@@ -1,0 +1,108 @@
+"""One owner per run folder: a lock file beside the runs, which a dead owner's lock never blocks for long.
+
+RUNS_DIR/.locks/NAME.lock holds the owner's host, pid and a heartbeat the owner refreshes every 30 s. A lock is
+stale when its owner's process is gone (same host) or its heartbeat is older than `stale_after_s` (another host:
+a Slurm node that died). Taking a lock is one atomic link(); taking over a stale one is one atomic rename, so of
+two workers that both see a stale lock only one wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+HEARTBEAT_S = 30.0
+
+
+class RunLock:
+    def __init__(self, runs_dir: Path, name: str, stale_after_s: float = 300.0):
+        self.path = Path(runs_dir) / ".locks" / f"{name}.lock"
+        self.stale_after_s = stale_after_s
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def acquire(self) -> bool:
+        """True when this process now owns the run; False when a live owner holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            if self._link():
+                self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+                self._beat.start()
+                return True
+            if not self.stale():
+                return False
+            try:  # only one of the workers that saw the stale lock gets to move it away
+                os.rename(self.path, self.path.with_name(f"{self.path.name}.stale.{os.getpid()}"))
+            except FileNotFoundError:
+                pass
+        return False
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        if _mine(self.owner()):
+            self.path.unlink(missing_ok=True)
+
+    def owner(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _link(self) -> bool:
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}")
+        tmp.write_text(json.dumps({**_me(), "heartbeat": time.time()}), encoding="utf-8")
+        try:
+            os.link(tmp, self.path)  # atomic: fails when the lock exists
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def stale(self) -> bool:
+        info = self.owner()
+        if info is None:  # half-written by an owner that died at once, or just removed
+            return True
+        if info.get("host") == socket.gethostname():
+            return not _alive(int(info.get("pid", -1)))
+        return time.time() - float(info.get("heartbeat", 0)) > self.stale_after_s
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            if not _mine(self.owner()):
+                return
+            tmp = self.path.with_name(self.path.name + ".beat")
+            tmp.write_text(json.dumps({**_me(), "heartbeat": time.time()}), encoding="utf-8")
+            os.replace(tmp, self.path)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _me() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _mine(info: dict | None) -> bool:
+    return bool(info) and (info.get("host"), info.get("pid")) == (socket.gethostname(), os.getpid())
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

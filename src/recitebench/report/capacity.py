@@ -1,0 +1,107 @@
+"""The capacity report: OUT/capacity.png and OUT/capacity.md, read from OUT/capacity.json only.
+
+Left: memorised bits against the bits in the dataset (the diagonal is perfect memory, the plateau is capacity).
+Right: exact recall against dataset size. One line per model (style and marker differ: readable in greyscale);
+with several seeds, the mean with the seeds' range as error bars.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from ..errors import RecitebenchError
+from ..io import read_json
+from .fonts import setup_matplotlib
+from .plots import STYLES, _png
+
+
+def read_capacity(root: str | Path) -> dict:
+    path = Path(root) / "capacity.json"
+    if not path.is_file():
+        raise RecitebenchError(f"{root}: no capacity.json (run `recitebench capacity` first)")
+    return read_json(path)
+
+
+def _by_size(points: list[dict], key: str) -> tuple[list, list, list, list]:
+    """(x, mean, low error, high error) over seeds, per dataset size; x is the mean dataset bits or the size."""
+    groups: dict[int, list[dict]] = defaultdict(list)
+    for p in points:
+        groups[p["size"]].append(p)
+    xs, ys, lo, hi = [], [], [], []
+    for size in sorted(groups):
+        vals = [p[key] or 0.0 for p in groups[size]]
+        mean = sum(vals) / len(vals)
+        xs.append(sum(p["dataset_bits"] or 0.0 for p in groups[size]) / len(vals) if key.endswith("bits") else size)
+        ys.append(mean)
+        lo.append(mean - min(vals))
+        hi.append(max(vals) - mean)
+    return xs, ys, lo, hi
+
+
+def capacity_figure(cap: dict) -> bytes:
+    setup_matplotlib()
+    import matplotlib.pyplot as plt
+
+    fig, (ax_bits, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    top = 0.0
+    for k, (name, m) in enumerate(cap["models"].items()):
+        ls, mk = STYLES[k % len(STYLES)]
+        label = f"{name} ({m['parameters']:,} params)" if m.get("parameters") else name
+        x, y, lo, hi = _by_size(m["points"], "memorized_bits")
+        ax_bits.errorbar(x, y, yerr=[lo, hi], linestyle=ls, marker=mk, color="0.15", capsize=2, label=label)
+        top = max([top, *x])
+        x, y, lo, hi = _by_size(m["points"], "exact_match")
+        ax_acc.errorbar(x, [100 * v for v in y], yerr=[[100 * v for v in lo], [100 * v for v in hi]], linestyle=ls,
+                        marker=mk, color="0.15", capsize=2, label=label)
+    ax_bits.plot([0, top], [0, top], color="0.6", linewidth=0.8, label="perfect memory")
+    ax_bits.set_xlabel("bits in the dataset (reference)")
+    ax_bits.set_ylabel("memorised bits")
+    ax_bits.legend(fontsize=7)
+    ax_acc.axhline(100 * cap["threshold"], color="0.6", linewidth=0.8, linestyle=":")
+    ax_acc.set_xscale("log")
+    ax_acc.set_xlabel("dataset size (poems)")
+    ax_acc.set_ylabel("exact recall (%)")
+    ax_acc.set_ylim(-2, 102)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _fmt_interval(iv: dict, scale: float = 1.0, digits: int = 0) -> str:
+    text = f"{iv['mean'] * scale:,.{digits}f}"
+    if iv.get("low") is not None:
+        text += f" [{iv['low'] * scale:,.{digits}f}, {iv['high'] * scale:,.{digits}f}]"
+    return text
+
+
+def capacity_markdown(cap: dict) -> str:
+    lines = ["# Memory capacity", "", f"Threshold for a size to count as held: {cap['threshold']:.0%} exact recall. "
+             "Intervals: 95 % t-interval over seeds (none with one seed).", "",
+             "| model | params | lr | capacity (bits) | bits / param | largest size held | saturated |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for name, m in cap["models"].items():
+        bpp = m["bits_per_parameter"]
+        lines.append(f"| {name} | {m['parameters']:,} | {m['lr']} | {_fmt_interval(m['capacity_bits'])} | "
+                     f"{_fmt_interval(bpp, digits=4) if bpp.get('mean') is not None else '-'} | "
+                     f"{_fmt_interval(m['max_size_at_threshold'])} | "
+                     f"{'yes' if m['saturated'] else 'no (a lower bound: every size was memorised)'} |")
+    lines += ["", "![capacity](capacity.png)", "",
+              "| model | seed | size | dataset bits | memorised bits | exact recall |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for name, m in cap["models"].items():
+        for p in m["points"]:
+            lines.append(f"| {name} | {p['seed']} | {p['size']} | {p['dataset_bits'] or 0:,.0f} | "
+                         f"{p['memorized_bits'] or 0:,.0f} | {p['exact_match']:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_capacity_report(root: str | Path) -> Path:
+    from ..io import atomic_path
+
+    root = Path(root)
+    cap = read_capacity(root)
+    with atomic_path(root / "capacity.png") as tmp:
+        tmp.write_bytes(capacity_figure(cap))
+    with atomic_path(root / "capacity.md") as tmp:
+        tmp.write_text(capacity_markdown(cap), encoding="utf-8")
+    return root / "capacity.md"

@@ -1,0 +1,161 @@
+"""Memory capacity: the random-string control corpus, bits accounting, and `recitebench capacity` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import KILL, ROOT, read_jsonl, run_cli
+
+
+def build_random(out, *extra) -> dict:
+    assert run_cli("data", "build", "--preset", "random", "--n", "16", "--min-symbols", "6", "--max-symbols", "9",
+                   "--seed", "3", *extra, "--out", out) == 0
+    return json.loads((out / "manifest.json").read_text())
+
+
+def test_random_preset_is_byte_identical_per_seed_and_nested(tmp_path):
+    a = build_random(tmp_path / "a")
+    build_random(tmp_path / "b")
+    assert (tmp_path / "a" / "poems.jsonl").read_bytes() == (tmp_path / "b" / "poems.jsonl").read_bytes()
+    assert (tmp_path / "a" / "manifest.json").read_bytes() == (tmp_path / "b" / "manifest.json").read_bytes()
+    other = build_random(tmp_path / "c", "--alphabet", "ab")
+    assert other["poems_sha256"] != a["poems_sha256"]
+    rows = read_jsonl(tmp_path / "a" / "poems.jsonl")
+    for r in rows:  # the exact entropy: L symbols of log2(10) bits, plus which of the 4 lengths
+        assert set(r["target"]) <= set("0123456789") and 6 <= len(r["target"]) <= 9
+        assert r["entropy_bits"] == pytest.approx(len(r["target"]) * math.log2(10) + 2, abs=1e-5)
+    assert a["random"]["entropy_bits"] == pytest.approx(sum(r["entropy_bits"] for r in rows), abs=1e-4)
+    assert run_cli("data", "build", "--preset", "random", "--n", "8", "--min-symbols", "6", "--max-symbols", "9",
+                   "--seed", "3", "--out", tmp_path / "small") == 0
+    assert read_jsonl(tmp_path / "small" / "poems.jsonl") == rows[:8]  # a smaller N is a prefix
+
+
+def test_nested_poem_subsets_are_prefixes(tmp_path, shared):
+    def build(n):
+        assert run_cli("data", "build", "--source", shared / "data" / "cn_poems.jsonl.xz", "--n", n, "--max-chars",
+                       "64", "--nested", "--out", tmp_path / f"n{n}") == 0
+        return read_jsonl(tmp_path / f"n{n}" / "poems.jsonl")
+
+    small, large = build(10), build(30)
+    assert large[:10] == small
+
+
+@pytest.fixture(scope="module")
+def random_run(tmp_path_factory):
+    """A tiny model that recalls 16 random strings exactly, trained to a near-zero loss."""
+    base = tmp_path_factory.mktemp("rnd")
+    build_random(base / "data")
+    assert run_cli("train", "--data", base / "data", "--model", "tiny", "--epochs", "80", "--lr", "3e-3",
+                   "--batch-size", "8", "--recall-every", "10", "--no-progress", "--out", base / "run") == 0
+    assert run_cli("recite", "--run", base / "run") == 0
+    return base / "run"
+
+
+def test_exactly_recalled_random_string_holds_its_entropy(random_run):
+    res = json.loads((random_run / "recite" / "results.json").read_text())
+    samples = read_jsonl(random_run / "recite" / "samples.jsonl")
+    assert res["exact_match"] == 1.0
+    assert res["memory"]["reference"].startswith("truth")
+    for s, p in zip(samples, read_jsonl(random_run.parent / "data" / "poems.jsonl")):
+        assert s["ref_bits"] == p["entropy_bits"]
+        assert s["memorized_bits"] == pytest.approx(p["entropy_bits"], rel=0.01)
+    assert res["memory"]["memorized_bits_exact"] == pytest.approx(res["memory"]["reference_bits"], rel=0.01)
+    assert res["memory"]["bits_per_parameter"] == pytest.approx(res["memory"]["memorized_bits"]
+                                                                / res["model"]["parameters"])
+    assert res["speed"]["epochs_to_90"] is not None and res["speed"]["epochs_to_50"] <= res["speed"]["epochs_to_90"]
+    assert res["speed"]["tokens_to_90"] == res["speed"]["epochs_to_90"] * res["speed"]["tokens_per_epoch"]
+
+
+def test_bits_count_every_poem_token_and_the_end_token(random_run):
+    """nll_bits equals -log2 p(poem tokens + end token | prompt), recomputed here from the model's logits."""
+    from transformers import AutoModelForCausalLM
+
+    from recitebench.models.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(str(random_run / "model"))
+    model = AutoModelForCausalLM.from_pretrained(random_run / "model", dtype=torch.float32).eval()
+    poem = read_jsonl(random_run.parent / "data" / "poems.jsonl")[0]
+    sample = read_jsonl(random_run / "recite" / "samples.jsonl")[0]
+    prompt = tok(poem["prompt"] + "\n", add_special_tokens=False)["input_ids"]
+    target = tok(poem["target"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    with torch.no_grad():
+        logp = model(torch.tensor([prompt + target])).logits[0].float().log_softmax(-1)
+    per_token = [-logp[len(prompt) - 1 + k, t].item() / math.log(2) for k, t in enumerate(target)]
+    assert sample["nll_bits"] == pytest.approx(sum(per_token), rel=1e-3, abs=1e-3)
+    assert per_token[-1] > 0  # the end token's share is counted too (dropping it would change the sum)
+    assert sample["nll_bits"] != pytest.approx(sum(per_token[:-1]), rel=1e-6, abs=1e-9)
+
+
+def test_an_untrained_model_memorises_nothing(tmp_path, small_cn):
+    """A run whose weights never moved (lr 1e-12) against its own initialisation: ~0 bits memorised."""
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "1", "--lr", "1e-12",
+                   "--batch-size", "8", "--no-progress", "--out", tmp_path / "run") == 0
+    assert run_cli("recite", "--run", tmp_path / "run") == 0
+    mem = json.loads((tmp_path / "run" / "recite" / "results.json").read_text())["memory"]
+    assert mem["reference"].startswith("base: tiny")
+    assert mem["reference_bits"] > 1000
+    assert mem["memorized_bits"] < 1e-3 * mem["reference_bits"]
+    assert mem["nll_bits"] == pytest.approx(mem["reference_bits"], rel=1e-4)
+
+
+CAPACITY_SPEC = """
+name: cap
+runs_dir: {out}
+data: {{preset: random, min_symbols: 6, max_symbols: 8}}
+models:
+  tiny: {{model: tiny}}
+train: {{epochs: 30, batch_size: 8, lr: 3.0e-3, recall_every: 5, checkpoint_every: 5}}
+capacity: {{sizes: [4, 8, 16], seeds: [0], lrs: [3.0e-3, 1.0e-2], pilot_epochs: 6}}
+"""
+
+
+@pytest.mark.slow
+def test_capacity_sweep_end_to_end_resumes_after_a_kill(tmp_path):
+    spec = tmp_path / "cap.yaml"
+    out = tmp_path / "cap"
+    spec.write_text(CAPACITY_SPEC.format(out=out))
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    killed = subprocess.run([sys.executable, KILL, "15", "capacity", str(spec)], env=env, capture_output=True)
+    assert killed.returncode == 137  # died in the first sweep run, after its epoch-15 checkpoint
+    assert (out / "pilot.json").is_file() and (out / "sweep" / "n4_s0__tiny_s0" / "checkpoint.pt").is_file()
+    done = subprocess.run([sys.executable, "-m", "recitebench", "capacity", str(spec)], env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    assert "resuming" in done.stdout and "capacity" in done.stdout
+    epochs = [json.loads(x)["epoch"] for x in (out / "sweep" / "n4_s0__tiny_s0" / "metrics.jsonl").open()]
+    assert epochs == list(range(1, 31))
+    cap = json.loads((out / "capacity.json").read_text())
+    tiny = cap["models"]["tiny"]
+    assert tiny["lr"] in (3e-3, 1e-2) and json.loads((out / "pilot.json").read_text())["picked"]["tiny"] == tiny["lr"]
+    assert [p["size"] for p in tiny["points"]] == [4, 8, 16]
+    bits = [p["dataset_bits"] for p in tiny["points"]]
+    assert bits[0] < bits[1] < bits[2]
+    assert tiny["capacity_bits"]["mean"] == max(p["memorized_bits"] for p in tiny["points"])
+    assert (out / "capacity.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| tiny |" in (out / "capacity.md").read_text()
+
+
+def test_capacity_help_teaches_the_protocol(capsys):
+    with pytest.raises(SystemExit):
+        run_cli("capacity", "--help")
+    text = capsys.readouterr().out
+    for words in ("Pilot", "nested subsets", "plateau of memorised bits", "--sizes", "--lrs", "--executor"):
+        assert words in text
+
+
+def test_capacity_dry_run_validates_both_grids(tmp_path, capsys):
+    spec = tmp_path / "cap.yaml"
+    spec.write_text(CAPACITY_SPEC.format(out=tmp_path / "cap"))
+    assert run_cli("capacity", spec, "--dry-run", "--sizes", "4", "8") == 0
+    text = capsys.readouterr().out
+    assert "n8_s0__tiny_lr0.01" in text and "n4_s0__tiny_s0" in text and "n16" not in text
+    spec.write_text(CAPACITY_SPEC.format(out=tmp_path / "cap").replace("sizes: [4, 8, 16]", "sizes: [8, 4]"))
+    assert run_cli("capacity", spec, "--dry-run") == 1
+    assert "sizes must be positive and increasing" in capsys.readouterr().err
