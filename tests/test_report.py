@@ -59,7 +59,8 @@ def test_rerun_skips_finished_runs(finished, capsys):
     before = (runs / "cn__tiny" / "model" / "model.safetensors").stat().st_mtime_ns
     assert run_cli("run", spec) == 0
     out = capsys.readouterr().out
-    assert "cn__tiny: done" in out and "en__tiny: done" in out
+    summary = {ln.split()[0]: ln.split()[1] for ln in out.splitlines() if ln.startswith(("cn__", "en__"))}
+    assert summary == {"cn__tiny": "done", "en__tiny": "done"} and "running" not in out
     assert (runs / "cn__tiny" / "model" / "model.safetensors").stat().st_mtime_ns == before
 
 

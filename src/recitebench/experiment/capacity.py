@@ -15,7 +15,7 @@ from ..rundir import RunDir
 from ..schema import read_results
 from .config import T95, CapacityConfig, ExecutorConfig
 from .runner import run_spec
-from .spec import load_spec
+from .spec import load_spec, local_path
 
 
 def capacity(spec_path: str, ccfg: CapacityConfig, xcfg: ExecutorConfig | None, *, out: str | None = None,
@@ -60,7 +60,7 @@ def _base_spec(path: str) -> dict:
                                "executor"})
     if extra:
         raise RecitebenchError(f"{path}: unknown key {extra[0]!r} in a capacity spec")
-    return raw
+    return {**raw, "_path": str(path)}
 
 
 def pilot(raw: dict, ccfg: CapacityConfig, root: Path, xcfg, log) -> dict[str, float]:
@@ -75,7 +75,8 @@ def pilot(raw: dict, ccfg: CapacityConfig, root: Path, xcfg, log) -> dict[str, f
         losses[m] = {lr: _final_loss(root / "pilot" / f"{_pilot_data(ccfg)}__{m}_lr{lr:g}") for lr in ccfg.lrs}
         finite = {lr: loss for lr, loss in losses[m].items() if math.isfinite(loss)}
         if not finite:
-            raise RecitebenchError(f"pilot: every learning rate of {m} failed ({root / 'pilot'}); try smaller lrs")
+            first = RunDir(root / "pilot" / f"{_pilot_data(ccfg)}__{m}_lr{ccfg.lrs[0]:g}").failure_reason()
+            raise RecitebenchError(f"pilot: every run of {m} failed (first: {first}); logs in {root / 'pilot'}")
         picks[m] = min(finite, key=lambda lr: (finite[lr], lr))
         log(f"pilot {m}: lr {picks[m]:g} (final loss per lr: "
             + ", ".join(f"{lr:g}={loss:.4g}" for lr, loss in losses[m].items()) + ")")
@@ -100,6 +101,7 @@ def _dataset(raw: dict, n: int, seed: int) -> dict:
 
 def _model(raw: dict, m: str, seed: int, train: dict) -> dict:
     entry = dict(raw["models"][m] or {})
+    entry["model"] = local_path(entry.get("model"), Path(raw["_path"]))  # the generated specs live in OUT
     return {**entry, "init_seed": seed, "train": {**(entry.get("train") or {}), **train}}
 
 
@@ -138,8 +140,9 @@ def summarise(raw: dict, ccfg: CapacityConfig, root: Path, lrs: dict) -> dict:
         points = [_point(root / "sweep" / f"n{n}_s{s}__{m}_s{s}", n, s) for s in ccfg.seeds for n in ccfg.sizes]
         models[m] = {"lr": lrs.get(m), "parameters": points[0]["parameters"], "points": points,
                      **_capacity_of(points, ccfg)}
+    spec = {k: v for k, v in raw.items() if k != "_path"}
     return {"kind": "recitebench-capacity/1", "root": str(root), "threshold": ccfg.threshold, "config": to_dict(ccfg),
-            "spec": raw, "models": models, **provenance()}
+            "spec": spec, "spec_path": raw["_path"], "models": models, **provenance()}
 
 
 def _point(run_path: Path, n: int, seed: int) -> dict:

@@ -137,6 +137,7 @@ def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[Model
         build(ExecutorConfig, {"gpus_per_run": float(gpus) if isinstance(gpus, int) else gpus},
               where=f"{path}: models.{name}")
         gpus = float(gpus)
+    mvals["model"] = local_path(mvals.get("model"), path)
     mcfg = build(ModelConfig, mvals, where=f"{path}: models.{name}")
     tvals = {**train_base, **overrides}
     for forbidden in ("data", "out", "resume"):
@@ -144,6 +145,17 @@ def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[Model
             raise RecitebenchError(f"{path}: train.{forbidden} is set by the experiment runner; remove it")
     build(TrainConfig, tvals, where=f"{path}: models.{name}.train")  # validate now, before anything runs
     return mcfg, tvals, gpus
+
+
+def local_path(ref, spec_path: Path):
+    """A model given as a relative file or folder path is found beside the spec first, then in the working folder;
+    hub ids and presets pass through unchanged."""
+    if not isinstance(ref, str) or Path(ref).is_absolute() or "/" not in ref:
+        return ref
+    for base in (Path(spec_path).resolve().parent, Path.cwd()):
+        if (base / ref).exists():
+            return str((base / ref).resolve())
+    return ref
 
 
 def _grid(path: Path, grid, datasets: dict, models: dict) -> list[tuple[str, str]]:
