@@ -15,21 +15,15 @@ if [ "${POOL:-1}" = 1 ]; then
   timeout "$(left)" python3 bench/pool_bench.py --out runs/pool_bench 2>&1 | tee "$OUT/pool_bench.txt"
   cp runs/pool_bench/pool_bench.json "$OUT/" 2>/dev/null
 fi
+ncorp=$(echo ${CORPORA:-random cn} | wc -w); i=0
 for corpus in ${CORPORA:-random cn}; do
-  t=$(( $(left) - 10 )); [ "$t" -gt 30 ] || break
+  i=$((i + 1)); t=$(( ($(left) - 20) / (ncorp - i + 1) )); [ "$t" -gt 30 ] || break
   /usr/bin/time -f "capacity_$corpus wall %e s" timeout "$t" python3 -m recitebench capacity \
       "configs/capacity_ladder_$corpus.yaml" > "$OUT/capacity_$corpus.log" 2>&1
-  tail -5 "$OUT/capacity_$corpus.log"
+  grep -v "^epoch\|^reciting" "$OUT/capacity_$corpus.log" | tail -8
 done
-# Small files only: capacity summaries, specs, per-run results and curves.
-for d in runs/capacity_ladder_*; do
-  [ -d "$d" ] || continue
-  name=$(basename "$d"); mkdir -p "$OUT/$name"
-  cp "$d"/*.json "$d"/*.yaml "$d"/*.md "$d"/*.png "$OUT/$name/" 2>/dev/null
-  for run in "$d"/sweep/*__* "$d"/pilot/*__*; do
-    [ -d "$run" ] || continue
-    dst="$OUT/$name/$(basename "$(dirname "$run")")/$(basename "$run")"; mkdir -p "$dst"
-    cp "$run"/metrics.jsonl "$run"/train_summary.json "$run"/recite/results.json "$dst/" 2>/dev/null
-  done
-done
-ls -R "$OUT" | head -50
+# Small files only (weights stay behind), in one archive: the device returns a limited number of files.
+find runs/capacity_ladder_* runs/pool_bench -maxdepth 4 \( -name "*.json" -o -name "*.jsonl" -o -name "*.md" \
+    -o -name "*.png" -o -name "*.yaml" -o -name "run.log" \) -not -path "*/model/*" -not -path "*/tokenizer/*" \
+    -not -name "samples.jsonl" -not -path "*/data/*" 2>/dev/null | tar czf "$OUT/capacity_results.tgz" -T -
+ls -la "$OUT"

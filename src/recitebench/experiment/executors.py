@@ -89,10 +89,11 @@ class Pool:
     free: list[float] = field(default_factory=list)  # free share of each visible GPU
     running: dict = field(default_factory=dict)  # name -> (process, run, GPU indices, share)
     seen: dict = field(default_factory=dict)
+    limit: int = 1  # runs at once
 
     def run(self) -> list[Outcome]:
         self.free = [1.0] * visible_gpus()
-        limit = self.xcfg.jobs or (len(self.todo) if self.free else 1)
+        limit = self.limit = self.xcfg.jobs or (len(self.todo) if self.free else 1)
         queue, out = list(self.todo), []
         for r in queue:
             self.log(f"{r.name}: queued")
@@ -125,6 +126,9 @@ class Pool:
         if self.free:
             ids = os.environ.get("CUDA_VISIBLE_DEVICES", ",".join(map(str, range(len(self.free))))).split(",")
             env["CUDA_VISIBLE_DEVICES"] = ",".join(ids[i] for i in gpus)
+            # GPU runs share the host's cores: N workers each starting a thread per core fight over them. (CPU-only
+            # pools keep torch's default: CPU float sums depend on the thread count, and must match `local`.)
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, self.limit))))
         for i in gpus:
             self.free[i] -= share
         r.run.logs.mkdir(parents=True, exist_ok=True)
