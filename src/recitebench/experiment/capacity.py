@@ -118,10 +118,23 @@ def sweep_spec(raw: dict, ccfg: CapacityConfig, root: Path, lrs: dict[str, float
     datasets = {f"n{n}_s{s}": _dataset(raw, n, s) for s in ccfg.seeds for n in ccfg.sizes}
     models = {f"{m}_s{s}": _model(raw, m, s, {"seed": s, **({"lr": lrs[m]} if lrs.get(m) else {})})
               for m in raw["models"] for s in ccfg.seeds}
-    grid = [[f"n{n}_s{s}", f"{m}_s{s}"] for m in raw["models"] for s in ccfg.seeds for n in ccfg.sizes]
+    grid = [[f"n{n}_s{s}", f"{m}_s{s}", *_budget(raw, m, n, ccfg)] for m in raw["models"] for s in ccfg.seeds
+            for n in ccfg.sizes]
     return {"name": f"{raw.get('name', 'capacity')}-sweep", "runs_dir": str(root / "sweep"), "datasets": datasets,
             "models": models, "train": raw.get("train") or {}, "recite": raw.get("recite") or {}, "grid": grid,
             "executor": raw.get("executor") or {}}
+
+
+def _budget(raw: dict, m: str, n: int, ccfg: CapacityConfig) -> list[dict]:
+    """The pair's train override that gives every size the same number of optimizer steps ([] without `steps`)."""
+    if not ccfg.steps:
+        return []
+    train = {**(raw.get("train") or {}), **((raw["models"][m] or {}).get("train") or {})}
+    rows = train.get("batch_size")
+    if not rows or train.get("batch_tokens") or train.get("grad_accum", 1) != 1:
+        raise RecitebenchError(f"{raw['_path']}: capacity.steps needs train.batch_size (rows per step) and no "
+                               f"batch_tokens or grad_accum, so steps per epoch are known")
+    return [{"epochs": math.ceil(ccfg.steps / math.ceil(n / rows))}]
 
 
 def _write_spec(path: Path, spec: dict) -> Path:

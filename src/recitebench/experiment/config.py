@@ -15,7 +15,9 @@ Protocol (a spec with a `capacity:` section, see configs/capacity_demo.yaml):
    rate of `lrs`; the rate with the lowest final training loss is kept (memorisation is the fit of the training
    set). Cost: len(lrs) x pilot_epochs epochs of the largest set per model. Diverged rates count as rejected.
 2. Sweep: each model, at its rate, trains on nested subsets (N=250 is a prefix of N=500, ...) for each seed, under
-   the same epoch budget, and every run is recited with memorised bits.
+   one budget: `steps` optimizer steps for every size (recommended: a fixed epoch budget gives a small set far
+   fewer updates, and its low recall is under-training, not capacity), else train.epochs; every run is recited
+   with memorised bits.
 3. Capacity: per model and seed, the plateau of memorised bits over the sizes (the largest value reached), the
    largest size recalled at >= `threshold`, each as a mean with a t-interval over seeds; whether the curve left the
    diagonal (saturated: the plateau is measured; otherwise the model memorised everything it was given, and the
@@ -74,9 +76,14 @@ class CapacityConfig:
     pilot_epochs: int = opt(10, "epochs of each pilot run")
     pilot_size: int | None = opt(None, "dataset size of the pilot (default: the largest size)")
     threshold: float = opt(0.95, "exact recall a dataset size must reach to count as held")
+    steps: int | None = opt(
+        None,
+        "optimizer steps per sweep run, the same for every size (epochs = steps / steps per epoch, rows batched by "
+        "train.batch_size); default: train.epochs for every size, which gives a small set far fewer updates",
+    )
 
     def __post_init__(self) -> None:
-        check_positive(self, "pilot_epochs", "pilot_size")
+        check_positive(self, "pilot_epochs", "pilot_size", "steps")
         if not self.sizes or any(n <= 0 for n in self.sizes) or self.sizes != sorted(set(self.sizes)):
             raise ValueError(f"sizes must be positive and increasing, got {self.sizes}")
         if not self.seeds:

@@ -100,13 +100,13 @@ def load_spec(path: str | Path, runs_dir: str | None = None) -> Spec:
     executor = _section(raw.get("executor"), f"{path}: executor")
     build(ExecutorConfig, executor, where=f"{path}: executor")  # validate now
     runs = []
-    for d, m in _grid(path, raw.get("grid"), datasets, models):
+    for d, m, extra in _grid(path, raw.get("grid"), datasets, models):
         mcfg, tvals, gpus = models[m]
         run_path = rdir / f"{d}__{m}"
         tcfg = build(
             TrainConfig,
-            {**tvals, "data": str(rdir / "data" / d), "out": str(run_path)},
-            where=f"{path}: models.{m}.train",
+            {**tvals, **extra, "data": str(rdir / "data" / d), "out": str(run_path)},
+            where=f"{path}: grid [{d}, {m}]",
         )
         runs.append(PlannedRun(f"{d}__{m}", d, m, datasets[d], mcfg, tcfg, recite_cfg, RunDir(run_path), gpus))
     stop_after = raw.get("stop_after", "recite")
@@ -158,19 +158,26 @@ def local_path(ref, spec_path: Path):
     return ref
 
 
-def _grid(path: Path, grid, datasets: dict, models: dict) -> list[tuple[str, str]]:
+def _grid(path: Path, grid, datasets: dict, models: dict) -> list[tuple[str, str, dict]]:
+    """(dataset, model, train overrides of this pair) for every run; a pair may carry a third element, a mapping of
+    TrainConfig fields for that run alone (e.g. more epochs for a smaller dataset)."""
     if grid is None:
-        return [(d, m) for d in datasets for m in models]
+        return [(d, m, {}) for d in datasets for m in models]
     if not isinstance(grid, list):
         raise RecitebenchError(f"{path}: grid must be a list of [dataset, model] pairs")
     pairs = []
     for pair in grid:
-        if not (isinstance(pair, list) and len(pair) == 2):
-            raise RecitebenchError(f"{path}: grid entries must be [dataset, model] pairs, got {pair!r}")
-        d, m = pair
+        if not (isinstance(pair, list) and len(pair) in (2, 3) and (len(pair) == 2 or isinstance(pair[2], dict))):
+            raise RecitebenchError(f"{path}: grid entries must be [dataset, model] pairs (optionally with a mapping "
+                                   f"of train overrides), got {pair!r}")
+        d, m = pair[:2]
+        extra = dict(pair[2]) if len(pair) == 3 else {}
+        for forbidden in ("data", "out", "resume"):
+            if forbidden in extra:
+                raise RecitebenchError(f"{path}: grid [{d}, {m}]: train.{forbidden} is set by the experiment runner")
         if d not in datasets:
             raise RecitebenchError(f"{path}: grid names unknown dataset {d!r}")
         if m not in models:
             raise RecitebenchError(f"{path}: grid names unknown model {m!r}")
-        pairs.append((d, m))
+        pairs.append((d, m, extra))
     return pairs
