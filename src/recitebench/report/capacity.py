@@ -44,7 +44,7 @@ def capacity_figure(cap: dict) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, (ax_bits, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    top = 0.0
+    top, sizes = 0.0, set()
     for k, (name, m) in enumerate(cap["models"].items()):
         ls, mk = STYLES[k % len(STYLES)]
         label = f"{name} ({m['parameters']:,} params)" if m.get("parameters") else name
@@ -52,6 +52,7 @@ def capacity_figure(cap: dict) -> bytes:
         ax_bits.errorbar(x, y, yerr=[lo, hi], linestyle=ls, marker=mk, color="0.15", capsize=2, label=label)
         top = max([top, *x])
         x, y, lo, hi = _by_size(m["points"], "exact_match")
+        sizes.update(x)
         ax_acc.errorbar(x, [100 * v for v in y], yerr=[[100 * v for v in lo], [100 * v for v in hi]], linestyle=ls,
                         marker=mk, color="0.15", capsize=2, label=label)
     ax_bits.plot([0, top], [0, top], color="0.6", linewidth=0.8, label="perfect memory")
@@ -59,7 +60,10 @@ def capacity_figure(cap: dict) -> bytes:
     ax_bits.set_ylabel("memorised bits")
     ax_bits.legend(fontsize=7)
     ax_acc.axhline(100 * cap["threshold"], color="0.6", linewidth=0.8, linestyle=":")
+    ax_bits.ticklabel_format(style="sci", scilimits=(0, 0))  # "1e6" once, not seven-digit labels that overlap
     ax_acc.set_xscale("log")
+    ax_acc.set_xticks(sorted(sizes), [f"{s:,}" for s in sorted(sizes)])
+    ax_acc.minorticks_off()
     ax_acc.set_xlabel("dataset size (poems)")
     ax_acc.set_ylabel("exact recall (%)")
     ax_acc.set_ylim(-2, 102)
