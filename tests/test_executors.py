@@ -152,3 +152,19 @@ def test_executor_flags_are_validated(tmp_path, capsys):
     spec.write_text(spec.read_text() + "executor: {executor: kubernetes}\n")
     assert run_cli("run", spec, "--dry-run") == 1
     assert "executor must be one of" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_model_with_two_gpus_per_run_trains_under_torchrun(tmp_path):
+    """gpus_per_run: 2 starts the run's training under torchrun (here two CPU processes with gloo), then recites."""
+    spec = write_spec(tmp_path / "s.yaml", tmp_path / "runs")
+    spec.write_text(spec.read_text().replace("tiny: {model: tiny}", "tiny: {model: tiny, gpus_per_run: 2}"))
+    done = subprocess.run([sys.executable, "-m", "recitebench", "run", str(spec), "--only", "cn__tiny",
+                           "--executor", "local"], env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    run = tmp_path / "runs" / "cn__tiny"
+    log = (run / "logs" / "run.log").read_text()
+    assert "torch.distributed.run --standalone --nproc_per_node=2" in log
+    config = (run / "config.yaml").read_text()
+    assert "world_size: 2" in config
+    assert (run / "recite" / "results.json").is_file()
