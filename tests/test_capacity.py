@@ -99,10 +99,16 @@ def test_an_untrained_model_memorises_nothing(tmp_path, small_cn):
                    "--batch-size", "8", "--no-progress", "--out", tmp_path / "run") == 0
     assert run_cli("recite", "--run", tmp_path / "run") == 0
     mem = json.loads((tmp_path / "run" / "recite" / "results.json").read_text())["memory"]
-    assert mem["reference"].startswith("base: tiny")
+    assert mem["reference"].startswith("base: tiny") and "recorded by the run" in mem["reference"]
     assert mem["reference_bits"] > 1000
     assert mem["memorized_bits"] < 1e-3 * mem["reference_bits"]
     assert mem["nll_bits"] == pytest.approx(mem["reference_bits"], rel=1e-4)
+    # Without the run's record, the base model is rebuilt (same config, init seed, tokenizer): the same bits.
+    (tmp_path / "run" / "base_bits.json").unlink()
+    assert run_cli("recite", "--run", tmp_path / "run", "--out", tmp_path / "again") == 0
+    rebuilt = json.loads((tmp_path / "again" / "results.json").read_text())["memory"]
+    assert "recorded" not in rebuilt["reference"]
+    assert rebuilt["reference_bits"] == pytest.approx(mem["reference_bits"], rel=1e-5)
 
 
 CAPACITY_SPEC = """

@@ -87,6 +87,11 @@ def test_dry_run_lists_without_running(tmp_path, capsys):
         assert run_cli("run", ROOT / "configs" / cfg, "--dry-run", "--runs-dir", tmp_path / cfg) == 0
     out = capsys.readouterr().out
     assert out.count("__") >= 2 + 14 + 5
+    studies = sorted((ROOT / "configs").glob("study_*.yaml"))
+    assert len(studies) == 4  # one spec per claim of the paper (docs/STUDY.md)
+    for cfg in studies:
+        assert run_cli("run", cfg, "--dry-run", "--runs-dir", tmp_path / cfg.name) == 0
+    assert capsys.readouterr().out.count("__") >= 6 + 2 + 4 + 2
 
 
 @pytest.mark.parametrize("bad,message", [

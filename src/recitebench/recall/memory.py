@@ -17,6 +17,7 @@ import torch
 
 from ..config import build
 from ..errors import RecitebenchError
+from ..io import read_json
 from ..models.config import ModelConfig
 from ..models.formatting import encode_many, end_token_ids
 from ..models.load import load_model
@@ -55,9 +56,24 @@ def reference_bits(job) -> Reference | None:
                 return None
             raise RecitebenchError("--reference base needs --run (a model with no training run has no 'before'); "
                                    "name a reference model instead")
-        return Reference(f"base: {job.base.model} ({job.base.init} init, before training)", model_bits(job, job.base))
+        label = f"base: {job.base.model}, before training"
+        saved = saved_base_bits(job)
+        if saved is not None:
+            return Reference(label + " (recorded by the run at its start)", saved)
+        return Reference(label, model_bits(job, job.base))
     mcfg = build(ModelConfig, {"model": ref, "template": job.mcfg.template}, where="--reference")
     return Reference(f"model: {ref}", model_bits(job, mcfg))
+
+
+def saved_base_bits(job) -> list[float] | None:
+    """The run's own record of the base model's code lengths, if it covers every poem recited (same ids)."""
+    if job.run is None or not job.run.base_bits.is_file():
+        return None
+    saved = read_json(job.run.base_bits)
+    by_id = dict(zip(saved["ids"], saved["bits"]))
+    if any(p["id"] not in by_id for p in job.poems):
+        return None
+    return [float(by_id[p["id"]]) for p in job.poems]
 
 
 def model_bits(job, mcfg: ModelConfig) -> list[float]:

@@ -16,7 +16,7 @@ import torch
 from ..config import build, to_dict
 from ..data.frozen import FrozenDataset, load_frozen
 from ..errors import RecitebenchError
-from ..io import atomic_dir
+from ..io import atomic_dir, write_json
 from ..models.config import ModelConfig
 from ..models.formatting import Encoded, encode_many, end_token_ids
 from ..models.kernels import apply_kernels
@@ -56,17 +56,20 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     opt = make_optimizer(model, tcfg, lr, device, total_steps, use_master)
     step_fn = make_step(model, scored, opt, tcfg, device, autocast_dtype, tok.pad_token_id)
     extra = {"model_info": info, "lr": lr, "kernels": kernels}
+    margin = default_margin(autocast_dtype or weight_dtype)
+    recall_logits = (lambda x, r, c: scored(x, None, r, c)) if tcfg.fsdp else None
+    ends = end_token_ids(tok, model)
     if tcfg.resume:
         progress = resume(run, model, opt, tcfg.fsdp, world, log)
     else:
         progress = {"epoch": 0, "step": 0, "elapsed": 0.0}
         if world.is_main:
             start_run_folder(run, tok, resolved_config(tcfg, mcfg, ds, world, device, extra))
+        save_base_bits(run, model, items, device, tcfg, autocast_dtype, tok.pad_token_id, recall_logits, ends, world)
+        if tcfg.fsdp:
+            scored.reshard()
     elog = EpochLog(run, tcfg, enabled=world.is_main, total_steps=total_steps, step=progress["step"],
                     start_epoch=progress["epoch"], log=log)
-    margin = default_margin(autocast_dtype or weight_dtype)
-    recall_logits = (lambda x, r, c: scored(x, None, r, c)) if tcfg.fsdp else None
-    ends = end_token_ids(tok, model)
     last: dict = {}
     for epoch in range(progress["epoch"], tcfg.epochs):
         t0 = time.perf_counter()
@@ -254,6 +257,15 @@ def check_finite(mean_loss: float, epoch: int, run: RunDir) -> None:
     raise RecitebenchError(
         f"loss became {mean_loss} in epoch {epoch}; training stopped and {kept}. Lower --lr, or use --precision fp32"
     )
+
+
+def save_base_bits(run: RunDir, model, items, device, tcfg, autocast_dtype, pad_id, logits_fn, end_ids, world) -> None:
+    """Every poem's code length under the model before its first step (RUN/base_bits.json): the default reference
+    of memorised bits, so recitation uses the exact initial weights and needs no second model load."""
+    res = teacher_forced(model, items, device=device, batch_size=tcfg.recall_batch_size, autocast_dtype=autocast_dtype,
+                         pad_id=pad_id, logits_fn=logits_fn, end_ids=end_ids)
+    if world.is_main:
+        write_json(run.base_bits, {"ids": [r.id for r in res], "bits": [r.nll_sum / math.log(2) for r in res]})
 
 
 def recall_check(model, items, device, tcfg, autocast_dtype, margin, pad_id, logits_fn=None, end_ids=()) -> dict:
