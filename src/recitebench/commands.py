@@ -104,10 +104,10 @@ def run(args: argparse.Namespace) -> int:
 
 def capacity(args: argparse.Namespace) -> int:
     from .experiment.capacity import capacity as measure  # stage import
-    from .experiment.capacity import default_capacity_spec
+    from .experiment.spec import default_spec_path
     from .report.capacity import write_capacity_report
 
-    spec = args.spec or str(default_capacity_spec())
+    spec = args.spec or str(default_spec_path("capacity_demo.yaml"))
     raw = load_yaml(spec)
     ccfg = merge(CapacityConfig, yaml=raw.get("capacity") or {}, flags=args, where=f"{spec}: capacity")
     xcfg = merge(ExecutorConfig, yaml=raw.get("executor") or {}, flags=args, where=f"{spec}: executor")

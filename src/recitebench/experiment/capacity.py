@@ -41,15 +41,6 @@ def capacity(spec_path: str, ccfg: CapacityConfig, xcfg: ExecutorConfig | None, 
     return result
 
 
-def default_capacity_spec() -> Path:
-    """configs/capacity_demo.yaml of the checkout."""
-    for cand in (Path.cwd() / "configs" / "capacity_demo.yaml",
-                 Path(__file__).resolve().parents[3] / "configs" / "capacity_demo.yaml"):
-        if cand.is_file():
-            return cand
-    raise RecitebenchError("no spec given and configs/capacity_demo.yaml not found; pass a capacity spec")
-
-
 def _base_spec(path: str) -> dict:
     from ..config import load_yaml
 
@@ -72,10 +63,10 @@ def pilot(raw: dict, ccfg: CapacityConfig, root: Path, xcfg, log) -> dict[str, f
     run_spec(load_spec(path), xcfg, retry_failed=False, log=log)
     picks, losses = {}, {}
     for m in raw["models"]:
-        losses[m] = {lr: _final_loss(root / "pilot" / f"{_pilot_data(ccfg)}__{m}_lr{lr:g}") for lr in ccfg.lrs}
+        losses[m] = {lr: _final_loss(_pilot_run(root, ccfg, m, lr)) for lr in ccfg.lrs}
         finite = {lr: loss for lr, loss in losses[m].items() if math.isfinite(loss)}
         if not finite:
-            first = RunDir(root / "pilot" / f"{_pilot_data(ccfg)}__{m}_lr{ccfg.lrs[0]:g}").failure_reason()
+            first = RunDir(_pilot_run(root, ccfg, m, ccfg.lrs[0])).failure_reason()
             raise RecitebenchError(f"pilot: every run of {m} failed (first: {first}); logs in {root / 'pilot'}")
         picks[m] = min(finite, key=lambda lr: (finite[lr], lr))
         log(f"pilot {m}: lr {picks[m]:g} (final loss per lr: "
@@ -95,6 +86,15 @@ def _pilot_data(ccfg: CapacityConfig) -> str:
     return f"n{ccfg.pilot_size or ccfg.sizes[-1]}_s{ccfg.seeds[0]}"
 
 
+def _pilot_model(m: str, lr: float) -> str:
+    return f"{m}_lr{lr:g}"
+
+
+def _pilot_run(root: Path, ccfg: CapacityConfig, m: str, lr: float) -> Path:
+    """The folder of model m's pilot run at rate lr (the runner names runs DATASET__MODEL)."""
+    return root / "pilot" / f"{_pilot_data(ccfg)}__{_pilot_model(m, lr)}"
+
+
 def _dataset(raw: dict, n: int, seed: int) -> dict:
     return {**raw["data"], "n": n, "seed": seed, "nested": True}
 
@@ -107,7 +107,7 @@ def _model(raw: dict, m: str, seed: int, train: dict) -> dict:
 
 def pilot_spec(raw: dict, ccfg: CapacityConfig, root: Path) -> dict:
     seed, n = ccfg.seeds[0], ccfg.pilot_size or ccfg.sizes[-1]
-    models = {f"{m}_lr{lr:g}": _model(raw, m, seed, {"lr": lr, "epochs": ccfg.pilot_epochs, "seed": seed})
+    models = {_pilot_model(m, lr): _model(raw, m, seed, {"lr": lr, "epochs": ccfg.pilot_epochs, "seed": seed})
               for m in raw["models"] for lr in ccfg.lrs}
     return {"name": f"{raw.get('name', 'capacity')}-pilot", "runs_dir": str(root / "pilot"), "stop_after": "train",
             "datasets": {_pilot_data(ccfg): _dataset(raw, n, seed)}, "models": models,
@@ -197,9 +197,3 @@ def interval(values: list[float]) -> dict:
     half = T95.get(k - 1, 1.96) * sd / math.sqrt(k)
     return {"mean": mean, "low": mean - half, "high": mean + half, "per_seed": values}
 
-
-def load_capacity_config(spec_path: str, flags) -> CapacityConfig:
-    from ..config import merge
-
-    return merge(CapacityConfig, yaml=_base_spec(spec_path).get("capacity") or {}, flags=flags,
-                 where=f"{spec_path}: capacity")

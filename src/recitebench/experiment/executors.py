@@ -157,6 +157,13 @@ class Pool:
         return out
 
 
+def lost(r: PlannedRun, what: str, error: Exception) -> Outcome:
+    """The outcome of a run whose process died under a cluster executor, recorded as its failure."""
+    o = Outcome(r.name, "failed", f"{what}: {(str(error).strip().splitlines() or ['?'])[-1][:200]}", str(r.run.log))
+    r.run.mark_failed(o.detail)
+    return o
+
+
 def _parse_outcome(name: str, stdout: str, code: int, log: str) -> Outcome:
     lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
     if lines:
@@ -208,9 +215,7 @@ def _wait_jobs(jobs: list, log) -> list[Outcome]:
             try:
                 o = job.result()
             except Exception as e:  # noqa: BLE001 - a killed or crashed job: its run resumes on the next `run`
-                o = Outcome(r.name, "failed", f"job {job.job_id}: {str(e).strip().splitlines()[-1][:200]}",
-                            str(r.run.log))
-                r.run.mark_failed(o.detail)
+                o = lost(r, f"job {job.job_id}", e)
             pending.remove((job, r))
             log(state_line(o))
             out.append(o)
@@ -249,8 +254,7 @@ def _ray(spec: Spec, todo: list[PlannedRun], xcfg: ExecutorConfig, log) -> list[
             try:
                 o = ray.get(ref)
             except Exception as e:  # noqa: BLE001 - a lost worker: its run resumes on the next `run`
-                o = Outcome(r.name, "failed", f"ray task: {str(e).strip().splitlines()[-1][:200]}", str(r.run.log))
-                r.run.mark_failed(o.detail)
+                o = lost(r, "ray task", e)
             log(state_line(o))
             out.append(o)
     if local:

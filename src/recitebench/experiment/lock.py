@@ -35,8 +35,10 @@ class RunLock:
                 return True
             if not self.stale():
                 return False
+            moved = self.path.with_name(f"{self.path.name}.stale.{os.getpid()}")
             try:  # only one of the workers that saw the stale lock gets to move it away
-                os.rename(self.path, self.path.with_name(f"{self.path.name}.stale.{os.getpid()}"))
+                os.rename(self.path, moved)
+                moved.unlink()
             except FileNotFoundError:
                 pass
         return False
@@ -80,12 +82,6 @@ class RunLock:
             tmp = self.path.with_name(self.path.name + ".beat")
             tmp.write_text(json.dumps({**_me(), "heartbeat": time.time()}), encoding="utf-8")
             os.replace(tmp, self.path)
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()
 
 
 def _me() -> dict:

@@ -69,13 +69,13 @@ class Spec:
         return self.runs_dir / "data" / dataset
 
 
-def default_spec_path() -> Path:
-    """configs/demo.yaml of the checkout, or the copy shipped inside the package."""
+def default_spec_path(name: str = "demo.yaml") -> Path:
+    """configs/NAME of the working folder or of the checkout this package runs from."""
     here = Path(__file__).resolve()
-    for cand in (Path.cwd() / "configs" / "demo.yaml", here.parents[3] / "configs" / "demo.yaml"):
+    for cand in (Path.cwd() / "configs" / name, here.parents[3] / "configs" / name):
         if cand.is_file():
             return cand
-    raise RecitebenchError("no spec given and configs/demo.yaml not found; pass a spec file")
+    raise RecitebenchError(f"no spec given and configs/{name} not found; pass a spec file")
 
 
 def load_spec(path: str | Path, runs_dir: str | None = None) -> Spec:

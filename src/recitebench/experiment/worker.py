@@ -99,9 +99,11 @@ def _torchrun_train(r: PlannedRun, gpus: int, logfile):
 
 
 def main(argv: list[str] | None = None) -> int:
-    spec_path, runs_dir, name, gpus = (argv or sys.argv[1:]) + ["1"] * (4 - len(argv or sys.argv[1:]))
+    args = argv or sys.argv[1:]
+    spec_path, runs_dir, name = args[:3]
+    gpus = int(args[3]) if len(args) > 3 else 1
     try:
-        out = execute_run(spec_path, runs_dir, name, int(gpus))
+        out = execute_run(spec_path, runs_dir, name, gpus)
     except RecitebenchError as e:
         out = Outcome(name, "failed", str(e))
     print(json.dumps(asdict(out)), flush=True)  # the pool reads this last line

@@ -66,13 +66,13 @@ class Job:
 
 @dataclass
 class Certified:
-    """The teacher-forced pass: its per-poem statistics (None when certification is off) and what it proved."""
+    """The teacher-forced pass: its per-poem statistics (always computed: they give the bits) and what it proved."""
 
-    teacher: list[TeacherResult] | None
+    teacher: list[TeacherResult]
     ids: set[int]  # empty when certification is off
 
     def safe_prefix(self, i: int) -> int:
-        return self.teacher[i].safe_prefix if self.teacher and self.ids else 0
+        return self.teacher[i].safe_prefix if self.ids else 0
 
 
 def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) -> Results:
@@ -212,14 +212,12 @@ def grade_poem(job: Job, i: int, certified: Certified, decoded: dict[int, list[i
               forgotten_similarity=rcfg.forgotten_similarity, stopped=stopped)
     n_target = len(item.target_ids) - 1
     prefix = next((k for k, (a, b) in enumerate(zip(ids, item.target_ids[:-1])) if a != b), min(len(ids), n_target))
-    tf = {}
-    if certified.teacher is not None:
-        r = certified.teacher[i]
-        tf = {"tf_token_accuracy": r.token_accuracy, "tf_loss": r.loss, "tf_min_margin": r.min_margin,
-              "nll_bits": r.nll_sum / LN2}
-        if job.reference is not None:
-            ref = job.reference.bits[i]
-            tf.update(ref_bits=ref, memorized_bits=memorized([tf["nll_bits"]], [ref])[0])
+    r = certified.teacher[i]
+    tf = {"tf_token_accuracy": r.token_accuracy, "tf_loss": r.loss, "tf_min_margin": r.min_margin,
+          "nll_bits": r.nll_sum / LN2}
+    if job.reference is not None:
+        ref = job.reference.bits[i]
+        tf.update(ref_bits=ref, memorized_bits=memorized([tf["nll_bits"]], [ref])[0])
     return Sample(
         id=poem["id"],
         prompt=poem["prompt"],

@@ -24,7 +24,7 @@ LS_COLUMNS = [
 ]
 
 
-def list_runs(runs_dir: Path, finished_only: bool = False) -> list[dict]:
+def list_runs(runs_dir: Path) -> list[dict]:
     """Every run in a folder, finished or not, sorted by name: key numbers of the finished ones, the status of the
     others (queued: waiting in a `run` invocation; running: a live worker holds its lock; trained, interrupted,
     partial, failed: from its files)."""
@@ -33,8 +33,7 @@ def list_runs(runs_dir: Path, finished_only: bool = False) -> list[dict]:
         raise RecitebenchError(f"{runs_dir}: no such runs folder")
     done = [key_numbers(RunDir(res.parent.parent)) for res in sorted(runs_dir.glob("*/recite/results.json"))]
     rows = [{**r, "status": "done"} for r in done]
-    if not finished_only:
-        rows += [_unfinished(runs_dir, name) for name in _unfinished_names(runs_dir, {r["name"] for r in done})]
+    rows += [_unfinished(runs_dir, name) for name in _unfinished_names(runs_dir, {r["name"] for r in done})]
     return sorted(rows, key=lambda r: r["name"])
 
 
