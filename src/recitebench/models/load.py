@@ -148,7 +148,19 @@ def _pretrained(cfg: ModelConfig, ref: str, gguf_file: str | None, dtype, device
     except Exception as e:  # noqa: BLE001 - a broken or truncated weights file raises library-specific errors
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise RecitebenchError(f"{ref}: cannot load model: {msg}") from None
+    if gguf_file:
+        _forget_gguf_quantizer(model)
     return model, load_tokenizer(cfg.tokenizer or ref, gguf_file=None if cfg.tokenizer else gguf_file)
+
+
+def _forget_gguf_quantizer(model) -> None:
+    """Transformers de-quantizes GGUF tensors into ordinary float weights but keeps a GGUF quantizer marker, and
+    save_pretrained refuses a marked model: a fine-tuned GGUF model could train 100 epochs and then fail to save.
+    The weights hold no quantized state, so the marker (and the config entry that would re-apply it) goes."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def _scratch(cfg: ModelConfig, preset: ModelPreset | None, ref: str, corpus, dtype, info: dict):
