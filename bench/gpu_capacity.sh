@@ -6,6 +6,7 @@ set -uo pipefail
 export RECITEBENCH_SHARED=$PWD/.carry/shared HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONPATH=$PWD/src
 python3 -m pip install -q --no-deps --no-index --find-links .whl rapidfuzz >/dev/null 2>&1
 OUT=${OUT:-out}; mkdir -p "$OUT"
+export RECITEBENCH_COMMIT=${COMMIT:-}  # the tree travels without its history: results name the real commit
 { date -u +%FT%TZ; echo "commit ${COMMIT:-unknown}"; \
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; } | tee "$OUT/device.txt"
 BUDGET=${BUDGET:-560}; start=$SECONDS

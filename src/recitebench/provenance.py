@@ -25,7 +25,12 @@ def package_versions() -> dict[str, str | None]:
 
 
 def git_commit() -> str | None:
-    """The commit of the recitebench checkout (None when installed from a wheel)."""
+    """The commit of the recitebench checkout (None when installed from a wheel).
+
+    RECITEBENCH_COMMIT names it where the tree was copied without its history (a GPU node fed a working tree):
+    there `git` would report a stale or foreign commit."""
+    if os.environ.get("RECITEBENCH_COMMIT"):
+        return os.environ["RECITEBENCH_COMMIT"]
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
