@@ -143,3 +143,13 @@ def test_static_decoder_equals_hf_generate(arch):
     assert static_greedy(model, items, batch_size=4, **kw) == ref
     assert static_greedy(model, items, batch_size=9, **kw) == ref  # batching changes nothing
     assert all(len(r) <= len(it.target_ids) + 5 for r, it in zip(ref, items))
+
+
+def test_training_and_recitation_count_the_correct_prefix_alike(trained_run, tmp_path):
+    """train_summary.json's last memory check and results.json give the same mean prefix (poem tokens, no end token)."""
+    assert run_cli("recite", "--run", trained_run, "--out", tmp_path / "r") == 0
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    final = json.loads((trained_run / "train_summary.json").read_text())["final"]
+    assert final["mean_prefix_tokens"] == pytest.approx(res["mean_prefix_tokens"])
+    poem_tokens = [s["target_tokens"] for s in read_jsonl(tmp_path / "r" / "samples.jsonl")]
+    assert res["mean_prefix_tokens"] <= sum(poem_tokens) / len(poem_tokens)

@@ -25,7 +25,7 @@ class TeacherResult:
     id: str
     certified: bool  # arg-max path == poem + end token, with every margin above the threshold
     all_argmax_correct: bool  # the same without the margin rule
-    prefix_tokens: int  # target tokens predicted correctly before the first miss
+    prefix_tokens: int  # poem tokens predicted correctly before the first miss (the end token is not counted)
     token_accuracy: float  # share of target tokens whose arg-max is right
     loss: float  # mean cross-entropy over the target tokens
     nll_sum: float  # summed cross-entropy (nats) over the target tokens, end token included
@@ -119,7 +119,8 @@ def _batch_stats(model, batch: list[Encoded], device, autocast_dtype, pad_id: in
 def _result(poem_id: str, correct: np.ndarray, gap: np.ndarray, nll: np.ndarray, margin: float) -> TeacherResult:
     n = len(correct)
     safe_all = correct & (gap > margin)
-    prefix = n if correct.all() else int(np.argmin(correct))  # the first miss
+    # the first miss, counted in poem tokens as recitation counts them (a perfect poem scores its length, not +1)
+    prefix = min(n - 1, n if correct.all() else int(np.argmin(correct)))
     safe = n if safe_all.all() else int(np.argmin(safe_all))
     return TeacherResult(
         poem_id,
