@@ -54,6 +54,20 @@ class RunDir:
     def name(self) -> str:
         return self.path.name
 
+    def labels(self) -> tuple[str, str]:
+        """(dataset, model) for tables: a grid run is named DATASET__MODEL; a one-off run is labelled from its
+        config.yaml (the dataset folder's name; the model preset, or the model folder's or file's name)."""
+        dataset, sep, model = self.name.partition("__")
+        if sep or not self.config.is_file():
+            return dataset, model or "-"
+        try:
+            cfg = load_yaml(self.config)
+        except RecitebenchError:
+            return self.name, "-"
+        data = str((cfg.get("train") or {}).get("data") or self.name)
+        ref = str((cfg.get("model") or {}).get("model") or "-")
+        return Path(data).name, Path(ref).stem if ref.endswith((".json", ".gguf")) else Path(ref).name
+
     def has_model(self) -> bool:
         return (self.model / "config.json").is_file()
 
@@ -125,12 +139,12 @@ def key_numbers(run: RunDir) -> dict:
     res = read_results(run.recite)
     summ = run.read_summary()
     final = summ.get("final", {})
-    dataset, _, model = run.name.partition("__")
+    dataset, model = run.labels()
     return {
         "name": run.name,
         "path": str(run.path),
         "dataset": dataset,
-        "model": model or res.model.get("model"),
+        "model": model,
         "n": res.n,
         "exact_match": res.exact_match,
         "ci_low": res.exact_match_ci95[0],

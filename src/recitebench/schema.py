@@ -85,6 +85,7 @@ class Results:
     generation: str = "greedy"  # greedy (the definition) or model (the model's own generation_config)
     generation_overrides: dict = field(default_factory=dict)  # the model's settings plain greedy decoding ignored
     not_round_trip: int = 0  # poems whose tokens do not decode back to their text: never certified
+    invalid_utf8: int = 0  # predictions with bytes that are not UTF-8 (decoded as U+FFFD where the target has none)
     memory: dict = field(default_factory=dict)  # bits: under the model, the reference, memorised, per parameter
     speed: dict = field(default_factory=dict)  # epochs and training tokens to 50 % / 90 % recall (a run's curve)
     versions: dict = field(default_factory=dict)

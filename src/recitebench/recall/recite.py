@@ -100,6 +100,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     log(
         f"exact recall {results.exact_match:.1%} ({results.n_correct}/{results.n}); decided by teacher forcing: "
         f"{len(certified.ids)}, by generation: {len(decoded)}; wrote {job.out}/results.json"
+        + (f"; {results.invalid_utf8} predictions hold invalid UTF-8 (shown as U+FFFD)" if results.invalid_utf8 else "")
     )
     return results
 
@@ -242,6 +243,11 @@ def bootstrap_ci(hits: list[bool], resamples: int, seed: int) -> list[float]:
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
+def invalid_utf8(prediction: str, target: str) -> bool:
+    """A byte-level model can emit token sequences that are not UTF-8; decoding shows them as U+FFFD."""
+    return prediction.count("\ufffd") > target.count("\ufffd")
+
+
 def summarise(
     job: Job, samples: list[Sample], certified: Certified, decoder: Decoder | None, verification: dict
 ) -> Results:
@@ -262,6 +268,7 @@ def summarise(
         mean_prefix_tokens=mean("prefix_tokens"),
         mean_line_accuracy=mean("line_accuracy"),
         mean_chrf=mean("chrf"),
+        invalid_utf8=sum(invalid_utf8(s.prediction, s.target) for s in samples),
         decided_by={
             "certified": len(certified.ids),
             "generated": n - len(certified.ids),

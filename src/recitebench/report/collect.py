@@ -25,13 +25,13 @@ def collect(runs_dir: Path) -> list[RunView]:
     runs = []
     for res_path in sorted(Path(runs_dir).glob("*/recite/results.json")):
         run = RunDir(res_path.parent.parent)
-        dataset, _, model = run.name.partition("__")
+        dataset, model = run.labels()
         runs.append(
             RunView(
                 run.name,
                 run.path,
                 dataset,
-                model or run.name,
+                model,
                 read_results(run.recite),
                 run.read_metrics(),
                 read_samples(run.recite),

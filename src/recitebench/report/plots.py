@@ -59,32 +59,61 @@ def memory_curves(runs: list[RunView]) -> bytes:
     return _png(fig)
 
 
+MIN_BIN = 20  # poems: a length bin with fewer is merged into its neighbour (one poem would read as 0 % or 100 %)
+
+
+def length_bins(samples, width: int = 32, min_n: int = MIN_BIN) -> list[tuple[int, int, list[bool]]]:
+    """(first char, last char, hits) per bin of `width` characters, adjacent bins merged until each holds at least
+    `min_n` poems (the last short bin joins the one before it)."""
+    raw: dict[int, list[bool]] = defaultdict(list)
+    for s in samples:
+        raw[(s.chars - 1) // width].append(s.exact)
+    bins: list[list] = []
+    for b in sorted(raw):
+        lo, hi = b * width + 1, (b + 1) * width
+        if bins and len(bins[-1][2]) < min_n:
+            bins[-1][1], bins[-1][2] = hi, bins[-1][2] + raw[b]
+        else:
+            bins.append([lo, hi, list(raw[b])])
+    if len(bins) > 1 and len(bins[-1][2]) < min_n:
+        lo, hi, hits = bins.pop()
+        bins[-1][1], bins[-1][2] = hi, bins[-1][2] + hits
+    return [(lo, hi, hits) for lo, hi, hits in bins]
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson interval of a share k/n (sound at 0 and n, unlike the normal approximation)."""
+    if n == 0:
+        return 0.0, 1.0
+    p, d = k / n, 1 + z * z / n
+    mid, half = (p + z * z / (2 * n)) / d, z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / d
+    return max(0.0, mid - half), min(1.0, mid + half)
+
+
 def accuracy_by_length(runs: list[RunView], width: int = 32) -> bytes:
+    """Exact recall per length bin with 95 % Wilson intervals; each point is labelled with its poem count."""
     setup_matplotlib()
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 3.8))
     for k, r in enumerate(sorted(runs, key=lambda r: r.name)):
-        buckets: dict[int, list[bool]] = defaultdict(list)
-        for s in r.samples:
-            buckets[(s.chars - 1) // width].append(s.exact)
-        xs = sorted(buckets)
+        bins = length_bins(r.samples, width)
+        xs = [(lo + hi) / 2 + 2 * k for lo, hi, _ in bins]  # runs side by side, not on top of each other
+        ys = [100 * sum(h) / len(h) for _, _, h in bins]
+        ci = [wilson(sum(h), len(h)) for _, _, h in bins]
+        err = [[max(0.0, y - 100 * lo) for y, (lo, _) in zip(ys, ci)],  # max: rounding must not give -1e-15
+               [max(0.0, 100 * hi - y) for y, (_, hi) in zip(ys, ci)]]
         ls, mk = STYLES[k % len(STYLES)]
-        ax.plot(
-            [(x + 0.5) * width for x in xs],
-            [100 * sum(buckets[x]) / len(buckets[x]) for x in xs],
-            ls=ls,
-            marker=mk,
-            color="k",
-            ms=4,
-            label=r.name,
-        )
+        ax.errorbar(xs, ys, yerr=err, ls=ls, marker=mk, color="k", ms=4, capsize=2, lw=1, label=r.name)
+        for x, y, (_, _, h) in zip(xs, ys, bins):
+            ax.annotate(f"n={len(h)}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=6)
     ax.set(
-        title="Exact recall by length (prompt + poem characters)",
-        xlabel="characters",
+        title=f"Exact recall by length (bins of {width} characters, merged below {MIN_BIN} poems; 95 % intervals)",
+        xlabel="prompt + poem characters",
         ylabel="exact recall (%)",
-        ylim=(-2, 102),
+        ylim=(-2, 108),
     )
+    ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

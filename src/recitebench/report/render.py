@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import html
-import os
+import random
 from pathlib import Path
 
 from ..errors import RecitebenchError
 from ..io import atomic_path
 from ..provenance import now_iso
+from ..recall.graded import OUTCOMES
 from . import plots
 from .collect import RunView, collect
+from .diff import diff_html, diff_text
+from .explorer import explorer_html
 
 FIGURES = {"memory_curves": "memory curves", "accuracy_by_length": "accuracy by length", "outcomes": "outcomes"}
 
@@ -20,7 +23,10 @@ margin:2em auto;padding:0 1em;color:#111}table{border-collapse:collapse;margin:1
 padding:4px 8px;text-align:left}th{background:#eee}mark{background:#ddd;text-decoration:underline}
 mark.bad{background:#bbb;text-decoration:line-through}.pair{display:grid;grid-template-columns:1fr 1fr;gap:8px;
 margin:6px 0 14px}.pair div{border:1px solid #ccc;padding:6px;white-space:normal;font-size:14px}img{max-width:100%}
-code{font-size:12px}small{color:#555}"""
+code{font-size:12px}small{color:#555}del{background:#f3c4c4}ins{background:#c4e8c4;text-decoration:none}
+mark.bytes{background:#f0a030;outline:1px solid #a05000}.xbar{margin:8px 0}table.x th{cursor:pointer}
+table.x tbody tr{cursor:pointer}table.x tbody tr:hover{background:#f4f4f4}"""
+EXAMPLES_SEED = 0  # which poems of a class the report shows: the same ones every time it is rendered
 
 
 def render(runs_dir: str | Path, title: str | None = None) -> Path:
@@ -58,10 +64,19 @@ def grid(runs: list[RunView]) -> tuple[list[str], list[str], dict[tuple[str, str
     return (sorted({r.dataset for r in runs}), sorted({r.model for r in runs}), {(r.dataset, r.model): r for r in runs})
 
 
-def examples(r: RunView, n: int = 3) -> tuple[list, list]:
-    right = [s for s in r.samples if s.exact][:n]
-    wrong = sorted((s for s in r.samples if not s.exact), key=lambda s: -s.similarity)[:n]
-    return right, wrong
+def examples(r: RunView, per_class: int = 2, seed: int = EXAMPLES_SEED) -> list[tuple[str, int, list]]:
+    """(outcome, count, shown) for every outcome class: a seeded random draw from each class, so a report shows
+    what each kind of error looks like, not only the nearest misses."""
+    out = []
+    for o in OUTCOMES:
+        group = [s for s in r.samples if s.outcome == o]
+        shown = random.Random(f"{seed}:{r.name}:{o}").sample(group, min(per_class, len(group)))
+        out.append((o, len(group), sorted(shown, key=lambda s: group.index(s))))
+    return out
+
+
+def _class_title(o: str, count: int, n: int, shown: int) -> str:
+    return f"{o.replace('_', ' ')}: {count:,} of {n:,} poems" + (f" ({shown} shown, drawn at random)" if shown else "")
 
 
 def provenance_rows(runs: list[RunView]) -> list[dict[str, str]]:
@@ -84,19 +99,6 @@ def provenance_rows(runs: list[RunView]) -> list[dict[str, str]]:
             }
         )
     return rows
-
-
-def _diff_html(target: str, pred: str) -> tuple[str, str]:
-    """Mark where the recitation leaves the target (after the longest common prefix)."""
-    k = len(os.path.commonprefix([target, pred]))
-
-    def esc(s: str) -> str:
-        return html.escape(s).replace("\n", "<br>")
-
-    return (
-        esc(target[:k]) + (f"<mark>{esc(target[k:])}</mark>" if target[k:] else ""),
-        esc(pred[:k]) + (f"<mark class=bad>{esc(pred[k:])}</mark>" if pred[k:] else ""),
-    )
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -145,21 +147,46 @@ def html_report(runs: list[RunView], runs_dir: Path, title: str, figs: dict[str,
             ],
         )
     )
-    h.append("<h2>Recitations (correct and wrong, divergence marked)</h2>")
-    for r in runs:
-        h.append(f"<h3>{esc(r.name)}</h3>")
-        right, wrong = examples(r)
-        for kind, group in (("correct", right), ("wrong", wrong)):
-            for s in group:
-                t, p = _diff_html(s.target, s.prediction)
-                h.append(
-                    f"<p><b>{kind}</b> · {esc(s.prompt)} <small>({s.outcome}, similarity {s.similarity:.2f})"
-                    f"</small></p><div class=pair><div><small>target</small><br>{t}</div>"
-                    f"<div><small>recitation</small><br>{p}</div></div>"
-                )
+    h.append("<h2>Recitations of every outcome class</h2><p><small>Edit script at character level: "
+             "<del>target only</del> <ins>recitation only</ins>; <mark class=bytes>&#xfffd;</mark> = bytes that are "
+             "not UTF-8.</small></p>")
+    h += [_html_examples(r) for r in runs]
+    h.append(explorer_html(runs))
     prov = provenance_rows(runs)
     h.append("<h2>Provenance</h2>" + _html_table(list(prov[0]), [[esc(v) for v in row.values()] for row in prov]))
     return "\n".join(h) + "</body></html>"
+
+
+def _html_examples(r: RunView) -> str:
+    esc = html.escape
+    h = [f"<h3>{esc(r.name)}</h3>"]
+    if r.results.invalid_utf8:
+        h.append(f"<p>{r.results.invalid_utf8} recitations hold bytes that are not UTF-8.</p>")
+    for o, count, shown in examples(r):
+        h.append(f"<h4>{esc(_class_title(o, count, r.results.n, len(shown)))}</h4>")
+        for s in shown:
+            t, p = diff_html(s.target, s.prediction)
+            h.append(
+                f"<p>{esc(s.prompt)} <small>(similarity {s.similarity:.2f}, correct prefix {s.prefix_chars} "
+                f"characters)</small></p><div class=pair><div><small>target</small><br>{t}</div>"
+                f"<div><small>recitation</small><br>{p}</div></div>"
+            )
+    return "\n".join(h)
+
+
+def _md_examples(r: RunView) -> list[str]:
+    md = [f"### {r.name}", ""]
+    if r.results.invalid_utf8:
+        md += [f"{r.results.invalid_utf8} recitations hold bytes that are not UTF-8 (shown as \ufffd).", ""]
+    for o, count, shown in examples(r):
+        md += [f"**{_class_title(o, count, r.results.n, len(shown))}**", ""]
+        for s in shown:
+            md += [f"{s.prompt} (similarity {s.similarity:.2f})", "", "```text", "target:     "
+                   + s.target.replace("\n", " / ")]
+            if not s.exact:
+                md.append("diff:       " + diff_text(s.target, s.prediction))
+            md += ["```", ""]
+    return md
 
 
 def markdown_report(runs: list[RunView], runs_dir: Path, title: str) -> str:
@@ -201,22 +228,10 @@ def markdown_report(runs: list[RunView], runs_dir: Path, title: str) -> str:
         + f" | {r.results.mean_similarity:.3f} |"
         for r in runs
     ]
-    md += ["", "## Recitations", ""]
+    md += ["", "## Recitations of every outcome class", "",
+           "Diffs in wdiff notation: `[-target only-]{+recitation only+}`, at character level.", ""]
     for r in runs:
-        md.append(f"### {r.name}")
-        right, wrong = examples(r, 2)
-        for kind, group in (("correct", right), ("wrong", wrong)):
-            for s in group:
-                md += [
-                    "",
-                    f"**{kind}** · {s.prompt} ({s.outcome}, similarity {s.similarity:.2f})",
-                    "",
-                    "```text",
-                    "target:     " + s.target.replace("\n", " / "),
-                    "recitation: " + s.prediction.replace("\n", " / "),
-                    "```",
-                ]
-        md.append("")
+        md += _md_examples(r)
     prov = provenance_rows(runs)
     md += ["## Provenance", "", "| " + " | ".join(prov[0]) + " |", "|---" * len(prov[0]) + "|"]
     md += ["| " + " | ".join(row.values()) + " |" for row in prov]

@@ -56,7 +56,7 @@ def _unfinished(runs_dir: Path, name: str) -> dict:
     elif status == "todo":
         status = "queued"
     final = run.read_summary().get("final") or (run.read_metrics() or [{}])[-1]
-    dataset, _, model = name.partition("__")
+    dataset, model = run.labels()
     return {"name": name, "status": status, "dataset": dataset, "model": model, "epochs": final.get("epoch"),
             "final_loss": final.get("loss")}
 
@@ -76,9 +76,9 @@ def side_by_side(paths: list[str]) -> str:
         if p.status() != "done":
             raise RecitebenchError(f"{p.path}: not a finished run (no recite/results.json)")
         rows.append(key_numbers(p))
-    keys = [k for _, k in LS_COLUMNS if k not in ("name", "status")] + ["dataset", "model"]
+    keys = ["dataset", "model"] + [k for _, k in LS_COLUMNS if k not in ("name", "status")]
     width = max(len(k) for k in keys)
-    cols = [max(len(r["name"]), 10) for r in rows]
+    cols = [max(len(s) for s in [r["name"], *(fmt(r.get(k), k) for k in keys)]) for r in rows]  # widest cell
     lines = [" " * width + "  " + "  ".join(r["name"].ljust(c) for r, c in zip(rows, cols))]
     for k in keys:
         lines.append(k.ljust(width) + "  " + "  ".join(fmt(r.get(k), k).ljust(c) for r, c in zip(rows, cols)))
