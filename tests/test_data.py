@@ -79,6 +79,42 @@ def test_column_mapping(tmp_path):
     assert man["columns"] == {"author": "who", "title": "t", "content": "body"}
 
 
+def test_guessed_columns_are_printed_and_an_ambiguous_guess_is_an_error(tmp_path, capsys):
+    rows = [{"poet": r["author"], "name": r["title"], "text": r["content"]} for r in EN_ROWS]
+    code, out = build(tmp_path, write_jsonl(tmp_path / "p.jsonl", rows))
+    _, man = assert_ok(code, out)
+    printed = capsys.readouterr().out
+    assert "columns: author=poet (guessed), title=name (guessed), content=text (guessed)" in printed
+    assert man["columns_guessed"] == ["author", "title", "content"]
+    both = [{**r, "poem": r["text"]} for r in rows]  # 'poem' and 'text' are both aliases of content
+    code, _ = build(tmp_path, write_jsonl(tmp_path / "b.jsonl", both), out_name="b")
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "field 'content' could be column 'poem' or 'text'; choose with --columns content=COLUMN" in err
+    code, out = build(tmp_path, tmp_path / "b.jsonl", "--columns", "content=poem", out_name="b2")
+    assert_ok(code, out)
+
+
+def test_custom_prompt_template_and_target(tmp_path, capsys):
+    """A researcher's own corpus: a Chinese prompt over its own columns, the target a template over columns."""
+    rows = [{"朝代": "唐", "作者": f"诗人{i}", "题目": f"题{i}", "正文": f"白日依山尽{i}，\n黄河入海流。"}
+            for i in range(12)]
+    src = write_jsonl(tmp_path / "zh.jsonl", rows)
+    code, out = build(tmp_path, src, "--prompt-template", "默写：{朝代}·{作者}《{题目}》", "--target", "正文")
+    got, man = assert_ok(code, out)
+    assert got[0]["prompt"] == f"默写：唐·{got[0]['作者']}《{got[0]['题目']}》"
+    assert got[0]["target"] in [r["正文"] for r in rows] and man["template"] == "默写：{朝代}·{作者}《{题目}》"
+    code, out = build(tmp_path, src, "--prompt-template", "{作者}", "--target", "《{题目}》\n{正文}", out_name="t2")
+    got, man = assert_ok(code, out)
+    assert got[0]["target"].startswith("《题") and man["target_template"] == "《{题目}》\n{正文}"
+    for template, message in (("{作}", "unknown column '作' named by the template"),
+                              ("{0}", "placeholder {0} must name a column"),
+                              ("{target}", "{target} is a reserved name")):
+        code, _ = build(tmp_path, src, "--prompt-template", template, "--target", "正文", out_name="bad")
+        err = capsys.readouterr().err.strip()
+        assert code == 1 and message in err and len(err.splitlines()) == 1
+
+
 def test_presets_match_the_paper(tmp_path, shared):
     out = tmp_path / "cn"
     assert run_cli("data", "build", "--preset", "cn-poems", "--source", "shared:cn_poems", "--n", "3", "--max-chars",

@@ -38,6 +38,10 @@ def data_build(args: argparse.Namespace) -> int:
         f"unambiguous {c['after_ambiguity_guard']}, within length {c['after_length_rule']}); "
         f"sha256 {man['poems_sha256'][:12]}"
     )
+    if man.get("columns"):  # say which source columns fed which field, guessed ones marked
+        guessed = set(man.get("columns_guessed", []))
+        pairs = [f"{f}={c}" + (" (guessed)" if f in guessed else "") for f, c in man["columns"].items()]
+        print("columns: " + ", ".join(pairs) + ("; set them with --columns FIELD=COLUMN" if guessed else ""))
     return 0
 
 

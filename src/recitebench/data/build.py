@@ -19,36 +19,56 @@ from ..errors import RecitebenchError
 from ..io import read_json, sha256_file, write_json, write_jsonl
 from ..provenance import provenance
 from .config import DataConfig
-from .presets import COLUMN_ALIASES, get_preset, parse_columns
+from .presets import COLUMN_ALIASES, get_preset, parse_columns, placeholders
 from .random_strings import random_manifest, random_rows
 from .sources import BadRow, Row, open_source, resolve_spec
 
 FORMAT = "recitebench-frozen-dataset/1"
 
 
-def _resolve_columns(first: dict, wanted: tuple[str, ...], explicit: dict[str, str], where: str) -> dict[str, str]:
-    """Canonical field -> source column, from --columns or the known aliases."""
-    cols = {}
-    available = list(first)
+def _resolve_columns(first: dict, wanted: tuple[str, ...], explicit: dict[str, str], where: str
+                     ) -> tuple[dict[str, str], list[str]]:
+    """(field -> source column, the fields that were guessed). A field comes from --columns, else its own name,
+    else the one alias present (two present: an error that asks for --columns); a field outside the alias table
+    (a custom template's placeholder) is a column name itself."""
+    cols, guessed = {}, []
+    available = ", ".join(map(str, first))
     for field in wanted:
-        if field in explicit:
-            if explicit[field] not in first:
-                raise RecitebenchError(
-                    f"{where}: unknown column {explicit[field]!r} for field {field!r} "
-                    f"(columns: {', '.join(map(str, available))})"
-                )
-            cols[field] = explicit[field]
+        if field in explicit or field not in COLUMN_ALIASES:
+            col = explicit.get(field, field)
+            if col not in first:
+                what = f"for field {field!r}" if field in COLUMN_ALIASES else "named by the template"
+                raise RecitebenchError(f"{where}: unknown column {col!r} {what} (columns: {available})")
+            cols[field] = col
             continue
-        hit = next((a for a in COLUMN_ALIASES[field] if a in first), None)
-        if hit is None:
+        hits = [field] if field in first else [a for a in COLUMN_ALIASES[field] if a in first]
+        if len(hits) > 1:
+            raise RecitebenchError(
+                f"{where}: field {field!r} could be column {hits[0]!r} or {hits[1]!r}; choose with --columns "
+                f"{field}=COLUMN"
+            )
+        if not hits:
             if field == "id":
                 continue
             raise RecitebenchError(
                 f"{where}: no column for field {field!r} (tried {', '.join(COLUMN_ALIASES[field])}; "
-                f"columns: {', '.join(map(str, available))}); map it with --columns {field}=COLUMN"
+                f"columns: {available}); map it with --columns {field}=COLUMN"
             )
-        cols[field] = hit
-    return cols
+        cols[field] = hits[0]
+        if hits[0] != field:
+            guessed.append(field)
+    return cols, guessed
+
+
+def prompt_format(preset, cfg: DataConfig) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
+    """(prompt template, target template, the prompt's fields, every field either names): the preset's template
+    and its content field unless --prompt-template / --target replace them."""
+    prompt = cfg.prompt_template or preset.template
+    target = cfg.target or "{content}"
+    if "{" not in target:
+        target = "{" + target + "}"  # a bare column name
+    prompt_fields = placeholders(prompt, "prompt_template")
+    return prompt, target, prompt_fields, tuple(dict.fromkeys(prompt_fields + placeholders(target, "target")))
 
 
 def _field(row: Row, field: str, column: str, strip: bool) -> str:
@@ -133,7 +153,8 @@ def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
     preset = get_preset(cfg.preset)
     source = resolve_spec(cfg.source)
     counts: dict[str, int] = collections.OrderedDict()
-    records, cols, bad_examples = read_records(source, preset, cfg, counts)
+    records, mapping, bad_examples = read_records(source, preset, cfg, counts)
+    prompt, target, prompt_fields, _ = prompt_format(preset, cfg)
     unique = dedupe(records)
     counts["after_dedupe"] = len(unique)
     kept, ambiguous = ambiguity_guard(unique, cfg.ambiguous)
@@ -144,15 +165,17 @@ def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
         raise RecitebenchError(
             f"{source}: only {len(candidates)} poems pass the filters, {cfg.n} requested (counts: {dict(counts)})"
         )
-    rows = frozen_rows([candidates[i] for i in pick(len(candidates), cfg)], preset.fields)
+    rows = frozen_rows([candidates[i] for i in pick(len(candidates), cfg)], prompt_fields)
     counts["sampled"] = len(rows)
     return rows, {
         "format": FORMAT,
         "source": source,
         "source_sha256": sha256_file(source) if Path(source).is_file() else None,
         "preset": preset.name,
-        "template": preset.template,
-        "columns": cols,
+        "template": prompt,
+        **({"target_template": target} if cfg.target else {}),
+        "columns": mapping["columns"],
+        "columns_guessed": mapping["guessed"],
         "config": to_dict(cfg),
         "seed": cfg.seed,
         "counts": dict(counts),
@@ -183,12 +206,14 @@ def special_token_strings(rows: list[dict]) -> dict:
 
 
 def read_records(source: str, preset, cfg: DataConfig, counts: dict) -> tuple[list[dict], dict, list[str]]:
-    """(valid records with prompt and target, the column mapping used, examples of skipped bad rows)."""
+    """(valid records with prompt and target, the column mapping used and what was guessed, examples of skipped bad
+    rows)."""
     explicit = parse_columns(cfg.columns)
-    wanted = preset.fields + ("content", "id")
+    prompt, target, _, fields = prompt_format(preset, cfg)
     bad_examples: list[str] = []
     records: list[dict] = []
     cols: dict[str, str] | None = None
+    guessed: list[str] = []
     n_read = 0
     for row in open_source(source):
         n_read += 1
@@ -196,8 +221,8 @@ def read_records(source: str, preset, cfg: DataConfig, counts: dict) -> tuple[li
             if row.error:
                 raise BadRow(row.error)
             if cols is None:
-                cols = _resolve_columns(row.fields, wanted, explicit, row.where)
-            rec = {f: _field(row, f, cols[f], cfg.strip) for f in preset.fields + ("content",)}
+                cols, guessed = _resolve_columns(row.fields, fields + ("id",), explicit, row.where)
+            rec = {f: _field(row, f, cols[f], cfg.strip) for f in fields}
         except BadRow as e:
             if not cfg.skip_bad_rows:
                 raise RecitebenchError(f"{e} (use --skip-bad-rows to skip and count such rows)") from None
@@ -207,15 +232,15 @@ def read_records(source: str, preset, cfg: DataConfig, counts: dict) -> tuple[li
         sid = row.fields.get(cols["id"]) if "id" in cols else None
         rec["source_id"] = str(sid) if sid is not None else None
         rec["source_row"] = row.index
-        rec["prompt"] = preset.template.format(**rec)
-        rec["target"] = rec.pop("content")
+        rec["prompt"] = prompt.format(**rec)
+        rec["target"] = target.format(**rec)
         records.append(rec)
     counts["read"] = n_read
     counts["bad_rows_skipped"] = n_read - len(records)
     counts["valid"] = len(records)
     if not records:
         raise RecitebenchError(f"{source}: no usable rows")
-    return records, cols or {}, bad_examples
+    return records, {"columns": cols or {}, "guessed": guessed}, bad_examples
 
 
 def dedupe(records: list[dict]) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import check_choices, check_positive, opt
-from .presets import PRESETS
+from .presets import PRESETS, aliases_help, placeholders
 
 
 @dataclass
@@ -24,7 +24,20 @@ class DataConfig:
         choices=(*PRESETS, "random"),
     )
     columns: str | None = opt(
-        None, "map the preset's fields to the source's column names", example="author=poet,title=name,content=text"
+        None,
+        "map fields to the source's column names; unmapped fields are guessed from aliases (" + aliases_help() + ")",
+        example="author=poet,title=name,content=text",
+    )
+    prompt_template: str | None = opt(
+        None,
+        "the prompt as a str.format template over the source's columns (or the fields above); replaces the "
+        "preset's, which stays the paper's",
+        example="默写：{dynasty}·{author}《{title}》",
+    )
+    target: str | None = opt(
+        None,
+        "what is recited: a column, or a template over columns (default: the content field)",
+        example="{title}\n{content}",
     )
     n: int = opt(2000, "number of poems to sample; fewer candidates than this is an error")
     seed: int = opt(0, "sampling seed: same arguments and seed give byte-identical files")
@@ -65,5 +78,9 @@ class DataConfig:
                 raise ValueError(f"min_symbols ({self.min_symbols}) is larger than max_symbols ({self.max_symbols})")
         if self.min_chars and self.max_chars and self.min_chars > self.max_chars:
             raise ValueError(f"min_chars ({self.min_chars}) is larger than max_chars ({self.max_chars})")
+        if self.prompt_template is not None:
+            placeholders(self.prompt_template, "prompt_template")
+        if self.target is not None:
+            placeholders(self.target if "{" in self.target else "{" + self.target + "}", "target")
         if (self.max_tokens or self.min_tokens) and not self.tokenizer:
             raise ValueError("a token-based length rule (max_tokens/min_tokens) needs tokenizer")

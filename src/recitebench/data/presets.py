@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 
 from ..errors import RecitebenchError
@@ -30,7 +31,8 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-# Column names seen in public poem corpora, tried in order when no --columns mapping is given.
+# Column names seen in public poem corpora, tried in order when no --columns mapping is given. A field whose own
+# name is a column takes it; otherwise exactly one alias must be present (two make the guess an error).
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "dynasty": ("dynasty", "era", "period"),
     "author": ("author", "poet", "writer"),
@@ -38,6 +40,28 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "content": ("content", "poem", "text", "body", "paragraphs"),
     "id": ("id", "uid", "poem_id"),
 }
+
+
+RESERVED = ("id", "prompt", "target", "chars", "tokens", "source_id", "source_row")  # keys of a poems.jsonl row
+
+
+def aliases_help() -> str:
+    """The alias table in one line, for --help and error messages."""
+    return "; ".join(f"{f}: {', '.join(a)}" for f, a in COLUMN_ALIASES.items())
+
+
+def placeholders(template: str, where: str) -> tuple[str, ...]:
+    """The {names} of a str.format template, in order, each once; positional or reserved names are errors."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as e:
+        raise ValueError(f"{where}: not a format template ({e}): {template!r}") from None
+    for name in names:
+        if not name.isidentifier():
+            raise ValueError(f"{where}: placeholder {{{name}}} must name a column, e.g. {{author}}")
+        if name in RESERVED:
+            raise ValueError(f"{where}: {{{name}}} is a reserved name ({', '.join(RESERVED)}); rename the column")
+    return tuple(dict.fromkeys(names))
 
 
 def get_preset(name: str) -> Preset:
