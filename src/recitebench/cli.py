@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     data = sub.add_parser("data", help="build frozen poem datasets",
                           description="Frozen datasets: the poems a model memorises.")
-    db = _parser_for(data.add_subparsers(dest="data_command", metavar="ACTION"), "build",
+    db = _parser_for(data.add_subparsers(dest="action", metavar="ACTION"), "build",
                      "sample a frozen dataset from a corpus",
                      "Read a corpus, validate every row, drop ambiguous inputs, apply the length rule, sample N poems "
                      "with SEED, and write OUT/poems.jsonl + OUT/manifest.json (atomically; byte-identical on re-run).")
@@ -140,6 +140,18 @@ def _add_listing_commands(sub) -> None:
     ls.add_argument("--presets", action="store_true", help="list the dataset presets instead")
     cp = _parser_for(sub, "compare", "print a side-by-side table of runs", "Compare finished runs side by side.")
     cp.add_argument("runs", nargs="+", help="run folders")
+    ex = sub.add_parser("export", help="export a dataset as a task for another evaluation tool",
+                        description="Export a frozen dataset for other tools.")
+    lm = _parser_for(ex.add_subparsers(dest="action", metavar="FORMAT"), "lm-eval",
+                     "an lm-evaluation-harness task with recitebench's exact-recall verdict",
+                     "Write an lm-evaluation-harness task (YAML + poems.jsonl + utils.py) that scores exact recall "
+                     "with greedy generate_until, stop on the end token and recitebench's normalisation. Use it with "
+                     "any lm-eval backend: lm_eval --model vllm --model_args pretrained=MODEL --include_path OUT "
+                     "--tasks recitebench_NAME")
+    lm.add_argument("data", help="frozen dataset folder (from `recitebench data build`)")
+    lm.add_argument("--out", required=True, help="folder for the task files")
+    lm.add_argument("--normalize", default="none", choices=("none", "whitespace", "width", "whitespace+width"),
+                    help="normalisation before comparing, as `recite --normalize` [default: none]")
 
 
 HANDLERS = {
@@ -151,13 +163,14 @@ HANDLERS = {
     ("report", None): commands.report,
     ("ls", None): commands.ls,
     ("compare", None): commands.compare,
+    ("export", "lm-eval"): commands.export_lmeval,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = HANDLERS.get((args.command, getattr(args, "data_command", None)))
+    handler = HANDLERS.get((args.command, getattr(args, "action", None)))
     if handler is None:
         parser.print_help(sys.stderr)
         print("\nrecitebench: error: give a subcommand (e.g. `recitebench data build --help`)", file=sys.stderr)

@@ -160,3 +160,12 @@ def compare(args: argparse.Namespace) -> int:
 
     print(side_by_side(args.runs))
     return 0
+
+
+def export_lmeval(args: argparse.Namespace) -> int:
+    from .recall.lmeval_export import export_lmeval as export  # stage import
+
+    path = export(args.data, args.out, args.normalize)
+    print(f"wrote {path} (lm-eval task {path.stem}); run it with: lm_eval --model hf --model_args pretrained=MODEL "
+          f"--include_path {args.out} --tasks {path.stem}")
+    return 0
