@@ -6,6 +6,7 @@ import csv
 import gzip
 import json
 import lzma
+import re
 
 import pytest
 
@@ -104,9 +105,11 @@ def test_custom_prompt_template_and_target(tmp_path, capsys):
     got, man = assert_ok(code, out)
     assert got[0]["prompt"] == f"默写：唐·{got[0]['作者']}《{got[0]['题目']}》"
     assert got[0]["target"] in [r["正文"] for r in rows] and man["template"] == "默写：{朝代}·{作者}《{题目}》"
-    code, out = build(tmp_path, src, "--prompt-template", "{作者}", "--target", "《{题目}》\n{正文}", out_name="t2")
-    got, man = assert_ok(code, out)
+    code, out = build(tmp_path, src, "--prompt-template", "{作者}", "--target", r"《{题目}》\n{正文}", out_name="t2")
+    got, man = assert_ok(code, out)  # a typed backslash-n (as from a shell) is a line break
     assert got[0]["target"].startswith("《题") and man["target_template"] == "《{题目}》\n{正文}"
+    first, *rest = got[0]["target"].split("\n")
+    assert re.fullmatch(r"《题\d+》", first) and rest  # the title on its own line, then the poem
     for template, message in (("{作}", "unknown column '作' named by the template"),
                               ("{0}", "placeholder {0} must name a column"),
                               ("{target}", "{target} is a reserved name")):

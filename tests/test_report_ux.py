@@ -39,6 +39,9 @@ def test_report_shows_examples_of_every_outcome_class_with_counts(recited):
         assert title in md and title in html
         if count:
             assert f"({min(2, count)} shown, drawn at random)" in md.split(title)[1].splitlines()[0]
+    md_prov = md.split("## Provenance")[1].strip().splitlines()[0]
+    html_prov = html.split("<h2>Provenance</h2>")[1].split("</tr>")[0]
+    assert re.findall(r"<th>(.*?)</th>", html_prov) == [c.strip() for c in md_prov.strip("|").split("|")]
     again = runs.parent / "again"
     shutil.copytree(runs, again)
     assert run_cli("report", again) == 0  # seeded: the same poems are drawn every time
@@ -90,10 +93,12 @@ def test_explorer_filters_rows_in_headless_chromium(recited):
     samples = read_jsonl(run / "recite" / "samples.jsonl")
     outcome = next(o for o in ("forgotten", "severe_distortion", "minor_distortion") if any(
         s["outcome"] == o for s in samples))
-    url = (runs / "report.html").resolve().as_uri() + f"#outcome={outcome}"
+    url = (runs / "report.html").resolve().as_uri() + f"#outcome={outcome}&open"
     dom = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", url],
                          capture_output=True, text=True, timeout=120).stdout
     body = dom.split("<tbody id=\"xrows\">")[1].split("</tbody>")[0]
     shown = re.findall(r'data-outcome="(\w+)"', body)
     assert shown == [outcome] * sum(s["outcome"] == outcome for s in samples)
     assert f"{len(shown)} of {len(samples)} poems" in dom
+    panel = dom.split('id="xdiff">')[1].split("<table")[0]
+    assert "<del>" in panel or "<ins>" in panel  # `open`: the first matching poem's aligned diff is drawn

@@ -63,8 +63,9 @@ def _resolve_columns(first: dict, wanted: tuple[str, ...], explicit: dict[str, s
 def prompt_format(preset, cfg: DataConfig) -> tuple[str, str, tuple[str, ...], tuple[str, ...]]:
     """(prompt template, target template, the prompt's fields, every field either names): the preset's template
     and its content field unless --prompt-template / --target replace them."""
-    prompt = cfg.prompt_template or preset.template
-    target = cfg.target or "{content}"
+    # a typed backslash-n means a line break: what a template written on a command line needs
+    prompt = (cfg.prompt_template or preset.template).replace("\\n", "\n")
+    target = (cfg.target or "{content}").replace("\\n", "\n")
     if "{" not in target:
         target = "{" + target + "}"  # a bare column name
     prompt_fields = placeholders(prompt, "prompt_template")

@@ -36,7 +36,7 @@ class DataConfig:
     )
     target: str | None = opt(
         None,
-        "what is recited: a column, or a template over columns (default: the content field)",
+        "what is recited: a column, or a template over columns (default: the content field); \\n is a line break",
         example="{title}\n{content}",
     )
     n: int = opt(2000, "number of poems to sample; fewer candidates than this is an error")

@@ -3,7 +3,8 @@
 Data is embedded once as compact JSON (each dataset's prompts and targets once, however many runs recite it; a
 correct poem's recitation is its target and is not repeated; a wrong one carries its edit script), so 2,000+ poems
 per run stay a few hundred kB. The page's script sorts, filters (outcome, run, length, text) and draws the aligned
-diff of a clicked row; a URL fragment such as `#outcome=forgotten&run=0` sets the filters on load.
+diff of a clicked row; a URL fragment such as `#outcome=forgotten&run=0&open&solo` sets the filters on load, opens
+the first matching poem's diff and hides the rest of the report.
 """
 
 from __future__ import annotations
@@ -49,11 +50,11 @@ EXPLORER_HTML = """<h2 id=explorer>Every poem</h2>
 <div class=xbar>outcome <select id=xo><option value=''>all</option></select>
 run <select id=xr><option value=''>all</option></select>
 length <input id=xmin size=4 placeholder=min> – <input id=xmax size=4 placeholder=max>
-search <input id=xq placeholder='author, title, text'> <span id=xn></span></div>
+search <input id=xq placeholder='author, title, text'> <span id=xn></span></div><div id=xdiff></div>
 <table class=x><thead><tr><th data-k=run>run</th><th data-k=id>poem</th><th data-k=o>outcome</th>
 <th data-k=sim>similarity</th><th data-k=pre>correct prefix</th><th data-k=len>length</th>
 <th data-k=bits>memorised bits</th></tr></thead><tbody id=xrows></tbody></table>
-<p><button id=xmore>show more</button></p><div id=xdiff></div>
+<p><button id=xmore>show more</button></p>
 """
 
 EXPLORER_JS = r"""
@@ -109,5 +110,8 @@ if (h.has("outcome")) $("xo").value = X.outcomes.indexOf(h.get("outcome"));
 if (h.has("run")) $("xr").value = h.get("run");
 if (h.has("q")) $("xq").value = h.get("q");
 draw();
-if (h.has("outcome") || h.has("run") || h.has("q")) $("explorer").scrollIntoView();
+if (h.has("open") && matching().length) diff(matching()[0]);  // #...&open: the first matching poem's diff
+if (h.has("solo")) {  // #...&solo: the explorer alone (for a link or a screenshot), the report above it hidden
+  for (let e = $("explorer").previousElementSibling; e; e = e.previousElementSibling) e.style.display = "none";
+} else if (h.has("outcome") || h.has("run") || h.has("q") || h.has("open")) $("explorer").scrollIntoView();
 """
