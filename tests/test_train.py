@@ -375,3 +375,69 @@ def test_git_commit_names_the_checkout_or_the_given_commit(monkeypatch):
     assert here is None or len(here.split("+")[0]) == 40
     monkeypatch.setenv("RECITEBENCH_COMMIT", "7d7fee3")
     assert git_commit() == "7d7fee3"
+
+
+def test_packing_gives_the_padded_loss_and_gradients(small_cn):
+    """A packed row (poems back to back, positions restarting) is the padded batch without its padding: same summed
+    loss and gradients; without the restarting positions the poems would attend each other (the control)."""
+    from recitebench.config import build
+    from recitebench.data.frozen import load_frozen
+    from recitebench.models.config import ModelConfig
+    from recitebench.models.formatting import encode_many
+    from recitebench.models.load import load_model
+    from recitebench.train.batching import collate, collate_packed
+    from recitebench.train.step import ScoredLM
+
+    poems = load_frozen(small_cn).poems
+    torch.manual_seed(0)
+    model, tok, _ = load_model(build(ModelConfig, {"model": "tiny"}), corpus=[p["target"] for p in poems])
+    items = encode_many(tok, poems, "plain")[:6]
+    scored = ScoredLM(model)
+
+    def loss_and_grads(*batch, **kw):
+        model.zero_grad()
+        loss = scored(*batch, **kw)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters()]
+
+    padded, g_pad = loss_and_grads(*collate(items, tok.pad_token_id))
+    x, y, pos = collate_packed(items, tok.pad_token_id)
+    assert x.shape[0] == 1 and x.shape[1] == sum(it.length - 1 for it in items)  # no padding at all
+    packed, g_pack = loss_and_grads(x, y, position_ids=pos)
+    assert packed == pytest.approx(padded, rel=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-4, rtol=1e-4) for a, b in zip(g_pad, g_pack))
+    assert scored(x, y).item() != pytest.approx(padded, rel=1e-4)  # control: one long sequence is another loss
+
+
+def test_packed_training_follows_the_padded_run(tmp_path, small_cn, capsys):
+    common = ["train", "--data", small_cn, "--model", "tiny", "--epochs", "6", "--lr", "3e-3", "--batch-size", "8",
+              "--recall-every", "3", "--no-progress"]
+    assert run_cli(*common, "--out", tmp_path / "pad") == 0
+    assert run_cli(*common, "--packing", "--out", tmp_path / "pack") == 0
+    pad, pack = (read_jsonl(tmp_path / r / "metrics.jsonl") for r in ("pad", "pack"))
+    assert [m["loss"] for m in pack] == pytest.approx([m["loss"] for m in pad], rel=1e-4)
+    assert [m.get("recall") for m in pack] == [m.get("recall") for m in pad]
+    bloom = tmp_path / "bloom.json"  # ALiBi attention ignores position ids: packing would let poems see each other
+    bloom.write_text(json.dumps({"model_type": "bloom", "vocab_size": 1000, "hidden_size": 16, "n_layer": 1,
+                                 "n_head": 2}))
+    capsys.readouterr()
+    assert run_cli(*common, "--packing", "--model", bloom, "--out", tmp_path / "x") == 1
+    assert "--packing needs a model whose attention reads per-poem position ids" in capsys.readouterr().err
+    assert run_cli(*common, "--packing", "--cuda-graphs", "--out", tmp_path / "y") == 1
+    assert "does not work with cuda_graphs" in capsys.readouterr().err
+
+
+def test_bloom_without_sdpa_falls_back_to_eager_attention(tmp_path, small_cn, shared):
+    """Transformers 5 has no SDPA path for BLOOM (four of the paper's seven models): the default attention must not
+    turn a BLOOM checkpoint into a load error."""
+    from transformers import AutoTokenizer, BloomConfig, BloomForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(shared / "models" / "tokenizers" / "gpt2")
+    torch.manual_seed(0)
+    BloomForCausalLM(BloomConfig(vocab_size=len(tok), hidden_size=16, n_layer=1, n_head=2)).save_pretrained(
+        tmp_path / "bloom")
+    tok.save_pretrained(tmp_path / "bloom")
+    out = tmp_path / "run"
+    assert run_cli("train", "--data", small_cn, "--model", tmp_path / "bloom", "--epochs", "1", "--no-progress",
+                   "--out", out) == 0
+    assert run_cli("recite", "--run", out, "--limit", "2") == 0

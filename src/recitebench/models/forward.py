@@ -46,19 +46,23 @@ def _body(m):
     return body if isinstance(body, torch.nn.Module) and body is not m else None
 
 
-def hidden_states(model, input_ids: torch.Tensor) -> torch.Tensor:
-    """Last hidden states [B, T, H] with plain causal attention (right padding is never attended)."""
+def hidden_states(model, input_ids: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Last hidden states [B, T, H] with plain causal attention (right padding is never attended); packed rows pass
+    position ids that restart per poem, from which Transformers builds the per-poem mask."""
     body = _body(unwrap(model))
-    return body(input_ids=input_ids, use_cache=False).last_hidden_state
+    extra = {} if position_ids is None else {"position_ids": position_ids}
+    return body(input_ids=input_ids, use_cache=False, **extra).last_hidden_state
 
 
-def logits_at(model, input_ids: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+def logits_at(model, input_ids: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, position_ids=None
+              ) -> torch.Tensor:
     """Logits at positions (rows[i], cols[i]) only: [N, V]."""
     m = unwrap(model)
     if split_supported(m):
-        h = hidden_states(model, input_ids)[rows, cols]
+        h = hidden_states(model, input_ids, position_ids)[rows, cols]
         return m.get_output_embeddings()(h)
-    return model(input_ids=input_ids, use_cache=False).logits[rows, cols]
+    extra = {} if position_ids is None else {"position_ids": position_ids}
+    return model(input_ids=input_ids, use_cache=False, **extra).logits[rows, cols]
 
 
 def head_loss_sum(model, h: torch.Tensor, y: torch.Tensor, chunk: int = 8192, kernels: str = "torch") -> torch.Tensor:

@@ -144,7 +144,12 @@ def _pretrained(cfg: ModelConfig, ref: str, gguf_file: str | None, dtype, device
         raise RecitebenchError(f"{ref}: the model folder has no tokenizer files ({', '.join(TOKENIZER_FILES)}); "
                                f"pass --tokenizer")
     try:
-        model = AutoModelForCausalLM.from_pretrained(ref, **kw)
+        model, _ = with_attention(
+            lambda attn: AutoModelForCausalLM.from_pretrained(ref, **{**kw, "attn_implementation": attn}),
+            cfg.attn_implementation, ref,
+        )
+    except RecitebenchError:
+        raise
     except Exception as e:  # noqa: BLE001 - a broken or truncated weights file raises library-specific errors
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise RecitebenchError(f"{ref}: cannot load model: {msg}") from None
@@ -182,8 +187,28 @@ def _scratch(cfg: ModelConfig, preset: ModelPreset | None, ref: str, corpus, dty
         if getattr(tok, name, None) is not None and hasattr(config, name):
             setattr(config, name, getattr(tok, name))
     torch.manual_seed(cfg.init_seed)
-    config._attn_implementation = cfg.attn_implementation
-    return AutoModelForCausalLM.from_config(config, dtype=dtype), tok
+
+    def make(attn: str):
+        config._attn_implementation = attn
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+
+    model, used = with_attention(make, cfg.attn_implementation, cfg.model)
+    if used != cfg.attn_implementation:
+        info["attn_implementation"] = f"{used} ({cfg.attn_implementation} is not supported by {config.model_type})"
+    return model, tok
+
+
+def with_attention(make, attn: str, what: str):
+    """(make(attn), attn), or (make("eager"), "eager") when the architecture has no SDPA path (BLOOM in Transformers
+    5): SDPA is a speed default, not a choice the user made; another unsupported choice is a one-line error."""
+    try:
+        return make(attn), attn
+    except ValueError as e:
+        if "does not support an attention implementation" not in str(e):
+            raise
+        if attn != "sdpa":
+            raise RecitebenchError(f"{what}: attn_implementation {attn} is not supported by its architecture") from None
+        return make("eager"), "eager"
 
 
 def _scratch_config(cfg: ModelConfig, preset: ModelPreset | None, ref: str):

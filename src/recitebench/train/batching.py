@@ -36,6 +36,21 @@ def epoch_batches(
     return batches
 
 
+def collate_packed(items: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids [1, N], labels [1, N], position_ids [1, N]): the poems back to back, no padding. Positions restart
+    at 0 for each poem; Transformers reads the restarts as sequence boundaries and masks attention across them, so
+    each poem sees exactly what it sees in a padded row (`pad_id` is unused: there is no padding)."""
+    ids, labels, pos = [], [], []
+    for it in items:
+        seq = (it.prompt_ids + it.target_ids)[:-1]
+        p = len(it.prompt_ids)
+        ids += seq
+        labels += [-100] * (p - 1) + it.target_ids
+        pos += range(len(seq))
+    as_row = lambda xs: torch.tensor(xs, dtype=torch.long)[None]  # noqa: E731
+    return as_row(ids), as_row(labels), as_row(pos)
+
+
 def collate(items: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids [B, T], labels [B, T]) with labels = next token on poem positions, -100 elsewhere."""
     input_ids = pad_rows([(it.prompt_ids + it.target_ids)[:-1] for it in items], pad_id)

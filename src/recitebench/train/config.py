@@ -68,6 +68,12 @@ class TrainConfig:
         "under torchrun: shard parameters, gradients and optimizer state with FSDP2 "
         "(for models that do not fit one GPU)",
     )
+    packing: bool = opt(
+        False,
+        "concatenate each batch's poems into one row with per-poem attention (position ids restart per poem, so "
+        "Transformers masks across poems): no padding is computed; Llama/Qwen2/Mistral models, not with cuda_graphs; "
+        "on a GPU use attn_implementation flex_attention or flash_attention_2 (sdpa builds a dense mask)",
+    )
     gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (less memory, ~30% slower)")
     tensorboard: bool = opt(False, "also log to OUT/tensorboard")
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
@@ -86,6 +92,8 @@ class TrainConfig:
             raise ValueError("weight_decay and grad_clip must be >= 0 (grad_clip 0 = off)")
         if self.cuda_graphs and (self.grad_accum > 1 or self.compile):
             raise ValueError("cuda_graphs works with grad_accum 1 and without compile")
+        if self.packing and self.cuda_graphs:
+            raise ValueError("packing varies the row length every step: it does not work with cuda_graphs")
         if self.fsdp and self.precision == "bf16-master":
             raise ValueError("fsdp works with precision fp32, bf16-mixed or bf16 (not bf16-master)")
         if self.recall_every < 0 or self.checkpoint_every < 0:
@@ -108,7 +116,7 @@ class TrainConfig:
 # What an exact resume depends on: changing one of these on --resume would not continue the same run.
 RESUME_FIXED = ("data", "epochs", "lr", "schedule", "warmup_ratio", "min_lr_ratio", "weight_decay", "betas",
                 "grad_clip", "batch_size", "batch_tokens", "bucket_window", "grad_accum", "precision", "seed", "lora",
-                "lora_r", "lora_alpha", "fsdp")
+                "lora_r", "lora_alpha", "fsdp", "packing")
 
 
 def _two_betas(value) -> list[float]:

@@ -26,7 +26,7 @@ from ..provenance import provenance
 from ..rundir import RunDir
 from ..runtime import default_margin, pick_device, train_precision
 from . import checkpoint, parallel
-from .batching import collate, epoch_batches
+from .batching import collate, collate_packed, epoch_batches
 from .config import TrainConfig
 from .optim import Optimizer, default_lr, make_optimizer
 from .parallel import World
@@ -155,12 +155,20 @@ def train_device(name: str, world: World) -> torch.device:
     return device
 
 
+# Model types whose mask builder turns restarting position ids into per-sequence attention (Transformers'
+# create_causal_mask with packed sequences); others (BLOOM's ALiBi, GPT-2) would attend across poems.
+PACKABLE = ("llama", "qwen2", "qwen3", "mistral")
+
+
 def build_model(tcfg: TrainConfig, mcfg: ModelConfig, run: RunDir, ds: FrozenDataset, dtype, device):
     """(model on `device` in train mode, tokenizer, info, model config) — a resumed run reuses its tokenizer."""
     if tcfg.resume and run.tokenizer.is_dir():
         mcfg = build(ModelConfig, {**to_dict(mcfg), "tokenizer": str(run.tokenizer)})
     torch.manual_seed(tcfg.seed)
     model, tok, info = load_model(mcfg, corpus=[p["prompt"] + "\n" + p["target"] for p in ds.poems], dtype=dtype)
+    if tcfg.packing and info["model_type"] not in PACKABLE:
+        raise RecitebenchError(f"--packing needs a model whose attention reads per-poem position ids "
+                               f"({', '.join(PACKABLE)}); {mcfg.model} is {info['model_type']}")
     if tcfg.lora:
         model = _with_lora(model, tcfg)
     if tcfg.gradient_checkpointing:
@@ -226,13 +234,14 @@ def run_epoch(
     n_target = n_tokens = 0
     for s in range(0, len(batches), tcfg.grad_accum):
         group = batches[s : s + tcfg.grad_accum]
-        micro = [collate([items[i] for i in b], pad_id) for b in group]
-        step_targets = sum(int((lab != -100).sum()) for _, lab in micro)
+        make = collate_packed if tcfg.packing else collate
+        micro = [make([items[i] for i in b], pad_id) for b in group]
+        step_targets = sum(int((m[1] != -100).sum()) for m in micro)
         try:
             loss = step_fn(micro, step_targets)
             opt.sched.step()
         except torch.OutOfMemoryError:
-            longest = max(x.shape[1] for x, _ in micro)
+            longest = max(m[0].shape[1] for m in micro)
             raise RecitebenchError(
                 f"out of GPU memory at epoch {epoch + 1} (batch of {len(group[0])} x {longest} tokens): lower "
                 f"--batch-size or --batch-tokens (use --grad-accum to keep the step size), or add "

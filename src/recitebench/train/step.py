@@ -14,7 +14,7 @@ from .config import TrainConfig
 from .graphs import GraphedSteps
 from .optim import Optimizer
 
-Micro = list[tuple[torch.Tensor, torch.Tensor]]  # (input_ids, labels) per micro-batch, on the CPU
+Micro = list[tuple[torch.Tensor, ...]]  # (input_ids, labels[, position_ids when packed]) per micro-batch, on the CPU
 
 
 class ScoredLM(torch.nn.Module):
@@ -27,15 +27,17 @@ class ScoredLM(torch.nn.Module):
         self.kernels = kernels
 
     def forward(
-        self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, rows=None, cols=None
+        self, input_ids: torch.Tensor, labels: torch.Tensor | None = None, rows=None, cols=None, position_ids=None
     ) -> torch.Tensor:
         if labels is None:  # logits at (rows, cols): the recall check, routed through the FSDP root
             return logits_at(self.model, input_ids, rows, cols)
         rows, cols = (labels != -100).nonzero(as_tuple=True)
         y = labels[rows, cols]
         if not split_supported(self.model):
-            return F.cross_entropy(logits_at(self.model, input_ids, rows, cols).float(), y, reduction="sum")
-        return head_loss_sum(self.model, hidden_states(self.model, input_ids)[rows, cols], y, self.chunk, self.kernels)
+            logits = logits_at(self.model, input_ids, rows, cols, position_ids)
+            return F.cross_entropy(logits.float(), y, reduction="sum")
+        h = hidden_states(self.model, input_ids, position_ids)[rows, cols]
+        return head_loss_sum(self.model, h, y, self.chunk, self.kernels)
 
 
 class EagerStep:
@@ -48,12 +50,13 @@ class EagerStep:
     def __call__(self, micro: Micro, n_targets: int) -> torch.Tensor:
         total = torch.zeros((), device=self.device, dtype=torch.float64)
         master = self.opt.master
-        for x, y in micro:
+        for x, y, *packed in micro:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            pos = packed[0].to(self.device, non_blocking=True) if packed else None
             with torch.autocast(
                 device_type=self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
             ):
-                loss = self.scored(x, y)
+                loss = self.scored(x, y, position_ids=pos) if pos is not None else self.scored(x, y)
             (loss / n_targets).backward()
             total += loss.detach()
             if master is not None:  # micro-batch gradients sum in fp32
