@@ -216,7 +216,8 @@ def bench_full(args):
 
 def bench_recite(args, run: Path):
     """Exact-recall scoring of every poem: certified pass + static-cache decoder, vs HF generate() (the baseline)."""
-    from recitebench.recall import ReciteConfig, recite
+    from recitebench.recall import ReciteConfig
+    from recitebench.recall.recite import recite
 
     def timed(name, **kw):
         t = time.perf_counter()

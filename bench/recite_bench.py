@@ -42,7 +42,7 @@ def profile(run: Path) -> dict:
     sys.path.insert(0, str(ROOT / "src"))
     from recitebench.config import build
     from recitebench.recall import ReciteConfig
-    from recitebench.recall import recite as recite_fn
+    from recitebench.recall.recite import recite as recite_fn
 
     cfg = build(ReciteConfig, {"run": str(run), "out": str(run / "recite_profiled")})
     recite_fn(cfg, None, log=lambda *a: None)  # warm: imports, CUDA context, Triton caches

@@ -75,7 +75,7 @@ def check_resume_unchanged(saved: dict, tcfg: TrainConfig, run: RunDir) -> None:
 
 
 def recite(args: argparse.Namespace) -> int:
-    from .recall import recite as run_recitation  # stage import
+    from .recall.recite import recite as run_recitation  # stage import (loads torch)
 
     yaml = _yaml(args)
     sectioned = "recite" in yaml or "model" in yaml  # a plain file of recite fields is allowed too

@@ -1,7 +1,11 @@
-"""Stage 4: recitation and scoring (certified teacher forcing, greedy decoders, graded outcomes)."""
+"""Stage 4: recitation and scoring (certified teacher forcing, greedy decoders, graded outcomes).
+
+The pipeline itself is `recall.recite.recite`, imported where it is used: it loads torch, which `--help`, `ls`,
+`report` and `data build` do not need. (It is not re-exported here: the function shares its module's name, and a
+package attribute named like a submodule becomes that submodule once anything imports it.)
+"""
 
 from .config import ReciteConfig
 from .graded import OUTCOMES, grade
-from .recite import recite
 
-__all__ = ["OUTCOMES", "ReciteConfig", "grade", "recite"]
+__all__ = ["OUTCOMES", "ReciteConfig", "grade"]
