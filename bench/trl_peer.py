@@ -32,11 +32,10 @@ from recitebench.models.load import load_model  # noqa: E402
 from recitebench.provenance import provenance  # noqa: E402
 
 
-def prompt_completion(data: str):
+def prompt_completion(poems: list[dict]):
     """The dataset as TRL's prompt-completion records (recitebench's plain template: prompt, newline, poem)."""
     from datasets import Dataset
 
-    poems = load_frozen(data).poems
     return Dataset.from_list([{"prompt": p["prompt"] + "\n", "completion": p["target"]} for p in poems])
 
 
@@ -46,13 +45,13 @@ def attention(args) -> str:
     return "sdpa"
 
 
-def measure(args, batch: int) -> dict:
+def measure(args, batch: int, poems: list[dict]) -> dict:
     """One SFTTrainer run at one batch size: real tokens/s over the timed steps, peak memory."""
     from trl import SFTConfig, SFTTrainer
 
     torch.manual_seed(0)
     dtype = torch.float32  # TRL's bf16=True autocasts with fp32 master weights, as recitebench does
-    poems = load_frozen(args.data).poems  # the corpus trains a BPE only for presets without a tokenizer (tiny)
+    # the corpus trains a BPE only for presets without a tokenizer (tiny)
     model, tok, _ = load_model(ModelConfig(model=args.model, init="scratch", attn_implementation=attention(args)),
                                corpus=[p["prompt"] + "\n" + p["target"] for p in poems], dtype=dtype)
     if torch.cuda.is_available():
@@ -89,8 +88,9 @@ def measure(args, batch: int) -> dict:
         seed=0,
         disable_tqdm=True,
     )
-    torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
-    trainer = Timed(model=model, args=cfg, train_dataset=prompt_completion(args.data), processing_class=tok)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    trainer = Timed(model=model, args=cfg, train_dataset=prompt_completion(poems), processing_class=tok)
     trainer.train()
     sync()
     dt = time.perf_counter() - clock["t0"]
@@ -134,10 +134,11 @@ def main() -> None:
     args = p.parse_args()
     import trl
 
+    poems = load_frozen(args.data).poems
     rows = []
     for b in args.batch_sizes:
         try:
-            rows.append(measure(args, b))
+            rows.append(measure(args, b, poems))
         except torch.OutOfMemoryError:
             rows.append({"batch": b, "error": "out of GPU memory"})
             torch.cuda.empty_cache()

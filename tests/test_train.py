@@ -202,9 +202,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, small_cn, capsy
     real = loop.ScoredLM.forward
     calls = {"n": 0}
 
-    def poisoned(self, x, y):
+    def poisoned(self, x, y, **kw):  # the real forward's signature (position_ids when packed)
         calls["n"] += 1
-        loss = real(self, x, y)
+        loss = real(self, x, y, **kw)
         return loss * float("nan") if calls["n"] > 9 else loss  # 3 steps/epoch: epoch 4 turns NaN
 
     monkeypatch.setattr(loop.ScoredLM, "forward", poisoned)
@@ -291,7 +291,7 @@ def test_fsdp2_under_torchrun_on_cpu_resumes_and_saves_full_model(tmp_path, smal
 def test_out_of_memory_says_what_to_lower(tmp_path, small_cn, capsys, monkeypatch):
     from recitebench.train import loop
 
-    def oom(self, x, y):
+    def oom(self, x, y, **kw):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(loop.ScoredLM, "forward", oom)

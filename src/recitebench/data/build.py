@@ -19,7 +19,7 @@ from ..errors import RecitebenchError
 from ..io import read_json, sha256_file, write_json, write_jsonl
 from ..provenance import provenance
 from .config import DataConfig
-from .presets import COLUMN_ALIASES, get_preset, parse_columns, placeholders
+from .presets import COLUMN_ALIASES, get_preset, parse_columns, placeholders, target_template
 from .random_strings import random_manifest, random_rows
 from .sources import BadRow, Row, open_source, resolve_spec
 
@@ -65,9 +65,7 @@ def prompt_format(preset, cfg: DataConfig) -> tuple[str, str, tuple[str, ...], t
     and its content field unless --prompt-template / --target replace them."""
     # a typed backslash-n means a line break: what a template written on a command line needs
     prompt = (cfg.prompt_template or preset.template).replace("\\n", "\n")
-    target = (cfg.target or "{content}").replace("\\n", "\n")
-    if "{" not in target:
-        target = "{" + target + "}"  # a bare column name
+    target = target_template(cfg.target).replace("\\n", "\n")
     prompt_fields = placeholders(prompt, "prompt_template")
     return prompt, target, prompt_fields, tuple(dict.fromkeys(prompt_fields + placeholders(target, "target")))
 
@@ -154,8 +152,9 @@ def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
     preset = get_preset(cfg.preset)
     source = resolve_spec(cfg.source)
     counts: dict[str, int] = collections.OrderedDict()
-    records, mapping, bad_examples = read_records(source, preset, cfg, counts)
-    prompt, target, prompt_fields, _ = prompt_format(preset, cfg)
+    fmt = prompt_format(preset, cfg)
+    prompt, target, prompt_fields, _ = fmt
+    records, mapping, bad_examples = read_records(source, fmt, cfg, counts)
     unique = dedupe(records)
     counts["after_dedupe"] = len(unique)
     kept, ambiguous = ambiguity_guard(unique, cfg.ambiguous)
@@ -206,11 +205,11 @@ def special_token_strings(rows: list[dict]) -> dict:
     return {"poems": len({i for i, _ in hits}), "examples": [f"{m} (poem {i})" for i, m in hits[:10]]}
 
 
-def read_records(source: str, preset, cfg: DataConfig, counts: dict) -> tuple[list[dict], dict, list[str]]:
+def read_records(source: str, fmt: tuple, cfg: DataConfig, counts: dict) -> tuple[list[dict], dict, list[str]]:
     """(valid records with prompt and target, the column mapping used and what was guessed, examples of skipped bad
-    rows)."""
+    rows); `fmt` is prompt_format's answer."""
     explicit = parse_columns(cfg.columns)
-    prompt, target, _, fields = prompt_format(preset, cfg)
+    prompt, target, _, fields = fmt
     bad_examples: list[str] = []
     records: list[dict] = []
     cols: dict[str, str] | None = None

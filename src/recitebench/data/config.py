@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import check_choices, check_positive, opt
-from .presets import PRESETS, aliases_help, placeholders
+from .presets import PRESETS, aliases_help, placeholders, target_template
 
 
 @dataclass
@@ -81,6 +81,6 @@ class DataConfig:
         if self.prompt_template is not None:
             placeholders(self.prompt_template, "prompt_template")
         if self.target is not None:
-            placeholders(self.target if "{" in self.target else "{" + self.target + "}", "target")
+            placeholders(target_template(self.target), "target")
         if (self.max_tokens or self.min_tokens) and not self.tokenizer:
             raise ValueError("a token-based length rule (max_tokens/min_tokens) needs tokenizer")

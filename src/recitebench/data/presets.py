@@ -50,6 +50,12 @@ def aliases_help() -> str:
     return "; ".join(f"{f}: {', '.join(a)}" for f, a in COLUMN_ALIASES.items())
 
 
+def target_template(target: str | None) -> str:
+    """--target as a template: a bare column name becomes {name}; none means the content field."""
+    target = target or "content"
+    return target if "{" in target else "{" + target + "}"
+
+
 def placeholders(template: str, where: str) -> tuple[str, ...]:
     """The {names} of a str.format template, in order, each once; positional or reserved names are errors."""
     try:

@@ -16,14 +16,20 @@ from .collect import RunView
 from .diff import compact_ops
 
 
+def _table_key(r: RunView) -> str:
+    """Runs share a poem table when they recited the same frozen dataset (its hash), not merely one of the same
+    folder name: two one-off runs on data/a/cn20 and data/b/cn20 keep their own targets."""
+    return r.results.dataset.get("poems_sha256") or r.dataset
+
+
 def explorer_data(runs: list[RunView]) -> dict:
-    poems: dict[str, list] = {}  # dataset -> [[id, prompt, target], ...]
+    poems: dict[str, list] = {}  # dataset hash -> [[id, prompt, target], ...]
     index: dict[tuple[str, str], int] = {}
     rows = []
     for k, r in enumerate(runs):
-        table = poems.setdefault(r.dataset, [])
+        table = poems.setdefault(_table_key(r), [])
         for s in r.samples:
-            key = (r.dataset, s.id)
+            key = (_table_key(r), s.id)
             if key not in index:
                 index[key] = len(table)
                 table.append([s.id, s.prompt, s.target])
@@ -32,7 +38,7 @@ def explorer_data(runs: list[RunView]) -> dict:
             rows.append([k, index[key], OUTCOMES.index(s.outcome), round(s.similarity, 3), s.prefix_chars, s.chars,
                          bits, s.prediction if wrong else 0, compact_ops(s.target, s.prediction) if wrong else 0])
     return {
-        "runs": [{"name": r.name, "dataset": r.dataset, "model": r.model} for r in runs],
+        "runs": [{"name": r.name, "dataset": r.dataset, "model": r.model, "table": _table_key(r)} for r in runs],
         "outcomes": list(OUTCOMES),
         "poems": poems,
         "rows": rows,
@@ -62,7 +68,7 @@ const $ = (id) => document.getElementById(id), PAGE = 200;
 let shown = PAGE, sortKey = null, sortDir = 1;
 const esc = (s) => s.replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";").replace(/\n/g, "<br>");
 const bytes = (s) => esc(s).replace(/\ufffd/g, "<mark class=bytes>\ufffd</mark>");
-const poem = (r) => X.poems[X.runs[r[0]].dataset][r[1]];
+const poem = (r) => X.poems[X.runs[r[0]].table][r[1]];
 const pred = (r) => (r[7] === 0 ? poem(r)[2] : r[7]);
 const val = {run: (r) => X.runs[r[0]].name, id: (r) => poem(r)[0], o: (r) => r[2], sim: (r) => r[3],
              pre: (r) => r[4], len: (r) => r[5], bits: (r) => (r[6] === null ? -1 : r[6])};

@@ -21,7 +21,7 @@ FIGURES = {"memory_curves": "memory curves", "accuracy_by_length": "accuracy by 
 CSS = """body{font-family:'WenQuanYi Micro Hei','Noto Sans CJK SC','Noto Sans SC',sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#111}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;
 padding:4px 8px;text-align:left}th{background:#eee}mark{background:#ddd;text-decoration:underline}
-mark.bad{background:#bbb;text-decoration:line-through}.pair{display:grid;grid-template-columns:1fr 1fr;gap:8px;
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:8px;
 margin:6px 0 14px}.pair div{border:1px solid #ccc;padding:6px;white-space:normal;font-size:14px}img{max-width:100%}
 code{font-size:12px}small{color:#555}del{background:#f3c4c4}ins{background:#c4e8c4;text-decoration:none}
 mark.bytes{background:#f0a030;outline:1px solid #a05000}.xbar{margin:8px 0}table.x th{cursor:pointer}
@@ -70,8 +70,8 @@ def examples(r: RunView, per_class: int = 2, seed: int = EXAMPLES_SEED) -> list[
     out = []
     for o in OUTCOMES:
         group = [s for s in r.samples if s.outcome == o]
-        shown = random.Random(f"{seed}:{r.name}:{o}").sample(group, min(per_class, len(group)))
-        out.append((o, len(group), sorted(shown, key=lambda s: group.index(s))))
+        picked = random.Random(f"{seed}:{r.name}:{o}").sample(range(len(group)), min(per_class, len(group)))
+        out.append((o, len(group), [group[i] for i in sorted(picked)]))
     return out
 
 

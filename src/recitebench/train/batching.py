@@ -36,26 +36,27 @@ def epoch_batches(
     return batches
 
 
+def _inputs_and_labels(it: Encoded) -> tuple[list[int], list[int]]:
+    """One poem's model inputs (prompt + poem, without the last token) and labels: the next token at each poem
+    position, -100 on the prompt."""
+    return (it.prompt_ids + it.target_ids)[:-1], [-100] * (len(it.prompt_ids) - 1) + it.target_ids
+
+
+def collate(items: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids [B, T], labels [B, T]) with labels = next token on poem positions, -100 elsewhere."""
+    rows = [_inputs_and_labels(it) for it in items]
+    return pad_rows([x for x, _ in rows], pad_id), pad_rows([y for _, y in rows], -100)
+
+
 def collate_packed(items: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(input_ids [1, N], labels [1, N], position_ids [1, N]): the poems back to back, no padding. Positions restart
     at 0 for each poem; Transformers reads the restarts as sequence boundaries and masks attention across them, so
     each poem sees exactly what it sees in a padded row (`pad_id` is unused: there is no padding)."""
     ids, labels, pos = [], [], []
     for it in items:
-        seq = (it.prompt_ids + it.target_ids)[:-1]
-        p = len(it.prompt_ids)
-        ids += seq
-        labels += [-100] * (p - 1) + it.target_ids
-        pos += range(len(seq))
-    as_row = lambda xs: torch.tensor(xs, dtype=torch.long)[None]  # noqa: E731
-    return as_row(ids), as_row(labels), as_row(pos)
-
-
-def collate(items: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input_ids [B, T], labels [B, T]) with labels = next token on poem positions, -100 elsewhere."""
-    input_ids = pad_rows([(it.prompt_ids + it.target_ids)[:-1] for it in items], pad_id)
-    labels = torch.full(input_ids.shape, -100, dtype=torch.long)
-    for b, it in enumerate(items):
-        p = len(it.prompt_ids)
-        labels[b, p - 1 : p - 1 + len(it.target_ids)] = torch.tensor(it.target_ids)
-    return input_ids, labels
+        x, y = _inputs_and_labels(it)
+        ids += x
+        labels += y
+        pos += range(len(x))
+    ids_t, labels_t, pos_t = (torch.tensor(v, dtype=torch.long)[None] for v in (ids, labels, pos))
+    return ids_t, labels_t, pos_t

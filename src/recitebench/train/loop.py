@@ -232,9 +232,9 @@ def run_epoch(
     """One pass over this rank's batches: (summed loss, scored tokens, tokens seen)."""
     loss_sum = None
     n_target = n_tokens = 0
+    make = collate_packed if tcfg.packing else collate
     for s in range(0, len(batches), tcfg.grad_accum):
         group = batches[s : s + tcfg.grad_accum]
-        make = collate_packed if tcfg.packing else collate
         micro = [make([items[i] for i in b], pad_id) for b in group]
         step_targets = sum(int((m[1] != -100).sum()) for m in micro)
         try:

@@ -56,7 +56,7 @@ class EagerStep:
             with torch.autocast(
                 device_type=self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
             ):
-                loss = self.scored(x, y, position_ids=pos) if pos is not None else self.scored(x, y)
+                loss = self.scored(x, y, position_ids=pos)
             (loss / n_targets).backward()
             total += loss.detach()
             if master is not None:  # micro-batch gradients sum in fp32
