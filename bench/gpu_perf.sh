@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Issue #15 on one H100: recitebench vs the strongest peer, side by side in one call, then the protocol and start-up.
+#   PART=train    COMMIT=... bash bench/gpu_perf.sh   carry: .carry (cn256 + shared models) .whl (trl, datasets, liger)
+#   PART=protocol COMMIT=... bash bench/gpu_perf.sh
+# train: TRL SFTTrainer + Liger batch sweep, the HF Trainer row, recitebench's best batch (padded, then packed with
+#        FlexAttention), the 1.5B with Liger and with PyTorch kernels.
+# protocol: the 100-epoch protocol as one `recitebench train` process, then `recite` vs generate() in clean processes.
+# Every JSON lands in $OUT; each step has its own time limit so one failure leaves the others' results.
+set -uo pipefail
+export RECITEBENCH_SHARED=$PWD/.carry/shared HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export RECITEBENCH_COMMIT=${COMMIT:-}  # the tree travels without its history: results name the real commit
+mkdir -p /tmp/site
+python3 -m pip install -q --no-deps --no-index --target /tmp/site .whl/*.whl >/dev/null 2>&1
+export PYTHONPATH=$PWD/src:/tmp/site
+OUT=${OUT:-out}; mkdir -p "$OUT"
+DATA=.carry/cn256
+{ date -u +%FT%TZ; echo "commit ${COMMIT:-unknown} part ${PART:-train}"; \
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; \
+  python3 -c "import torch, transformers, trl, datasets, liger_kernel, pyarrow, huggingface_hub as h
+print('torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__,
+      'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__, 'hub', h.__version__)" 2>&1 | tail -1; \
+} | tee "$OUT/device.txt"
+step() {  # step NAME SECONDS CMD...: run one measurement under its own limit, log kept
+  local name=$1 limit=$2; shift 2
+  /usr/bin/time -f "$name wall %e s" timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  echo "== $name (rc $?)"; grep -v "^epoch\|^reciting\|Warning\|warn(" "$OUT/$name.log" | tail -"${TAIL:-6}"
+}
+
+if [ "${PART:-train}" = train ]; then
+  step trl_peer 240 python3 bench/trl_peer.py --data $DATA --liger --batch-sizes ${TRL_BATCHES:-64 128 256 512} \
+      --steps 15 --warmup 3 --out "$OUT/trl_peer_liger.json"
+  step rb_best 150 python3 bench/gpu_bench.py --data $DATA --parts peak,baseline,best --batch-tokens 32768 \
+      --baseline-steps 40 --train-extra '{"lr": 4e-4}' --out "$OUT/rb_best"
+  step rb_packed 150 python3 bench/gpu_bench.py --data $DATA --parts peak,best --batch-tokens 32768 49152 \
+      --train-extra '{"lr": 4e-4, "packing": true}' --model-extra '{"attn_implementation": "flex_attention"}' \
+      --out "$OUT/rb_packed"
+  step big_liger 90 python3 bench/gpu_bench.py --data $DATA --parts peak,big --big-batch-tokens 16384 \
+      --out "$OUT/big_liger"
+  step big_torch 90 python3 bench/gpu_bench.py --data $DATA --parts peak,big --big-batch-tokens 16384 \
+      --train-extra '{"kernels": "torch"}' --out "$OUT/big_torch"
+fi
+
+if [ "${PART:-}" = protocol ]; then
+  rm -rf runs/protocol
+  step protocol 330 python3 -m recitebench train --data $DATA --model qwen2-0.5b-instruct --init scratch \
+      --epochs 100 --lr 4e-4 --batch-tokens 32768 --recall-every 10 --checkpoint-every 0 ${TRAIN_FLAGS:-} \
+      --out runs/protocol
+  cp runs/protocol/train_summary.json "$OUT/protocol_train_summary.json"
+  cp runs/protocol/metrics.jsonl "$OUT/protocol_metrics.jsonl"
+  # whole-process start-up: interpreter, imports, CUDA context, weights, scoring
+  step recite_process 60 python3 -m recitebench recite --run runs/protocol --out runs/protocol/recite_process
+  cp runs/protocol/recite_process/results.json "$OUT/recite_process_results.json"
+  TAIL=3 step recite_bench 240 python3 bench/recite_bench.py --run runs/protocol --json "$OUT/recite_bench.json"
+fi
+ls "$OUT"
