@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #15 on one H100: recitebench vs the strongest peer, side by side in one call, then the protocol and start-up.
 #   PART=train    COMMIT=... bash bench/gpu_perf.sh   carry: .carry (cn256 + shared models) .whl (trl, datasets, liger)
-#   PART=protocol COMMIT=... bash bench/gpu_perf.sh
+#   PART=protocol BIG=big COMMIT=... bash bench/gpu_perf.sh   (BIG=big: then the 1.5B rows)
 # train: TRL SFTTrainer + Liger batch sweep, the HF Trainer row, recitebench's best batch (padded, then packed with
 #        FlexAttention), the 1.5B with Liger and with PyTorch kernels.
 # protocol: the 100-epoch protocol as one `recitebench train` process, then `recite` vs generate() in clean processes.
@@ -34,10 +34,6 @@ if [ "${PART:-train}" = train ]; then
   step rb_packed 150 python3 bench/gpu_bench.py --data $DATA --parts peak,best --batch-tokens 32768 49152 \
       --train-extra '{"lr": 4e-4, "packing": true}' --model-extra '{"attn_implementation": "flex_attention"}' \
       --out "$OUT/rb_packed"
-  step big_liger 90 python3 bench/gpu_bench.py --data $DATA --parts peak,big --big-batch-tokens 16384 \
-      --out "$OUT/big_liger"
-  step big_torch 90 python3 bench/gpu_bench.py --data $DATA --parts peak,big --big-batch-tokens 16384 \
-      --train-extra '{"kernels": "torch"}' --out "$OUT/big_torch"
 fi
 
 if [ "${PART:-}" = protocol ]; then
@@ -51,5 +47,12 @@ if [ "${PART:-}" = protocol ]; then
   step recite_process 60 python3 -m recitebench recite --run runs/protocol --out runs/protocol/recite_process
   cp runs/protocol/recite_process/results.json "$OUT/recite_process_results.json"
   TAIL=3 step recite_bench 240 python3 bench/recite_bench.py --run runs/protocol --json "$OUT/recite_bench.json"
+fi
+
+if [[ " ${PART:-} ${BIG:-} " == *" big "* ]]; then  # the 1.5B model: its build alone takes ~1 min on the host
+  step big_liger 150 python3 bench/gpu_bench.py --data $DATA --parts peak,big --big-batch-tokens 16384 \
+      --out "$OUT/big_liger"
+  step big_torch 150 python3 bench/gpu_bench.py --data $DATA --parts peak,big --big-batch-tokens 16384 \
+      --train-extra '{"kernels": "torch"}' --out "$OUT/big_torch"
 fi
 ls "$OUT"
