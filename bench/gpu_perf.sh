@@ -2,6 +2,7 @@
 # Issue #15 on one H100: recitebench vs the strongest peer, side by side in one call, then the protocol and start-up.
 #   PART=train    COMMIT=... bash bench/gpu_perf.sh   carry: .carry (cn256 + shared models) .whl (trl, datasets, liger)
 #   PART=protocol BIG=big COMMIT=... bash bench/gpu_perf.sh   (BIG=big: then the 1.5B rows)
+#   PART=startup RUN=runs/... [PACKED=packed] bash bench/gpu_perf.sh   (recite start-up phases of a trained run)
 # train: TRL SFTTrainer + Liger batch sweep, the HF Trainer row, recitebench's best batch (padded, then packed with
 #        FlexAttention), the 1.5B with Liger and with PyTorch kernels.
 # protocol: the 100-epoch protocol as one `recitebench train` process, then `recite` vs generate() in clean processes.
@@ -31,7 +32,18 @@ if [ "${PART:-train}" = train ]; then
       --steps 15 --warmup 3 --out "$OUT/trl_peer_liger.json"
   step rb_best 150 python3 bench/gpu_bench.py --data $DATA --parts peak,baseline,best --batch-tokens 32768 \
       --baseline-steps 40 --train-extra '{"lr": 4e-4}' --out "$OUT/rb_best"
-  step rb_packed 150 python3 bench/gpu_bench.py --data $DATA --parts peak,best --batch-tokens 32768 49152 \
+fi
+
+if [ "${PART:-}" = startup ]; then  # RUN: a trained run already on the machine
+  step recite_process 60 python3 -m recitebench recite --run "$RUN" --out "$RUN/recite_process"
+  cp "$RUN/recite_process/results.json" "$OUT/recite_process_results.json"
+  python3 -X importtime -m recitebench recite --run "$RUN" --out "$RUN/recite_it" 2> "$OUT/importtime.txt" >/dev/null
+  sort -t'|' -k2 -n -r "$OUT/importtime.txt" | head -25 > "$OUT/importtime_top.txt"
+  TAIL=40 step recite_phases 120 python3 bench/recite_phases.py --run "$RUN" --profile --json "$OUT/recite_phases.json"
+fi
+
+if [[ " ${PART:-} ${PACKED:-} " == *" packed "* ]]; then
+  step rb_packed 200 python3 bench/gpu_bench.py --data $DATA --parts peak,best --batch-tokens 32768 \
       --train-extra '{"lr": 4e-4, "packing": true}' --model-extra '{"attn_implementation": "flex_attention"}' \
       --out "$OUT/rb_packed"
 fi
@@ -55,4 +67,7 @@ if [[ " ${PART:-} ${BIG:-} " == *" big "* ]]; then  # the 1.5B model: its build 
   step big_torch 150 python3 bench/gpu_bench.py --data $DATA --parts peak,big --big-batch-tokens 16384 \
       --train-extra '{"kernels": "torch"}' --out "$OUT/big_torch"
 fi
+# one archive: the device returns a limited number of files
+find "$OUT" -name "*.json" -o -name "*.jsonl" -o -name "*.log" -o -name "*.txt" | grep -v "/runs/" \
+    | tar czf /tmp/perf.tgz -T - && mv /tmp/perf.tgz "$OUT/perf_${PART:-train}.tgz"
 ls "$OUT"

@@ -407,6 +407,12 @@ def test_packing_gives_the_padded_loss_and_gradients(small_cn):
     assert packed == pytest.approx(padded, rel=1e-6)
     assert all(torch.allclose(a, b, atol=1e-4, rtol=1e-4) for a, b in zip(g_pad, g_pack))
     assert scored(x, y).item() != pytest.approx(padded, rel=1e-4)  # control: one long sequence is another loss
+    # filled to a fixed width (one compiled shape on a GPU): the fill is its own unscored segment
+    xw, yw, pw = collate_packed(items, tok.pad_token_id, width=x.shape[1] + 37)
+    assert xw.shape[1] == x.shape[1] + 37 and pw[0, -37:].tolist() == list(range(37))
+    filled, g_fill = loss_and_grads(xw, yw, position_ids=pw)
+    assert filled == pytest.approx(padded, rel=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-4, rtol=1e-4) for a, b in zip(g_pad, g_fill))
 
 
 def test_packed_training_follows_the_padded_run(tmp_path, small_cn, capsys):

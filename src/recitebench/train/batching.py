@@ -48,15 +48,23 @@ def collate(items: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tens
     return pad_rows([x for x, _ in rows], pad_id), pad_rows([y for _, y in rows], -100)
 
 
-def collate_packed(items: list[Encoded], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(input_ids [1, N], labels [1, N], position_ids [1, N]): the poems back to back, no padding. Positions restart
-    at 0 for each poem; Transformers reads the restarts as sequence boundaries and masks attention across them, so
-    each poem sees exactly what it sees in a padded row (`pad_id` is unused: there is no padding)."""
+def collate_packed(items: list[Encoded], pad_id: int, width: int | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids [1, N], labels [1, N], position_ids [1, N]): the poems back to back. Positions restart at 0 for
+    each poem; Transformers reads the restarts as sequence boundaries and masks attention across them, so each poem
+    sees exactly what it sees in a padded row. With `width` the row is filled up to it with `pad_id` as one more
+    unscored segment (its own positions, so no poem attends to it): every step then has the same shape, which a
+    compiled attention kernel (FlexAttention) needs to avoid recompiling for each new length."""
     ids, labels, pos = [], [], []
     for it in items:
         x, y = _inputs_and_labels(it)
         ids += x
         labels += y
         pos += range(len(x))
+    fill = (width or 0) - len(ids)
+    if fill > 0:
+        ids += [pad_id] * fill
+        labels += [-100] * fill
+        pos += range(fill)
     ids_t, labels_t, pos_t = (torch.tensor(v, dtype=torch.long)[None] for v in (ids, labels, pos))
     return ids_t, labels_t, pos_t

@@ -7,6 +7,7 @@ batch, DDP averages the gradients (or FSDP2 shards everything), and only rank 0 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from pathlib import Path
@@ -232,7 +233,10 @@ def run_epoch(
     """One pass over this rank's batches: (summed loss, scored tokens, tokens seen)."""
     loss_sum = None
     n_target = n_tokens = 0
-    make = collate_packed if tcfg.packing else collate
+    if tcfg.packing:  # rows of one fixed width where batches are sized in tokens (one compiled attention shape)
+        make = functools.partial(collate_packed, width=tcfg.batch_tokens)
+    else:
+        make = collate
     for s in range(0, len(batches), tcfg.grad_accum):
         group = batches[s : s + tcfg.grad_accum]
         micro = [make([items[i] for i in b], pad_id) for b in group]
