@@ -80,6 +80,18 @@ def test_one_off_runs_are_labelled_from_their_config_and_compare_stays_aligned(r
     starts = {tuple(m.start() for m in re.finditer(r"(?<=  )\S", ln)) for ln in lines}
     assert len(starts) == 1, lines  # every row's columns start at the same place
     assert any(ln.split()[:2] == ["dataset", "cn20"] for ln in lines)
+    assert lines[-1].split()[-3:] == ["+0.0", "[+0.0,", "+0.0]"]  # a run against itself: no difference, no doubt
+
+
+def test_paired_difference_counts_poems_both_runs_recited():
+    from recitebench.report.tables import paired_difference
+
+    first = {f"p{i}": i < 90 for i in range(100)}  # 90 %
+    other = {f"p{i}": i < 95 for i in range(100)} | {"extra": False}  # 95 % on the shared poems; "extra" not shared
+    d, lo, hi = paired_difference(first, other)
+    assert d == pytest.approx(0.05)
+    assert 0.0 < lo < 0.05 < hi <= 0.1  # the five poems only the second run recited: an interval above zero
+    assert paired_difference(first, {"q": True}) == (0.0, 0.0, 0.0)  # nothing in common
 
 
 def _chromium() -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import RecitebenchError
-from ..io import read_json
+from ..io import read_json, read_jsonl
 from ..rundir import RunDir, key_numbers
 
 LS_COLUMNS = [
@@ -79,10 +79,49 @@ def side_by_side(paths: list[str]) -> str:
     keys = ["dataset", "model"] + [k for _, k in LS_COLUMNS if k not in ("name", "status")]
     width = max(len(k) for k in keys)
     cols = [max(len(s) for s in [r["name"], *(fmt(r.get(k), k) for k in keys)]) for r in rows]  # widest cell
+    paired = paired_row(list(map(RunDir, paths)))
+    width = max(width, len(PAIRED_LABEL))
+    cols = [max(c, len(x)) for c, x in zip(cols, paired)]
     lines = [" " * width + "  " + "  ".join(r["name"].ljust(c) for r, c in zip(rows, cols))]
     for k in keys:
         lines.append(k.ljust(width) + "  " + "  ".join(fmt(r.get(k), k).ljust(c) for r, c in zip(rows, cols)))
+    lines.append(PAIRED_LABEL.ljust(width) + "  " + "  ".join(x.ljust(c) for x, c in zip(paired, cols)))
     return "\n".join(lines)
+
+
+PAIRED_LABEL = "vs first, paired [95% CI]"
+
+
+def paired_row(runs: list[RunDir]) -> list[str]:
+    """Each run's exact recall minus the first run's, poem by poem, where both recited the same dataset: the
+    difference with a paired bootstrap interval over poems (tighter than comparing two separate intervals)."""
+    sha = [read_json(r.recite / "results.json").get("dataset", {}).get("poems_sha256") for r in runs]
+    first = _exact_by_poem(runs[0])
+    cells = ["-"]
+    for r, h in zip(runs[1:], sha[1:]):
+        if h is None or h != sha[0]:
+            cells.append("other dataset")
+            continue
+        d, lo, hi = paired_difference(first, _exact_by_poem(r))
+        cells.append(f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+    return cells
+
+
+def _exact_by_poem(run: RunDir) -> dict[str, bool]:
+    return {s["id"]: bool(s["exact"]) for s in read_jsonl(run.recite / "samples.jsonl")}
+
+
+def paired_difference(first: dict[str, bool], other: dict[str, bool], resamples: int = 2000, seed: int = 0
+                      ) -> tuple[float, float, float]:
+    """(mean of other - first, 2.5th and 97.5th percentiles of its bootstrap over the poems both have)."""
+    import numpy as np
+
+    ids = sorted(first.keys() & other.keys())
+    if not ids:
+        return 0.0, 0.0, 0.0
+    d = np.array([float(other[i]) - float(first[i]) for i in ids])
+    means = d[np.random.default_rng(seed).integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def fmt(v, key: str) -> str:
