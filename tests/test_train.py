@@ -35,6 +35,11 @@ def test_tiny_model_memorises_20_poems(trained_run):
     summary = json.loads((trained_run / "train_summary.json").read_text())
     assert summary["status"] == "finished" and summary["final"]["recall"] == 1.0
     assert not (trained_run / "checkpoint.pt").exists()
+    # where the wall time went: every phase, the epochs' share matching train_seconds, nothing counted twice
+    t = summary["timings_s"]
+    assert {"setup", "base_bits", "epochs", "recall_checks", "checkpoints", "save", "total"} <= t.keys()
+    assert t["epochs"] == pytest.approx(summary["train_seconds"], abs=0.05)
+    assert t["total"] == pytest.approx(sum(v for k, v in t.items() if k != "total"), abs=0.01)
 
 
 def _curve(path):

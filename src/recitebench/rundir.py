@@ -5,7 +5,7 @@ RUN/tokenizer/           the tokenizer the run trains with
 RUN/metrics.jsonl        one row per epoch: loss, lr, tokens/s, elapsed; recall every recall_every epochs
 RUN/checkpoint.pt        while running: weights, optimizer, schedule, RNG, progress (deleted at the end)
 RUN/model/               the final model (safetensors + tokenizer), loadable by from_pretrained
-RUN/train_summary.json   how training ended
+RUN/train_summary.json   how training ended, and where its wall time went (timings_s per phase)
 RUN/recite/results.json  the aggregate verdict (schema: recitebench.schema.Results)
 RUN/recite/samples.jsonl one row per poem (schema: recitebench.schema.Sample)
 RUN/base_bits.json       each poem's code length under the model before training (the default reference of bits)

@@ -31,11 +31,12 @@ from .batching import collate, collate_packed, epoch_batches
 from .config import TrainConfig
 from .optim import Optimizer, default_lr, make_optimizer
 from .parallel import World
-from .progress import EpochLog
+from .progress import EpochLog, Laps
 from .step import ScoredLM, make_step
 
 
 def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
+    started = time.perf_counter()
     world = parallel.init_world()
     run = RunDir(tcfg.out)
     check_run_folder(run, tcfg)
@@ -56,6 +57,8 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     lr = default_lr(tcfg, info["init"])
     opt = make_optimizer(model, tcfg, lr, device, total_steps, use_master)
     step_fn = make_step(model, scored, opt, tcfg, device, autocast_dtype, tok.pad_token_id)
+    laps = Laps(device, started)
+    laps.lap("setup")  # data, model build, kernels, optimizer
     extra = {"model_info": info, "lr": lr, "kernels": kernels}
     margin = default_margin(autocast_dtype or weight_dtype)
     recall_logits = (lambda x, r, c: scored(x, None, r, c)) if tcfg.fsdp else None
@@ -69,6 +72,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         save_base_bits(run, model, items, device, tcfg, autocast_dtype, tok.pad_token_id, recall_logits, ends, world)
         if tcfg.fsdp:
             scored.reshard()
+    laps.lap("resume" if tcfg.resume else "base_bits")
     elog = EpochLog(run, tcfg, enabled=world.is_main, total_steps=total_steps, step=progress["step"],
                     start_epoch=progress["epoch"], log=log)
     last: dict = {}
@@ -78,8 +82,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
             step_fn, opt, plan[epoch][world.rank :: world.size], items, tcfg, tok.pad_token_id, epoch, elog
         )
         loss_sum, n_target, n_tokens = parallel.all_sum(list(sums), device, world)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        laps.lap("epochs")
         dt = time.perf_counter() - t0
         steps = progress["step"] + _steps(plan[epoch], world, tcfg)
         progress = {"epoch": epoch + 1, "step": steps, "elapsed": progress["elapsed"] + dt}
@@ -95,13 +98,15 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
                                      recall_logits, ends))
             if tcfg.fsdp:  # the no-grad pass leaves the root's parameters gathered: shard them again for the optimizer
                 scored.reshard()
+            laps.lap("recall_checks")
         elog.epoch(last)
         checkpoint.maybe_save(run, epoch=epoch + 1, every=tcfg.checkpoint_every, last=tcfg.epochs,
                               is_main=world.is_main, fsdp=tcfg.fsdp, model=model, opt=opt, progress=progress)
+        laps.lap("checkpoints")
         if tcfg.stop_when_memorised and last.get("recall") == 1.0:
             break
     elog.close()
-    return finish(run, model, tok, tcfg, world, last, progress["elapsed"], extra, log)
+    return finish(run, model, tok, tcfg, world, last, progress["elapsed"], extra, log, laps)
 
 
 def plan_epochs(items: list[Encoded], tcfg: TrainConfig, world: World) -> list[list[list[int]]]:
@@ -304,9 +309,10 @@ def recall_check(model, items, device, tcfg, autocast_dtype, margin, pad_id, log
 
 
 def finish(
-    run: RunDir, model, tok, tcfg: TrainConfig, world: World, last: dict, elapsed: float, extra: dict, log
+    run: RunDir, model, tok, tcfg: TrainConfig, world: World, last: dict, elapsed: float, extra: dict, log, laps: Laps
 ) -> dict:
-    """Save the final model (it supersedes the checkpoint) and the summary."""
+    """Save the final model (it supersedes the checkpoint) and the summary (with the phases' wall seconds: the
+    process's imports and interpreter start are the only time outside them)."""
     full_sd = parallel.full_states(model, None, True)[0] if tcfg.fsdp else None  # a collective under FSDP
     summary: dict = {}
     if world.is_main:
@@ -315,6 +321,7 @@ def finish(
             final.save_pretrained(str(tmp), safe_serialization=True, **({"state_dict": full_sd} if full_sd else {}))
             tok.save_pretrained(str(tmp))
         run.checkpoint.unlink(missing_ok=True)
+        laps.lap("save")
         stopped_early = bool(tcfg.stop_when_memorised and last.get("recall") == 1.0)
         summary = {
             "status": "finished",
@@ -322,6 +329,7 @@ def finish(
             "stopped_early": stopped_early,
             "final": last,
             "train_seconds": round(elapsed, 3),
+            "timings_s": {**laps.rounded(), "total": round(sum(laps.seconds.values()), 3)},
             **extra,
         }
         run.write_summary(summary)

@@ -3,6 +3,10 @@ check (logs), and optionally TensorBoard. Only the main process writes."""
 
 from __future__ import annotations
 
+import time
+
+import torch
+
 from ..errors import RecitebenchError
 from ..rundir import RunDir
 from .config import TrainConfig
@@ -70,3 +74,21 @@ def _tensorboard(run: RunDir):
             "--tensorboard needs the tensorboard package (pip install 'recitebench[tensorboard]')"
         ) from None
     return SummaryWriter(str(run.tensorboard))
+
+
+class Laps:
+    """Wall seconds of a run's phases for train_summary.json, lap by lap: `lap(name)` adds the time since the previous
+    lap to `name` (after waiting for the GPU, so queued work lands in the phase that queued it)."""
+
+    def __init__(self, device: torch.device, start: float):
+        self.device, self.t, self.seconds = device, start, {}
+
+    def lap(self, name: str) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self.t
+        self.t = now
+
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.seconds.items()}
