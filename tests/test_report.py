@@ -92,6 +92,8 @@ def test_dry_run_lists_without_running(tmp_path, capsys):
     for cfg in studies:
         assert run_cli("run", cfg, "--dry-run", "--runs-dir", tmp_path / cfg.name) == 0
     assert capsys.readouterr().out.count("__") >= 6 + 2 + 4 + 2
+    for grid in sorted((ROOT / "bench").glob("*.yaml")):  # the benchmarks' grids stay valid specs too
+        assert run_cli("run", grid, "--dry-run", "--runs-dir", tmp_path / grid.name) == 0
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -40,6 +40,7 @@ def test_tiny_model_memorises_20_poems(trained_run):
     assert {"setup", "base_bits", "epochs", "recall_checks", "checkpoints", "save", "total"} <= t.keys()
     assert t["epochs"] == pytest.approx(summary["train_seconds"], abs=0.05)
     assert t["total"] == pytest.approx(sum(v for k, v in t.items() if k != "total"), abs=0.01)
+    assert summary["peak_gpu_memory_gb"] is None  # a CPU run has no GPU peak to report
 
 
 def _curve(path):

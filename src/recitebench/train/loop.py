@@ -106,7 +106,13 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         if tcfg.stop_when_memorised and last.get("recall") == 1.0:
             break
     elog.close()
+    extra["peak_gpu_memory_gb"] = peak_memory_gb(device)
     return finish(run, model, tok, tcfg, world, last, progress["elapsed"], extra, log, laps)
+
+
+def peak_memory_gb(device: torch.device) -> float | None:
+    """The most GPU memory this process held (GiB; rank 0's under torchrun); None on a CPU."""
+    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
 
 
 def plan_epochs(items: list[Encoded], tcfg: TrainConfig, world: World) -> list[list[list[int]]]:
