@@ -58,7 +58,7 @@ def _position_stats(model, input_ids, rows, cols, tgt, logits_fn, chunk: int = 4
         lead = target_logit - best_other
         correct.append(lead > 0)
         gap.append(lead)
-    return (torch.cat(correct).cpu().numpy(), torch.cat(gap).cpu().numpy(), torch.cat(nll).cpu().numpy())
+    return torch.cat(correct), torch.cat(gap), torch.cat(nll)  # on the device: read back once, after every batch
 
 
 def teacher_forced(
@@ -81,16 +81,24 @@ def teacher_forced(
     """
     out: list[TeacherResult | None] = [None] * len(items)
     lengths = [it.length for it in items]
+    order: list[int] = []
+    parts: list[tuple[torch.Tensor, ...]] = []
     with evaluating(model):
+        # No host-device sync inside the loop (inputs go through pinned memory, results stay on the device), so the
+        # host prepares and launches the next batch while the GPU runs this one.
         for idx in length_batches(lengths, max_rows=batch_size, max_tokens=batch_tokens):
-            stats = _batch_stats(model, [items[i] for i in idx], device, autocast_dtype, pad_id, logits_fn)
-            start = 0
-            for i in idx:
-                n = len(items[i].target_ids)
-                r = _result(items[i].id, *(a[start : start + n] for a in stats), margin)
-                r.certified = r.certified and certifiable(items[i], end_ids)
-                out[i] = r
-                start += n
+            parts.append(_batch_stats(model, [items[i] for i in idx], device, autocast_dtype, pad_id, logits_fn))
+            order += idx
+    if not parts:
+        return []
+    correct, gap, nll = (torch.cat(p).cpu().numpy() for p in zip(*parts))
+    start = 0
+    for i in order:
+        n = len(items[i].target_ids)
+        r = _result(items[i].id, correct[start : start + n], gap[start : start + n], nll[start : start + n], margin)
+        r.certified = r.certified and certifiable(items[i], end_ids)
+        out[i] = r
+        start += n
     return out  # type: ignore[return-value]
 
 
@@ -100,20 +108,26 @@ def certifiable(item: Encoded, end_ids: tuple[int, ...]) -> bool:
 
 
 def _batch_stats(model, batch: list[Encoded], device, autocast_dtype, pad_id: int, logits_fn):
-    """Per scored position of the batch, poem after poem: (arg-max correct, lead, NLL) as numpy arrays."""
-    input_ids = pad_rows([it.prompt_ids + it.target_ids[:-1] for it in batch], pad_id).to(device)
+    """Per scored position of the batch, poem after poem: (arg-max correct, lead, NLL) as device tensors."""
+    input_ids = _to_device(pad_rows([it.prompt_ids + it.target_ids[:-1] for it in batch], pad_id), device)
     rows, cols, targets = [], [], []
     for b, it in enumerate(batch):
         p, n = len(it.prompt_ids), len(it.target_ids)
         rows += [b] * n
         cols += list(range(p - 1, p - 1 + n))
         targets += it.target_ids
-    rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
-    tgt = torch.tensor(targets, device=device)
+    rows_t, cols_t, tgt = (_to_device(torch.tensor(v), device) for v in (rows, cols, targets))
     with torch.autocast(
         device_type=torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None
     ):
         return _position_stats(model, input_ids, rows_t, cols_t, tgt, logits_fn)
+
+
+def _to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """Host -> GPU without a sync: a copy from pageable memory waits for the stream, one from pinned memory does not."""
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
 def _result(poem_id: str, correct: np.ndarray, gap: np.ndarray, nll: np.ndarray, margin: float) -> TeacherResult:
