@@ -85,6 +85,8 @@ def test_results_schema_and_verification(trained_run, tmp_path):
     assert res["exact_match"] == 1.0 and res["n"] == 20 and res["outcomes"]["correct"] == 20
     assert res["verification"] == {"n": 5, "agree": 5, "rate": 1.0}
     assert res["dataset"]["poems_sha256"] and res["versions"]["torch"]
+    t = res["timings_s"]  # load is split into the parts a slow start-up comes from
+    assert t["load_weights"] + t["load_kernels"] + t["load_encode"] <= t["load"] + 0.002 <= t["total"] + 0.002
     samples = read_jsonl(tmp_path / "r" / "samples.jsonl")
     assert len(samples) == 20
     assert {"id", "prompt", "target", "prediction", "outcome", "similarity", "prefix_chars",

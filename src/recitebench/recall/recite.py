@@ -165,14 +165,20 @@ def prepare(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Job:
     poems = ds.poems[: rcfg.limit] if rcfg.limit else ds.poems
     device = pick_device(rcfg.device)
     dtype = eval_dtype(rcfg.precision, device)
+    t0 = time.perf_counter()
     model, tok, info = load_model(
         mcfg, corpus=[p["prompt"] + "\n" + p["target"] for p in poems], dtype=dtype, device=device
     )
     model.to(device)
+    t1 = time.perf_counter()
     kernels = apply_kernels(model, rcfg.kernels, device)
+    t2 = time.perf_counter()
+    items = encode_many(tok, poems, mcfg.template)
+    # the parts of "load" that a slow start-up can come from (the rest is reading the run's config and dataset)
+    parts = {"load_weights": t1 - t0, "load_kernels": t2 - t1, "load_encode": time.perf_counter() - t2}
     margin = rcfg.margin if rcfg.margin is not None else default_margin(dtype)
-    return Job(rcfg, mcfg, ds, poems, encode_many(tok, poems, mcfg.template), model, tok, info, device, dtype, margin,
-               kernels, where.out, end_token_ids(tok, model), where.base, where.run)
+    return Job(rcfg, mcfg, ds, poems, items, model, tok, info, device, dtype, margin,
+               kernels, where.out, end_token_ids(tok, model), where.base, where.run, timings=parts)
 
 
 def certify(job: Job) -> Certified:
