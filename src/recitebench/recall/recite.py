@@ -27,6 +27,7 @@ from ..provenance import provenance
 from ..rundir import RunDir
 from ..runtime import default_margin, eval_dtype, pick_device
 from ..schema import Results, Sample, write_recitation
+from ..stats import bootstrap_ci
 from .config import ReciteConfig
 from .decoders import Decoder, resolve_decoder
 from .generate import generation_overrides
@@ -238,15 +239,6 @@ def grade_poem(job: Job, i: int, certified: Certified, decoded: dict[int, list[i
         **g.as_dict(),
         **tf,
     )
-
-
-def bootstrap_ci(hits: list[bool], resamples: int, seed: int) -> list[float]:
-    if not hits:
-        return [0.0, 0.0]
-    rng = np.random.default_rng(seed)
-    arr = np.asarray(hits, dtype=np.float64)
-    means = arr[rng.integers(0, len(arr), size=(resamples, len(arr)))].mean(axis=1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def invalid_utf8(prediction: str, target: str) -> bool:

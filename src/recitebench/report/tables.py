@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import RecitebenchError
 from ..io import read_json, read_jsonl
 from ..rundir import RunDir, key_numbers
+from ..stats import bootstrap_ci
 
 LS_COLUMNS = [
     ("run", "name"),
@@ -114,14 +115,11 @@ def _exact_by_poem(run: RunDir) -> dict[str, bool]:
 def paired_difference(first: dict[str, bool], other: dict[str, bool], resamples: int = 2000, seed: int = 0
                       ) -> tuple[float, float, float]:
     """(mean of other - first, 2.5th and 97.5th percentiles of its bootstrap over the poems both have)."""
-    import numpy as np
-
-    ids = sorted(first.keys() & other.keys())
-    if not ids:
+    d = [float(other[i]) - float(first[i]) for i in sorted(first.keys() & other.keys())]
+    if not d:
         return 0.0, 0.0, 0.0
-    d = np.array([float(other[i]) - float(first[i]) for i in ids])
-    means = d[np.random.default_rng(seed).integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
-    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    lo, hi = bootstrap_ci(d, resamples, seed)
+    return sum(d) / len(d), lo, hi
 
 
 def fmt(v, key: str) -> str:
