@@ -311,12 +311,12 @@ def bench_big(args):
     out, s, m, wall, mem = run_train(
         args, "big", 2, {"batch_tokens": args.big_batch_tokens, **args.train_extra}, preset="qwen2-1.5b-instruct"
     )
-    flops = epoch_flops(args, "qwen2-1.5b-instruct")
+    u = mfu(m[-1]["tokens_per_s"], epoch_flops(args, "qwen2-1.5b-instruct"))
     RESULTS["qwen2_1.5b"] = {
         "tokens_per_s": m[-1]["tokens_per_s"],
         "peak_mem_gb": mem,
-        "mfu": mfu(m[-1]["tokens_per_s"], flops)["mfu_6N"],
-        **mfu(m[-1]["tokens_per_s"], flops),
+        "mfu": u["mfu_6N"],
+        **u,
         "batch_tokens": args.big_batch_tokens,
         "kernels": s.get("kernels"),
         "train_extra": args.train_extra,

@@ -71,16 +71,16 @@ def format_table(rows: list[dict], cols: list[tuple[str, str]] = LS_COLUMNS) -> 
 
 
 def side_by_side(paths: list[str]) -> str:
-    """One column per run, one row per key number."""
-    rows = []
-    for p in map(RunDir, paths):
-        if p.status() != "done":
-            raise RecitebenchError(f"{p.path}: not a finished run (no recite/results.json)")
-        rows.append(key_numbers(p))
+    """One column per run, one row per key number, and the paired difference against the first run."""
+    runs = [RunDir(p) for p in paths]
+    for r in runs:
+        if r.status() != "done":
+            raise RecitebenchError(f"{r.path}: not a finished run (no recite/results.json)")
+    rows = [key_numbers(r) for r in runs]
     keys = ["dataset", "model"] + [k for _, k in LS_COLUMNS if k not in ("name", "status")]
     width = max(len(k) for k in keys)
     cols = [max(len(s) for s in [r["name"], *(fmt(r.get(k), k) for k in keys)]) for r in rows]  # widest cell
-    paired = paired_row(list(map(RunDir, paths)))
+    paired = paired_row(runs)
     width = max(width, len(PAIRED_LABEL))
     cols = [max(c, len(x)) for c, x in zip(cols, paired)]
     lines = [" " * width + "  " + "  ".join(r["name"].ljust(c) for r, c in zip(rows, cols))]
