@@ -50,8 +50,12 @@ def hidden_states(model, input_ids: torch.Tensor, position_ids: torch.Tensor | N
     """Last hidden states [B, T, H] with plain causal attention (right padding is never attended); packed rows pass
     position ids that restart per poem, from which Transformers builds the per-poem mask."""
     body = _body(unwrap(model))
-    extra = {} if position_ids is None else {"position_ids": position_ids}
-    return body(input_ids=input_ids, use_cache=False, **extra).last_hidden_state
+    return body(input_ids=input_ids, use_cache=False, **_positions(position_ids)).last_hidden_state
+
+
+def _positions(position_ids: torch.Tensor | None) -> dict:
+    # passed only when packed: not every architecture's forward takes position_ids
+    return {} if position_ids is None else {"position_ids": position_ids}
 
 
 def logits_at(model, input_ids: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, position_ids=None
@@ -61,8 +65,7 @@ def logits_at(model, input_ids: torch.Tensor, rows: torch.Tensor, cols: torch.Te
     if split_supported(m):
         h = hidden_states(model, input_ids, position_ids)[rows, cols]
         return m.get_output_embeddings()(h)
-    extra = {} if position_ids is None else {"position_ids": position_ids}
-    return model(input_ids=input_ids, use_cache=False, **extra).logits[rows, cols]
+    return model(input_ids=input_ids, use_cache=False, **_positions(position_ids)).logits[rows, cols]
 
 
 def head_loss_sum(model, h: torch.Tensor, y: torch.Tensor, chunk: int = 8192, kernels: str = "torch") -> torch.Tensor:
