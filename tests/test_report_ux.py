@@ -83,6 +83,15 @@ def test_one_off_runs_are_labelled_from_their_config_and_compare_stays_aligned(r
     assert lines[-1].split()[-3:] == ["+0.0", "[+0.0,", "+0.0]"]  # a run against itself: no difference, no doubt
 
 
+def test_compare_reads_a_run_copied_without_its_per_poem_log(recited, tmp_path, capsys):
+    _, run = recited
+    copy = tmp_path / "copy"  # docs/study_results keeps results.json and metrics, not samples.jsonl
+    shutil.copytree(run, copy)
+    (copy / "recite" / "samples.jsonl").unlink()
+    assert run_cli("compare", run, copy) == 0
+    assert capsys.readouterr().out.splitlines()[-1].split("]")[-1].split() == ["-", "no", "samples.jsonl"]
+
+
 def test_paired_difference_counts_poems_both_runs_recited():
     from recitebench.report.tables import paired_difference
 

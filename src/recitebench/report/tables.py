@@ -103,13 +103,18 @@ def paired_row(runs: list[RunDir]) -> list[str]:
         if h is None or h != sha[0]:
             cells.append("other dataset")
             continue
-        d, lo, hi = paired_difference(first, _exact_by_poem(r))
+        other = _exact_by_poem(r)
+        if first is None or other is None:  # a run copied without its per-poem log (e.g. docs/study_results)
+            cells.append("no samples.jsonl")
+            continue
+        d, lo, hi = paired_difference(first, other)
         cells.append(f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]")
     return cells
 
 
-def _exact_by_poem(run: RunDir) -> dict[str, bool]:
-    return {s["id"]: bool(s["exact"]) for s in read_jsonl(run.recite / "samples.jsonl")}
+def _exact_by_poem(run: RunDir) -> dict[str, bool] | None:
+    path = run.recite / "samples.jsonl"
+    return {s["id"]: bool(s["exact"]) for s in read_jsonl(path)} if path.is_file() else None
 
 
 def paired_difference(first: dict[str, bool], other: dict[str, bool], resamples: int = 2000, seed: int = 0
