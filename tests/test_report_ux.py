@@ -90,6 +90,13 @@ def test_compare_reads_a_run_copied_without_its_per_poem_log(recited, tmp_path, 
     (copy / "recite" / "samples.jsonl").unlink()
     assert run_cli("compare", run, copy) == 0
     assert capsys.readouterr().out.splitlines()[-1].split("]")[-1].split() == ["-", "no", "samples.jsonl"]
+    (tmp_path / "other").mkdir()  # and a report over it beside a run that has its log
+    shutil.copytree(run, tmp_path / "other" / "full")
+    shutil.move(copy, tmp_path / "other" / "copy")
+    assert run_cli("report", tmp_path / "other") == 0
+    md = (tmp_path / "other" / "report.md").read_text(encoding="utf-8")
+    assert md.count("No per-poem log (recite/samples.jsonl) was kept for this run") == 1
+    assert "| copy |" in md and "| full |" in md  # both runs in the outcome table
 
 
 def test_paired_difference_counts_poems_both_runs_recited():

@@ -17,7 +17,7 @@ class RunView:
     model: str
     results: Results
     metrics: list[dict]
-    samples: list[Sample]
+    samples: list[Sample] | None  # None: the run was kept without recite/samples.jsonl (results only)
     summary: dict
 
 
@@ -34,7 +34,7 @@ def collect(runs_dir: Path) -> list[RunView]:
                 model,
                 read_results(run.recite),
                 run.read_metrics(),
-                read_samples(run.recite),
+                read_samples(run.recite) if (run.recite / "samples.jsonl").is_file() else None,
                 run.read_summary(),
             )
         )

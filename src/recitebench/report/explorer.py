@@ -28,7 +28,7 @@ def explorer_data(runs: list[RunView]) -> dict:
     rows = []
     for k, r in enumerate(runs):
         table = poems.setdefault(_table_key(r), [])
-        for s in r.samples:
+        for s in r.samples or []:
             key = (_table_key(r), s.id)
             if key not in index:
                 index[key] = len(table)

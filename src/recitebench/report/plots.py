@@ -96,7 +96,7 @@ def accuracy_by_length(runs: list[RunView], width: int = 32) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
-    for k, r in enumerate(sorted(runs, key=lambda r: r.name)):
+    for k, r in enumerate(sorted((r for r in runs if r.samples is not None), key=lambda r: r.name)):
         bins = length_bins(r.samples, width)
         xs = [(lo + hi) / 2 + 2 * k for lo, hi, _ in bins]  # runs side by side, not on top of each other
         ys = [100 * sum(h) / len(h) for _, _, h in bins]

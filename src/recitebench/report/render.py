@@ -64,6 +64,9 @@ def grid(runs: list[RunView]) -> tuple[list[str], list[str], dict[tuple[str, str
     return (sorted({r.dataset for r in runs}), sorted({r.model for r in runs}), {(r.dataset, r.model): r for r in runs})
 
 
+NO_SAMPLES = "No per-poem log (recite/samples.jsonl) was kept for this run: no examples, no explorer rows."
+
+
 def examples(r: RunView, per_class: int = 2, seed: int = EXAMPLES_SEED) -> list[tuple[str, int, list]]:
     """(outcome, count, shown) for every outcome class: a seeded random draw from each class, so a report shows
     what each kind of error looks like, not only the nearest misses."""
@@ -162,6 +165,8 @@ def _html_examples(r: RunView) -> str:
     h = [f"<h3>{esc(r.name)}</h3>"]
     if r.results.invalid_utf8:
         h.append(f"<p>{r.results.invalid_utf8} recitations hold bytes that are not UTF-8.</p>")
+    if r.samples is None:
+        return "\n".join(h + [f"<p>{NO_SAMPLES}</p>"])
     for o, count, shown in examples(r):
         h.append(f"<h4>{esc(_class_title(o, count, r.results.n, len(shown)))}</h4>")
         for s in shown:
@@ -178,6 +183,8 @@ def _md_examples(r: RunView) -> list[str]:
     md = [f"### {r.name}", ""]
     if r.results.invalid_utf8:
         md += [f"{r.results.invalid_utf8} recitations hold bytes that are not UTF-8 (shown as \ufffd).", ""]
+    if r.samples is None:
+        return md + [NO_SAMPLES, ""]
     for o, count, shown in examples(r):
         md += [f"**{_class_title(o, count, r.results.n, len(shown))}**", ""]
         for s in shown:
