@@ -37,7 +37,8 @@ def test_tiny_model_memorises_20_poems(trained_run):
     assert not (trained_run / "checkpoint.pt").exists()
     # where the wall time went: every phase, the epochs' share matching train_seconds, nothing counted twice
     t = summary["timings_s"]
-    assert {"setup", "base_bits", "epochs", "recall_checks", "checkpoints", "save", "total"} <= t.keys()
+    assert {"setup_data", "setup_model", "setup_encode", "setup_optimizer", "base_bits", "epochs", "recall_checks",
+            "checkpoints", "save", "total"} <= t.keys()
     assert t["epochs"] == pytest.approx(summary["train_seconds"], abs=0.05)
     assert t["total"] == pytest.approx(sum(v for k, v in t.items() if k != "total"), abs=0.01)
     assert summary["peak_gpu_memory_gb"] is None  # a CPU run has no GPU peak to report

@@ -40,14 +40,18 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     world = parallel.init_world()
     run = RunDir(tcfg.out)
     check_run_folder(run, tcfg)
+    device = train_device(tcfg.device, world)
+    laps = Laps(device, started)  # setup in four laps: the protocol's minute before epoch 1 needs attributing
     ds = load_frozen(tcfg.data)
     if tcfg.resume:
         check_same_dataset(run, ds)
-    device = train_device(tcfg.device, world)
+    laps.lap("setup_data")
     weight_dtype, autocast_dtype, use_master = train_precision(tcfg.precision, device, fsdp=tcfg.fsdp)
     model, tok, info, mcfg = build_model(tcfg, mcfg, run, ds, weight_dtype, device)
+    laps.lap("setup_model")  # build (random init or weights), then the copy to the device
     items = encode_many(tok, ds.poems, mcfg.template)
     plan = plan_epochs(items, tcfg, world)
+    laps.lap("setup_encode")
     total_steps = sum(math.ceil(len(b) / world.size / tcfg.grad_accum) for b in plan)
     parallel.check_options(tcfg, device, world)
     kernels = apply_kernels(model, tcfg.kernels, device)
@@ -57,8 +61,7 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     lr = default_lr(tcfg, info["init"])
     opt = make_optimizer(model, tcfg, lr, device, total_steps, use_master)
     step_fn = make_step(model, scored, opt, tcfg, device, autocast_dtype, tok.pad_token_id)
-    laps = Laps(device, started)
-    laps.lap("setup")  # data, model build, kernels, optimizer
+    laps.lap("setup_optimizer")  # kernels, parallel wrapping, compile, optimizer
     extra = {"model_info": info, "lr": lr, "kernels": kernels}
     margin = default_margin(autocast_dtype or weight_dtype)
     recall_logits = (lambda x, r, c: scored(x, None, r, c)) if tcfg.fsdp else None
