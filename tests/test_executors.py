@@ -65,6 +65,25 @@ def test_local_pool_is_byte_identical_to_sequential(tmp_path, sequential, capsys
 
 
 @pytest.mark.slow
+def test_pool_stopped_by_sigterm_stops_its_workers(tmp_path):
+    """`timeout` or a scheduler sends SIGTERM to the grid's process: its workers must not train on unseen."""
+    spec = write_spec(tmp_path / "s.yaml", tmp_path / "runs", epochs=2000)
+    grid = subprocess.Popen([sys.executable, "-m", "recitebench", "run", str(spec), "--executor", "pool", "--jobs", "1",
+                             "--only", "cn__tiny2"], env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lock = tmp_path / "runs" / ".locks" / "cn__tiny2.lock"
+    deadline = time.time() + 120
+    while not lock.is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    worker = json.loads(lock.read_text())["pid"]
+    grid.send_signal(signal.SIGTERM)
+    out = grid.communicate(timeout=60)[0]
+    assert grid.returncode == 130 and "stopped 1 running run(s) (cn__tiny2)" in out, out
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # gone (the pool waited for it, so not even a zombie)
+
+
+@pytest.mark.slow
 def test_submitit_local_completes_and_resumes_a_killed_job(tmp_path, sequential):
     pytest.importorskip("submitit")
     spec = write_spec(tmp_path / "s.yaml", tmp_path / "runs", epochs=40)

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -97,20 +99,43 @@ class Pool:
         queue, out = list(self.todo), []
         for r in queue:
             self.log(f"{r.name}: queued")
-        while queue or self.running:
-            while queue and len(self.running) < limit:
-                placed = self._place(gpus_of(queue[0], self.xcfg))
-                if placed is None:
-                    if not self.running:  # nothing would ever free the GPUs it needs
-                        r = queue.pop(0)
-                        out.append(Outcome(r.name, "failed", f"needs {gpus_of(r, self.xcfg)} GPUs, "
-                                           f"{len(self.free)} visible"))
-                        continue
-                    break
-                self._start(queue.pop(0), *placed)
-            out += self._reap()
-            time.sleep(POLL_S)
+        previous = _sigterm_as_interrupt()
+        try:
+            while queue or self.running:
+                while queue and len(self.running) < limit:
+                    placed = self._place(gpus_of(queue[0], self.xcfg))
+                    if placed is None:
+                        if not self.running:  # nothing would ever free the GPUs it needs
+                            r = queue.pop(0)
+                            out.append(Outcome(r.name, "failed", f"needs {gpus_of(r, self.xcfg)} GPUs, "
+                                               f"{len(self.free)} visible"))
+                            continue
+                        break
+                    self._start(queue.pop(0), *placed)
+                out += self._reap()
+                time.sleep(POLL_S)
+        finally:
+            self._stop_workers()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
         return out
+
+    def _stop_workers(self) -> None:
+        """Interrupted (Ctrl-C, or SIGTERM from `timeout` or a scheduler): stop the workers too, rather than leave
+        them training unseen on the GPUs a rerun needs. Each resumes from its last checkpoint on the next `run`."""
+        if not self.running:
+            return
+        for proc, *_ in self.running.values():
+            proc.terminate()
+        for proc, *_ in self.running.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.log(f"stopped {len(self.running)} running run(s) ({', '.join(self.running)}); "
+                 "`recitebench run` again resumes them from their last checkpoint")
+        self.running.clear()
 
     def _place(self, share: float) -> tuple[list[int], float] | None:
         if not self.free:
@@ -155,6 +180,18 @@ class Pool:
             self.log(state_line(o))
             out.append(o)
         return out
+
+
+def _sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt in this process while the pool runs, so its cleanup stops the workers (by
+    default SIGTERM ends this process alone). Returns the previous handler to restore (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def lost(r: PlannedRun, what: str, error: Exception) -> Outcome:
