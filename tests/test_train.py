@@ -306,6 +306,15 @@ def test_out_of_memory_says_what_to_lower(tmp_path, small_cn, capsys, monkeypatc
                    tmp_path / "r") == 1
     err = capsys.readouterr().err
     assert "out of GPU memory at epoch 1" in err and "lower --batch-size or --batch-tokens" in err
+    assert "other processes" not in err  # a CPU run shares no GPU
+
+
+def test_out_of_memory_beside_other_processes_points_at_the_share():
+    from recitebench.train.loop import others_note
+
+    assert others_note(200 * 2**20) == ""  # another process's CUDA context: not worth a word
+    assert others_note(66 * 2**30) == ("; other processes hold 66 GiB of this GPU (runs sharing it? give each a "
+                                       "larger gpus_per_run)")
 
 
 def test_yaml_config_with_flag_override(tmp_path, small_cn):

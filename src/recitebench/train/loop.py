@@ -263,13 +263,29 @@ def run_epoch(
             raise RecitebenchError(
                 f"out of GPU memory at epoch {epoch + 1} (batch of {len(group[0])} x {longest} tokens): lower "
                 f"--batch-size or --batch-tokens (use --grad-accum to keep the step size), or add "
-                f"--gradient-checkpointing or --lora"
+                f"--gradient-checkpointing or --lora{shared_gpu_note(micro[0][0].device)}"
             ) from None
         loss_sum = loss.to(torch.float64) if loss_sum is None else loss_sum + loss
         n_target += step_targets
         n_tokens += sum(items[i].length - 1 for b in group for i in b)
         elog.step()
     return (float(loss_sum) if loss_sum is not None else 0.0), n_target, n_tokens
+
+
+def shared_gpu_note(device: torch.device) -> str:
+    """Where other processes hold much of the GPU (a pool's runs sharing it), say so: then the remedy is a larger
+    share per run, not a smaller batch."""
+    if device.type != "cuda":
+        return ""
+    free, total = torch.cuda.mem_get_info(device)
+    return others_note(total - free - torch.cuda.memory_reserved(device))
+
+
+def others_note(others_bytes: int) -> str:
+    if others_bytes < 2**30:
+        return ""
+    return (f"; other processes hold {others_bytes / 2**30:.0f} GiB of this GPU (runs sharing it? give each a larger "
+            "gpus_per_run)")
 
 
 def check_finite(mean_loss: float, epoch: int, run: RunDir) -> None:
