@@ -263,7 +263,7 @@ def run_epoch(
             raise RecitebenchError(
                 f"out of GPU memory at epoch {epoch + 1} (batch of {len(group[0])} x {longest} tokens): lower "
                 f"--batch-size or --batch-tokens (use --grad-accum to keep the step size), or add "
-                f"--gradient-checkpointing or --lora{shared_gpu_note(micro[0][0].device)}"
+                f"--gradient-checkpointing or --lora{shared_gpu_note()}"
             ) from None
         loss_sum = loss.to(torch.float64) if loss_sum is None else loss_sum + loss
         n_target += step_targets
@@ -272,13 +272,14 @@ def run_epoch(
     return (float(loss_sum) if loss_sum is not None else 0.0), n_target, n_tokens
 
 
-def shared_gpu_note(device: torch.device) -> str:
+def shared_gpu_note() -> str:
     """Where other processes hold much of the GPU (a pool's runs sharing it), say so: then the remedy is a larger
-    share per run, not a smaller batch."""
-    if device.type != "cuda":
+    share per run, not a smaller batch. The out-of-memory error is the current CUDA device's (the batches handed to
+    the step are still on the host, so their device says nothing)."""
+    if not torch.cuda.is_initialized():
         return ""
-    free, total = torch.cuda.mem_get_info(device)
-    return others_note(total - free - torch.cuda.memory_reserved(device))
+    free, total = torch.cuda.mem_get_info()
+    return others_note(total - free - torch.cuda.memory_reserved())
 
 
 def others_note(others_bytes: int) -> str:
