@@ -112,5 +112,7 @@ def read_results(folder: Path) -> Results:
     return Results.from_dict(read_json(Path(folder) / "results.json"))
 
 
-def read_samples(folder: Path) -> list[Sample]:
-    return [Sample.from_dict(d) for d in read_jsonl(Path(folder) / "samples.jsonl")]
+def read_samples(folder: Path) -> list[Sample] | None:
+    """The per-poem log; None where a run was kept without it (docs/study_results keeps results.json only)."""
+    path = Path(folder) / "samples.jsonl"
+    return [Sample.from_dict(d) for d in read_jsonl(path)] if path.is_file() else None

@@ -34,7 +34,7 @@ def collect(runs_dir: Path) -> list[RunView]:
                 model,
                 read_results(run.recite),
                 run.read_metrics(),
-                read_samples(run.recite) if (run.recite / "samples.jsonl").is_file() else None,
+                read_samples(run.recite),
                 run.read_summary(),
             )
         )

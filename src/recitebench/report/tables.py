@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import RecitebenchError
-from ..io import read_json, read_jsonl
+from ..io import read_json
 from ..rundir import RunDir, key_numbers
+from ..schema import read_samples
 from ..stats import bootstrap_ci
 
 LS_COLUMNS = [
@@ -113,8 +114,8 @@ def paired_row(runs: list[RunDir]) -> list[str]:
 
 
 def _exact_by_poem(run: RunDir) -> dict[str, bool] | None:
-    path = run.recite / "samples.jsonl"
-    return {s["id"]: bool(s["exact"]) for s in read_jsonl(path)} if path.is_file() else None
+    samples = read_samples(run.recite)
+    return None if samples is None else {s.id: s.exact for s in samples}
 
 
 def paired_difference(first: dict[str, bool], other: dict[str, bool], resamples: int = 2000, seed: int = 0
