@@ -25,37 +25,29 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", help="write the phases here too")
     args = ap.parse_args()
-    phases: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        now = time.perf_counter()
-        phases[name] = round(now - t, 3)
-        t = now
-
+    start = time.perf_counter()
     import torch
 
     from recitebench.data.frozen import load_frozen
     from recitebench.models.config import ModelConfig
     from recitebench.models.formatting import encode_many
     from recitebench.models.load import load_model
+    from recitebench.train.progress import Laps  # train's own phase clock (it waits for the GPU at each lap)
 
-    lap("imports")
+    laps = Laps(torch.device(args.device), start)
+    laps.lap("imports")
     ds = load_frozen(args.data)
-    lap("data")
+    laps.lap("data")
     torch.manual_seed(0)
     mcfg = ModelConfig(model=args.model, init="scratch")
     model, tok, info = load_model(mcfg, corpus=None, dtype=torch.float32)
-    lap("model_build")
+    laps.lap("model_build")
     model.to(args.device)
-    lap("to_device")
+    laps.lap("to_device")
     encode_many(tok, ds.poems, mcfg.template)
-    lap("encode")
+    laps.lap("encode")
     out = {"model": args.model, "parameters": info.get("parameters"), "device": args.device,
-           "cpus": torch.get_num_threads(), "phases_s": phases}
+           "cpus": torch.get_num_threads(), "phases_s": laps.rounded()}
     print(json.dumps(out))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
