@@ -1,0 +1,65 @@
+"""docs/STUDY.md's verdict numbers recomputed from the raw results it ships (docs/study_results): a claim's figure
+that drifts from its files, or a run file replaced without the text, fails here."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from recitebench.experiment.capacity import interval
+from recitebench.experiment.config import T95
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "study_results"
+
+# (study folder, run folders of seeds 0, 1, 2): each arm of a comparison over seeds
+ARMS = {
+    "short": ("study_d_language", ["cn256"], "study_a_size", ["cn256__q05-lr4e-4-s1", "cn256__q05-lr4e-4-s2"]),
+    "long": ("study_b_length", ["cn512__qwen2-0.5b-scratch", "cn512__qwen2-0.5b-scratch-s1",
+                                "cn512__qwen2-0.5b-scratch-s2"]),
+    "en_scratch_q05": ("study_d_language", ["en256", "en256__qwen2-0.5b-scratch-s1", "en256__qwen2-0.5b-scratch-s2"]),
+    **{f"{lang}_{init}": ("study_c_pretrained", [f"{lang}256__smollm2-{init}{s}" for s in ("", "-s1", "-s2")])
+       for lang in ("cn", "en") for init in ("pretrained", "scratch")},
+}
+
+
+def recall(study: str, run: str) -> float:
+    return 100 * json.loads((RESULTS / study / run / "results.json").read_text())["exact_match"]
+
+
+def seeds(arm: str) -> list[float]:
+    spec = ARMS[arm]
+    pairs = [(spec[i], run) for i in range(0, len(spec), 2) for run in spec[i + 1]]
+    return [recall(study, run) for study, run in pairs]
+
+
+def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """a - b with Welch's 95 % t-interval, degrees of freedom rounded down (as STUDY.md says)."""
+    sa, sb = (sum((v - sum(x) / len(x)) ** 2 for v in x) / (len(x) - 1) / len(x) for x in (a, b))  # var / n
+    df = math.floor((sa + sb) ** 2 / (sa ** 2 / (len(a) - 1) + sb ** 2 / (len(b) - 1)))
+    d, half = sum(a) / len(a) - sum(b) / len(b), T95[df] * math.sqrt(sa + sb)
+    return d, d - half, d + half
+
+
+def signed(x: float) -> str:
+    return f"{x:+.1f}".replace("-", "−")
+
+
+@pytest.fixture(scope="module")
+def study_text() -> str:
+    return " ".join((ROOT / "docs" / "STUDY.md").read_text().split())  # line breaks fall anywhere in prose
+
+
+@pytest.mark.parametrize("arm, quoted", [("long", "85.3"), ("en_scratch", "97.9"), ("cn_pretrained", "95.3"),
+                                         ("cn_scratch", "72.1"), ("en_pretrained", "99.7"), ("short", "96.5")])
+def test_seed_means_in_study_are_the_files_means(study_text, arm, quoted):
+    iv = interval(seeds(arm))
+    assert f"{iv['mean']:.1f}" == quoted
+    assert f"**{quoted} %** [{iv['low']:.1f}, {iv['high']:.1f}]" in study_text
+
+
+@pytest.mark.parametrize("a, b", [("long", "short"), ("cn_pretrained", "cn_scratch"), ("en_pretrained", "en_scratch"),
+                                  ("en_scratch_q05", "short"), ("en_pretrained", "cn_pretrained")])
+def test_differences_over_seeds_in_study_are_recomputed(study_text, a, b):
+    d, lo, hi = welch(seeds(a), seeds(b))
+    assert f"{signed(d)} [{signed(lo)}, {signed(hi)}]" in study_text.replace(" points [", " [")
