@@ -108,6 +108,21 @@ def test_bootstrap_interval_brackets_the_estimate(half_trained_run, tmp_path):
     assert lo <= res["exact_match"] <= hi and hi - lo > 0
 
 
+def test_near_ties_count_the_verdicts_resting_on_a_lead_within_the_margin(half_trained_run, tmp_path, capsys):
+    """The fragile verdicts (a step won or lost by less than the margin) and the range of Acc if each flipped."""
+    out = tmp_path / "r"
+    assert run_cli("recite", "--run", half_trained_run, "--margin", "0.5", "--out", out) == 0
+    res = json.loads((out / "results.json").read_text())
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    fragile = [s for s in samples if abs(s["tf_min_margin"]) < 0.5]
+    won = sum(s["exact"] for s in fragile)
+    assert fragile and not any(s["decided_by"] == "certified" for s in fragile)
+    t, n = res["near_ties"], res["n"]
+    assert (t["n"], t["exact"], t["not_exact"], t["margin"]) == (len(fragile), won, len(fragile) - won, 0.5)
+    assert t["exact_match_range"] == [(res["n_correct"] - won) / n, (res["n_correct"] + len(fragile) - won) / n]
+    assert f"{len(fragile)} verdicts rest on a lead within the margin 0.5" in capsys.readouterr().out
+
+
 def test_recite_errors(tmp_path, capsys):
     assert run_cli("recite", "--data", tmp_path) == 1
     assert "needs --run RUN, or --model MODEL with --data" in capsys.readouterr().err

@@ -88,6 +88,7 @@ class Results:
     invalid_utf8: int = 0  # predictions with bytes that are not UTF-8 (decoded as U+FFFD where the target has none)
     memory: dict = field(default_factory=dict)  # bits: under the model, the reference, memorised, per parameter
     speed: dict = field(default_factory=dict)  # epochs and training tokens to 50 % / 90 % recall (a run's curve)
+    near_ties: dict = field(default_factory=dict)  # verdicts resting on a lead within the margin, and Acc's range
     versions: dict = field(default_factory=dict)
     git_commit: str | None = None
     hardware: dict = field(default_factory=dict)

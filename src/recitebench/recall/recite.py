@@ -102,8 +102,17 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
         f"exact recall {results.exact_match:.1%} ({results.n_correct}/{results.n}); decided by teacher forcing: "
         f"{len(certified.ids)}, by generation: {len(decoded)}; wrote {job.out}/results.json"
         + (f"; {results.invalid_utf8} predictions hold invalid UTF-8 (shown as U+FFFD)" if results.invalid_utf8 else "")
+        + _near_tie_note(results.near_ties)
     )
     return results
+
+
+def _near_tie_note(t: dict) -> str:
+    if not t.get("n"):
+        return ""
+    lo, hi = t["exact_match_range"]
+    return (f"; {t['n']} verdicts rest on a lead within the margin {t['margin']:g} (exact recall "
+            f"{lo:.1%}-{hi:.1%} if each went the other way)")
 
 
 class _timed:
@@ -241,6 +250,18 @@ def grade_poem(job: Job, i: int, certified: Certified, decoded: dict[int, list[i
     )
 
 
+def near_ties(samples: list[Sample], margin: float) -> dict:
+    """Poems whose verdict rests on a step where the poem's token leads or trails its rival by less than the margin.
+    Rounding (batch shape, padding, kernels, precision) can flip such a step, so these verdicts are the fragile ones:
+    one such poem made a batched bf16 generate() disagree with the same greedy decoding of the poem alone
+    (BENCHMARKS.md). A poem with a step lost by more than the margin stays wrong whatever its near-ties do."""
+    fragile = [s for s in samples if s.tf_min_margin is not None and abs(s.tf_min_margin) < margin]
+    n, exact = len(samples), sum(s.exact for s in samples)
+    won = sum(s.exact for s in fragile)
+    return {"margin": margin, "n": len(fragile), "exact": won, "not_exact": len(fragile) - won,
+            "exact_match_range": [(exact - won) / n, (exact + len(fragile) - won) / n] if n else [0.0, 0.0]}
+
+
 def invalid_utf8(prediction: str, target: str) -> bool:
     """A byte-level model can emit token sequences that are not UTF-8; decoding shows them as U+FFFD."""
     return prediction.count("\ufffd") > target.count("\ufffd")
@@ -282,6 +303,7 @@ def summarise(
         not_round_trip=sum(not it.round_trip for it in job.items),
         memory=memory_summary([s.nll_bits or 0.0 for s in samples], job.reference, hits, job.info["parameters"]),
         speed=memory_speed(job.run, sum(it.length - 1 for it in job.items)),
+        near_ties=near_ties(samples, job.margin),
         certify_margin=job.margin if rcfg.certify and rcfg.generation == "greedy" else None,
         model=job.info,
         template=job.mcfg.template,
