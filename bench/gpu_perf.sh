@@ -46,12 +46,14 @@ if [ "${PART:-}" = protocol ]; then
   # the poems whose verdicts differ: both sides' recitations, then each poem alone under three settings (why)
   python3 -c "import json; print('\n'.join(json.load(open('$OUT/recite_bench.json')).get('verdict_differs', [])))" \
       > /tmp/differs.txt
-  for side in rb_recitebench rb_generate; do
-    [ -s /tmp/differs.txt ] && grep -F -f /tmp/differs.txt "runs/protocol/$side/samples.jsonl" > "$OUT/differs_$side.jsonl"
-  done
-  # shellcheck disable=SC2046
-  [ -s /tmp/differs.txt ] && TAIL=12 step verdict_probe 150 python3 bench/verdict_probe.py --run runs/protocol \
-      --ids $(cat /tmp/differs.txt) --json "$OUT/verdict_probe.json"
+  if [ -s /tmp/differs.txt ]; then
+    for side in rb_recitebench rb_generate; do
+      grep -F -f /tmp/differs.txt "runs/protocol/$side/samples.jsonl" > "$OUT/differs_$side.jsonl"
+    done
+    # shellcheck disable=SC2046
+    TAIL=12 step verdict_probe 150 python3 bench/verdict_probe.py --run runs/protocol \
+        --ids $(cat /tmp/differs.txt) --json "$OUT/verdict_probe.json"
+  fi
 fi
 
 if [[ " ${PART:-} ${BIG:-} " == *" big "* ]]; then  # the 1.5B model: its build alone takes ~1 min on the host

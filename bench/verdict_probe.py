@@ -47,7 +47,11 @@ def leads(model, item, device) -> list[dict]:
 
 
 def first_departure(out: list[int], target: list[int]) -> int | None:
-    return next((k for k, (a, b) in enumerate(zip(out, target)) if a != b), None if out == target else len(out))
+    """The first step where the output leaves the poem (None: the same ids); where one is a prefix of the other,
+    the step after the shorter one ends."""
+    if out == target:
+        return None
+    return next((k for k, (a, b) in enumerate(zip(out, target)) if a != b), min(len(out), len(target)))
 
 
 def probe(job, item) -> dict:
@@ -80,6 +84,8 @@ def main() -> int:
                                    "kernels": kernels, "gen_batch_size": 1})
         job = prepare(cfg, None)
         by_id = {it.id: it for it in job.items}
+        if missing := [pid for pid in args.ids if pid not in by_id]:
+            raise SystemExit(f"{job.data.path}: no poem with id {', '.join(missing)}")
         for pid in args.ids:
             report["poems"][pid][setting] = probe(job, by_id[pid])
             print(setting, pid, json.dumps(report["poems"][pid][setting], ensure_ascii=False))
