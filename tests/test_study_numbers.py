@@ -12,25 +12,19 @@ from recitebench.experiment.config import T95
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "study_results"
 
-# (study folder, run folders of seeds 0, 1, 2): each arm of a comparison over seeds
+# each arm of a comparison over seeds: its runs at seeds 0, 1, 2, as study folder / run folder
 ARMS = {
-    "short": ("study_d_language", ["cn256"], "study_a_size", ["cn256__q05-lr4e-4-s1", "cn256__q05-lr4e-4-s2"]),
-    "long": ("study_b_length", ["cn512__qwen2-0.5b-scratch", "cn512__qwen2-0.5b-scratch-s1",
-                                "cn512__qwen2-0.5b-scratch-s2"]),
-    "en_scratch_q05": ("study_d_language", ["en256", "en256__qwen2-0.5b-scratch-s1", "en256__qwen2-0.5b-scratch-s2"]),
-    **{f"{lang}_{init}": ("study_c_pretrained", [f"{lang}256__smollm2-{init}{s}" for s in ("", "-s1", "-s2")])
+    "short": ["study_d_language/cn256", "study_a_size/cn256__q05-lr4e-4-s1", "study_a_size/cn256__q05-lr4e-4-s2"],
+    "long": [f"study_b_length/cn512__qwen2-0.5b-scratch{s}" for s in ("", "-s1", "-s2")],
+    "en_scratch_q05": ["study_d_language/en256"] + [f"study_d_language/en256__qwen2-0.5b-scratch-s{k}" for k in (1, 2)],
+    **{f"{lang}_{init}": [f"study_c_pretrained/{lang}256__smollm2-{init}{s}" for s in ("", "-s1", "-s2")]
        for lang in ("cn", "en") for init in ("pretrained", "scratch")},
 }
 
 
-def recall(study: str, run: str) -> float:
-    return 100 * json.loads((RESULTS / study / run / "results.json").read_text())["exact_match"]
-
-
 def seeds(arm: str) -> list[float]:
-    spec = ARMS[arm]
-    pairs = [(spec[i], run) for i in range(0, len(spec), 2) for run in spec[i + 1]]
-    return [recall(study, run) for study, run in pairs]
+    """Exact recall in % of each seed's run."""
+    return [100 * json.loads((RESULTS / run / "results.json").read_text())["exact_match"] for run in ARMS[arm]]
 
 
 def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
