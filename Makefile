@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-slow lint install clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -26,8 +26,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/recitebench run
 
+# The suite: every test but those marked slow (about 4 minutes on 2 cores). CI runs both tiers.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The slow tier: torchrun, FSDP, torch.compile, the real GGUF model, cluster executors, hard-input verdicts.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -180,16 +180,16 @@ def epoch_flops(args, preset: str) -> dict:
     (3 passes x 4 x layers x q-width x L(L+1)/2 per poem)."""
     from transformers import AutoModelForCausalLM
 
-    from recitebench.models.load import _scratch_config, _shared_tokenizer
+    from recitebench.models.load import scratch_config, shared_tokenizer
     from recitebench.models.presets import MODEL_PRESETS
 
     pre = MODEL_PRESETS[preset]
-    cfg = _scratch_config(ModelConfig(model=preset, init="scratch"), pre, preset)
+    cfg = scratch_config(ModelConfig(model=preset, init="scratch"), pre, preset)
     with torch.device("meta"):  # parameter count without allocating the weights
         n_all = sum(p.numel() for p in AutoModelForCausalLM.from_config(cfg).parameters())
     if pre.tokenizer is None:  # the tiny CPU model trains its tokenizer per run: no fixed FLOPs per epoch
         return {"parameters": n_all, "real_tokens": 1, "6N": float("nan"), "counted": float("nan")}
-    items = encode_many(_shared_tokenizer(pre), load_frozen(args.data).poems, "plain")
+    items = encode_many(shared_tokenizer(pre), load_frozen(args.data).poems, "plain")
     # as the training loop counts: a poem of L tokens is L - 1 input positions, each target token (end included) scored
     real = sum(it.length - 1 for it in items)
     scored = sum(len(it.target_ids) for it in items)

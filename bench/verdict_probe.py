@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from recitebench.config import build  # noqa: E402
 from recitebench.recall import ReciteConfig  # noqa: E402
-from recitebench.recall.recite import prepare  # noqa: E402
+from recitebench.recall.recite import prepare, resolve  # noqa: E402
 
 # Liger patches the model classes for the whole process, so the PyTorch-kernel settings come first
 SETTINGS = {"fp32_torch": ("fp32", "torch"), "bf16_torch": ("bf16", "torch"), "bf16_default": ("bf16", "auto")}
@@ -82,7 +82,7 @@ def main() -> int:
     for setting, (precision, kernels) in SETTINGS.items():
         cfg = build(ReciteConfig, {"run": args.run, "out": str(Path(args.run) / "probe"), "precision": precision,
                                    "kernels": kernels, "gen_batch_size": 1})
-        job = prepare(cfg, None)
+        job = prepare(cfg, resolve(cfg, None))
         by_id = {it.id: it for it in job.items}
         if missing := [pid for pid in args.ids if pid not in by_id]:
             raise SystemExit(f"{job.data.path}: no poem with id {', '.join(missing)}")

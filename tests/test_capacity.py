@@ -114,7 +114,8 @@ def test_an_untrained_model_memorises_nothing(tmp_path, small_cn):
 CAPACITY_SPEC = """
 name: cap
 runs_dir: {out}
-data: {{preset: random, min_symbols: 6, max_symbols: 8}}
+datasets:
+  rnd: {{preset: random, min_symbols: 6, max_symbols: 8}}
 models:
   tiny: {{model: tiny}}
 train: {{epochs: 30, batch_size: 8, lr: 3.0e-3, recall_every: 5, checkpoint_every: 5}}
@@ -165,3 +166,28 @@ def test_capacity_dry_run_validates_both_grids(tmp_path, capsys):
     spec.write_text(CAPACITY_SPEC.format(out=tmp_path / "cap").replace("sizes: [4, 8, 16]", "sizes: [8, 4]"))
     assert run_cli("capacity", spec, "--dry-run") == 1
     assert "sizes must be positive and increasing" in capsys.readouterr().err
+
+
+def test_capacity_spec_paths_are_relative_to_the_spec_file(tmp_path, capsys, monkeypatch):
+    """A relative `model: m.json` is read from the spec's folder, whatever the working directory; a missing one
+    fails the dry run, as the run itself would. Capacity specs share the grid grammar (`datasets:`)."""
+    from recitebench.models.presets import TINY_CONFIG
+
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "m.json").write_text(json.dumps(TINY_CONFIG))
+    spec = folder / "cap.yaml"
+    spec.write_text(CAPACITY_SPEC.format(out=tmp_path / "cap").replace("{model: tiny}", "{model: m.json}"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert run_cli("capacity", spec, "--dry-run") == 0
+    sweep = (tmp_path / "cap" / "sweep.yaml").read_text()
+    assert str(folder / "m.json") in sweep  # the generated grids hold absolute paths
+    spec.write_text(CAPACITY_SPEC.format(out=tmp_path / "cap").replace("{model: tiny}", "{model: missing.json}"))
+    assert run_cli("capacity", spec, "--dry-run") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and str(folder / "missing.json") in err and "spec's folder" in err
+    spec.write_text(CAPACITY_SPEC.format(out=tmp_path / "cap").replace("datasets:\n  rnd:", "data:"))
+    assert run_cli("capacity", spec, "--dry-run") == 1
+    assert "unknown key 'data'" in capsys.readouterr().err

@@ -150,7 +150,7 @@ def test_concurrent_invocations_leave_a_consistent_index(tmp_path, sequential):
 
 
 def test_stale_lock_of_a_dead_worker_is_taken_over(tmp_path):
-    from recitebench.experiment.lock import RunLock
+    from recitebench.lock import RunLock
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     path = tmp_path / ".locks" / "a.lock"
@@ -158,13 +158,17 @@ def test_stale_lock_of_a_dead_worker_is_taken_over(tmp_path):
     path.write_text(json.dumps({"host": os.uname().nodename, "pid": int(dead.stdout), "heartbeat": 0}))
     lock = RunLock(tmp_path, "a")
     assert lock.stale() and lock.acquire()
-    assert not RunLock(tmp_path, "a").acquire()  # now a live owner holds it
+    other = subprocess.run([sys.executable, "-c", "import sys; from recitebench.lock import RunLock; "
+                            f"sys.exit(RunLock({str(tmp_path)!r}, 'a').acquire())"], capture_output=True,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert other.returncode == 0, other.stderr  # another process is refused: a live owner holds it
+    assert RunLock(tmp_path, "a").acquire()  # this one may take it again (the worker, then its training)
     lock.release()
     assert not path.exists()
 
 
 def test_ls_shows_queued_running_and_trained_runs(tmp_path, capsys):
-    from recitebench.experiment.lock import RunLock
+    from recitebench.lock import RunLock
 
     runs = tmp_path / "runs"
     (runs / "a__m").mkdir(parents=True)

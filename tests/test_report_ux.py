@@ -11,9 +11,9 @@ import subprocess
 import pytest
 
 from conftest import read_jsonl, run_cli
-from recitebench.recall.graded import OUTCOMES
 from recitebench.report.diff import diff_html, diff_text
 from recitebench.report.plots import length_bins
+from recitebench.schema import OUTCOMES
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,8 @@ def test_length_bins_merge_small_bins_and_keep_every_poem():
     assert bins[0][:2] == (1, 32) and bins[1][:2] == (33, 224)
 
 
-def test_one_off_runs_are_labelled_from_their_config_and_compare_stays_aligned(recited, half_trained_run, capsys):
+def test_one_off_runs_are_labelled_from_their_config_and_compare_stays_aligned(recited, half_trained_run, capsys,
+                                                                             tmp_path):
     runs, run = recited
     assert run_cli("ls", runs) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(run.name))
@@ -75,12 +76,14 @@ def test_one_off_runs_are_labelled_from_their_config_and_compare_stays_aligned(r
     from recitebench.rundir import RunDir
 
     assert RunDir(run).labels() == ("cn20", "tiny")  # the dataset folder and the model preset, not the run folder
-    assert run_cli("compare", run, run) == 0
+    twin = tmp_path / run.name  # the same files in another folder (the same folder twice is refused)
+    shutil.copytree(run, twin)
+    assert run_cli("compare", run, twin) == 0
     lines = capsys.readouterr().out.splitlines()
     starts = {tuple(m.start() for m in re.finditer(r"(?<=  )\S", ln)) for ln in lines}
     assert len(starts) == 1, lines  # every row's columns start at the same place
     assert any(ln.split()[:2] == ["dataset", "cn20"] for ln in lines)
-    assert lines[-1].split()[-3:] == ["+0.0", "[+0.0,", "+0.0]"]  # a run against itself: no difference, no doubt
+    assert lines[-1].split()[-3:] == ["+0.0", "[+0.0,", "+0.0]"]  # a run against its copy: no difference, no doubt
 
 
 def test_compare_reads_a_run_copied_without_its_per_poem_log(recited, tmp_path, capsys):

@@ -1,13 +1,11 @@
 """docs/STUDY.md's verdict numbers recomputed from the raw results it ships (docs/study_results): a claim's figure
 that drifts from its files, or a run file replaced without the text, fails here."""
 import json
-import math
 from pathlib import Path
 
 import pytest
 
-from recitebench.experiment.capacity import interval
-from recitebench.experiment.config import T95
+from recitebench.stats import mean_interval, welch_difference
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "study_results"
@@ -27,14 +25,6 @@ def seeds(arm: str) -> list[float]:
     return [100 * json.loads((RESULTS / run / "results.json").read_text())["exact_match"] for run in ARMS[arm]]
 
 
-def welch(a: list[float], b: list[float]) -> tuple[float, float, float]:
-    """a - b with Welch's 95 % t-interval, degrees of freedom rounded down (as STUDY.md says)."""
-    sa, sb = (sum((v - sum(x) / len(x)) ** 2 for v in x) / (len(x) - 1) / len(x) for x in (a, b))  # var / n
-    df = math.floor((sa + sb) ** 2 / (sa ** 2 / (len(a) - 1) + sb ** 2 / (len(b) - 1)))
-    d, half = sum(a) / len(a) - sum(b) / len(b), T95[df] * math.sqrt(sa + sb)
-    return d, d - half, d + half
-
-
 def signed(x: float) -> str:
     return f"{x:+.1f}".replace("-", "−")
 
@@ -47,7 +37,7 @@ def study_text() -> str:
 @pytest.mark.parametrize("arm, quoted", [("long", "85.3"), ("en_scratch", "97.9"), ("cn_pretrained", "95.3"),
                                          ("cn_scratch", "72.1"), ("en_pretrained", "99.7"), ("short", "96.5")])
 def test_seed_means_in_study_are_the_files_means(study_text, arm, quoted):
-    iv = interval(seeds(arm))
+    iv = mean_interval(seeds(arm))
     assert f"{iv['mean']:.1f}" == quoted
     assert f"**{quoted} %** [{iv['low']:.1f}, {iv['high']:.1f}]" in study_text
 
@@ -55,5 +45,5 @@ def test_seed_means_in_study_are_the_files_means(study_text, arm, quoted):
 @pytest.mark.parametrize("a, b", [("long", "short"), ("cn_pretrained", "cn_scratch"), ("en_pretrained", "en_scratch"),
                                   ("en_scratch_q05", "short"), ("en_pretrained", "cn_pretrained")])
 def test_differences_over_seeds_in_study_are_recomputed(study_text, a, b):
-    d, lo, hi = welch(seeds(a), seeds(b))
+    d, lo, hi = welch_difference(seeds(a), seeds(b))
     assert f"{signed(d)} [{signed(lo)}, {signed(hi)}]" in study_text.replace(" points [", " [")

@@ -164,9 +164,9 @@ def test_gguf_model_from_pypi_package(tmp_path, small_cn):
 
 
 BAD_MODEL_CASES = {
-    "missing folder": (["--model", "/no/such/model"], "cannot load model"),
-    "missing gguf": (["--model", "/no/such/file.gguf"], "GGUF file not found"),
-    "missing config": (["--model", "/no/such/config.json"], "model config file not found"),
+    "missing folder": (["--model", "/no/such/model"], "/no/such/model: no such model file or folder"),
+    "missing gguf": (["--model", "/no/such/file.gguf"], "/no/such/file.gguf: no such model file or folder"),
+    "missing config": (["--model", "/no/such/config.json"], "/no/such/config.json: no such model file or folder"),
     "tokenizer mismatch": (["--model", "tiny", "--tokenizer", "QWEN"], "tokenizer/config mismatch"),
 }
 

@@ -23,16 +23,23 @@ COMPAT = "\uf900"  # CJK compatibility ideograph; NFC maps it to U+8C48
 
 
 @pytest.fixture(scope="module")
-def hazard_run(tmp_path_factory, shared):
+def hazard_data(tmp_path_factory, shared):
+    """The hazard corpus as a frozen dataset (no training: the manifest test needs only this)."""
     base = tmp_path_factory.mktemp("hazards")
     rows = [json.loads(line) for line in read_lines(shared)]
     rows[0]["content"] = rows[0]["content"][:6] + END_TEXT + rows[0]["content"][6:]
     rows[1]["content"] = rows[1]["content"][:4] + COMPAT + rows[1]["content"][4:]
     rows[2]["content"] = END_TEXT + rows[2]["content"]
     src = write_jsonl(base / "corpus.jsonl", rows)
-    data, run = base / "data", base / "run"
+    data = base / "data"
     assert run_cli("data", "build", "--preset", "cn-poems", "--source", src, "--n", len(rows), "--max-chars", 200,
                    "--out", data) == 0
+    return data
+
+
+@pytest.fixture(scope="module")
+def hazard_run(hazard_data, shared):
+    data, run = hazard_data, hazard_data.parent / "run"
     qwen = shared / "models" / "tokenizers" / "qwen2"
     assert run_cli("train", "--data", data, "--model", "tiny", "--tokenizer", qwen,
                    "--epochs", 40, "--lr", 3e-3, "--batch-size", 8, "--warmup-ratio", 0.1, "--recall-every", 0,
@@ -105,7 +112,7 @@ def test_every_decoder_gives_plain_greedy_verdicts_on_hazards(hazard_run, tmp_pa
     assert literal and all(samples[k]["exact"] == reference[k] for k in literal)
 
 
-def test_data_build_reports_special_token_strings(hazard_run):
-    data, _ = hazard_run
-    man = json.loads((data / "manifest.json").read_text())
+def test_data_build_reports_special_token_strings(hazard_data):
+    man = json.loads((hazard_data / "manifest.json").read_text())
     assert man["special_token_strings"]["poems"] == 2 and END_TEXT in man["special_token_strings"]["examples"][0]
+

@@ -11,6 +11,7 @@ recitebench ls runs/demo
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 
@@ -61,8 +62,8 @@ examples:
     "capacity": """\
 examples:
   recitebench capacity                                  # the embedded CPU demo (configs/capacity_demo.yaml)
-  recitebench capacity configs/capacity_ladder.yaml --dry-run
-  recitebench capacity configs/capacity_ladder.yaml --seeds 0 1 2 --executor pool --jobs 2
+  recitebench capacity configs/capacity_ladder_random.yaml --dry-run
+  recitebench capacity configs/capacity_ladder_random.yaml --seeds 0 1 2 --executor pool --jobs 2
 """,
     "report": "examples:\n  recitebench report runs/demo        # writes runs/demo/report.html and report.md\n",
     "ls": "examples:\n  recitebench ls runs/demo\n  recitebench ls --models             # the model presets\n",
@@ -82,9 +83,16 @@ CONFIGURED = [
 ]
 
 
+# argparse takes "-1" and "-0.5" for numbers but "-1e-3" for an option ("expected one argument"): a number in any
+# notation is a value.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$")
+
+
 def _parser_for(sub, name: str, help_text: str, description: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help_text, description=description, epilog=EXAMPLES.get(name, ""),
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(name, help=help_text, description=description, epilog=EXAMPLES.get(name, ""),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p._negative_number_matcher = NEGATIVE_NUMBER
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +160,10 @@ def _add_listing_commands(sub) -> None:
     lm.add_argument("--out", required=True, help="folder for the task files")
     lm.add_argument("--normalize", default="none", choices=("none", "whitespace", "width", "whitespace+width"),
                     help="normalisation before comparing, as `recite --normalize` [default: none]")
+    lm.add_argument("--overwrite", action="store_true", help="replace the task files in a --out that holds some")
+    lm.add_argument("--max-gen-toks", type=int, default=None,
+                    help="generation budget per poem (default: 4 tokens per character of the longest poem + 16); "
+                         "set it below a small model's context length")
 
 
 HANDLERS = {
@@ -179,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except RecitebenchError as e:
         print(f"recitebench: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # the environment failed (disk full, read-only, permissions): name the file, no traceback
+        reason = e.strerror or str(e)
+        print(f"recitebench: error: {f'{e.filename}: ' if e.filename else ''}{reason}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("recitebench: interrupted (completed checkpoints and files are intact)", file=sys.stderr)

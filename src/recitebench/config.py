@@ -73,17 +73,67 @@ def _parse_optional(tp: type):
     return parse
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML mapping that names one key twice is an error, not a silent last-one-wins (one run instead of two)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (line {key_node.start_mark.line + 1}; first on line "
+                    f"{seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+            data = yaml.load(f, Loader=_UniqueKeyLoader) or {}  # a SafeLoader subclass
     except FileNotFoundError:
         raise RecitebenchError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise RecitebenchError(f"{path}: is a folder, not a YAML file") from None
+    except UnicodeDecodeError as e:
+        raise RecitebenchError(f"{path}: not a text file (byte {e.start} is not UTF-8); expected YAML") from None
+    except yaml.constructor.ConstructorError as e:
+        raise RecitebenchError(f"{path}: {e.problem}") from None
     except yaml.YAMLError as e:
         raise RecitebenchError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise RecitebenchError(f"{path}: expected a mapping of option: value at the top level")
     return data
+
+
+def sections(values: dict, classes: dict[str, type], where: str) -> dict[str, dict]:
+    """A config file's values per stage config: sectioned (`train: {...}`, `model: {...}`) or flat (each field goes
+    to the config that has it). Unknown keys are errors naming the key: a flat `epochs: 2` is never ignored."""
+    # `model: tiny` is ModelConfig's field, `model: {model: tiny}` its section: a section's value is a mapping
+    if any(k in classes and isinstance(v, dict) for k, v in values.items()):
+        extra = sorted(str(k) for k in values if k not in classes)
+        if extra:
+            raise RecitebenchError(f"{where}: {extra[0]!r} is neither a section ({', '.join(classes)}) nor allowed "
+                                   f"beside sections; put fields inside their section, or write a flat file")
+        out = {}
+        for name in classes:
+            section = values.get(name)
+            if section is not None and not isinstance(section, dict):
+                raise RecitebenchError(f"{where}: {name}: must be a mapping of field: value")
+            out[name] = dict(section or {})
+        return out
+    fields = {name: {f.name for f in dataclasses.fields(cls)} for name, cls in classes.items()}
+    out = {name: {} for name in classes}
+    for key, value in values.items():
+        owners = [name for name in classes if key in fields[name]]
+        if not owners:
+            known = sorted(set().union(*fields.values()))
+            raise RecitebenchError(f"{where}: unknown field {key!r} (a section: {', '.join(classes)}; or a field: "
+                                   f"{', '.join(known)})")
+        for name in owners:
+            out[name][key] = value
+    return out
 
 
 def build(cls: type[T], values: dict | None = None, *, where: str = "config") -> T:

@@ -27,8 +27,6 @@ from .errors import RecitebenchError
 from .io import atomic_path, read_json, read_jsonl, write_json
 from .schema import read_results
 
-STATUSES = ("todo", "partial", "interrupted", "trained", "done", "failed")
-
 
 @dataclass(frozen=True)
 class RunDir:
@@ -85,14 +83,14 @@ class RunDir:
         return "partial" if self.started() else "todo"
 
     def started(self) -> bool:
-        """Anything but logs in the folder: a run began writing here."""
-        return self.path.is_dir() and any(p.name != "logs" for p in self.path.iterdir())
+        """Anything but logs (and a lock) in the folder: a run began writing here."""
+        return self.path.is_dir() and any(p.name not in ("logs", ".locks") for p in self.path.iterdir())
 
     def clear(self) -> None:
         """Remove what a run wrote, keeping its logs (a run started again appends to them)."""
         if self.path.is_dir():
             for p in self.path.iterdir():
-                if p.name != "logs":
+                if p.name not in ("logs", ".locks"):
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def mark_failed(self, reason: str) -> None:

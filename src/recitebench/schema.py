@@ -15,6 +15,8 @@ from .io import read_json, read_jsonl, write_json, write_jsonl
 
 SCHEMA_VERSION = 2
 LEGACY_CERTIFIED = "= target"  # schema 1's prediction for a certified poem
+# The paper's four outcomes of a memory query, best first (recall.graded decides them; the report shows them).
+OUTCOMES = ("correct", "minor_distortion", "severe_distortion", "forgotten")
 
 
 @dataclass

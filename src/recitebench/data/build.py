@@ -16,7 +16,8 @@ from typing import Any
 from .. import __version__
 from ..config import to_dict
 from ..errors import RecitebenchError
-from ..io import read_json, sha256_file, write_json, write_jsonl
+from ..io import atomic_dir, read_json, sha256_file, write_json, write_jsonl
+from ..lock import writing
 from ..provenance import provenance
 from .config import DataConfig
 from .presets import COLUMN_ALIASES, get_preset, parse_columns, placeholders, target_template
@@ -98,18 +99,29 @@ def _length_histogram(lengths: list[int], width: int = 32) -> dict[str, int]:
 SPECIAL_TOKEN_TEXT = re.compile(r"<\|[^|<>\s]{1,40}\|>|</?s>|\[(?:CLS|SEP|PAD|MASK|UNK|BOS|EOS)\]")
 
 
-def check_output(out: Path, cfg: DataConfig, overwrite: bool) -> None:
-    """Before any reading: OUT must be (or become) a folder we may write, holding no other dataset."""
+DATASET_FILES = ("poems.jsonl", "manifest.json")
+
+
+def check_writable(out: Path) -> None:
+    """Before any reading: OUT must be (or become) a folder we may write."""
     if out.exists() and not out.is_dir():
         raise RecitebenchError(f"{out}: --out names an existing file; give a folder")
     parent = next((p for p in [out, *out.parents] if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise RecitebenchError(f"{out}: cannot create the output folder ({parent} is not a writable folder)")
+
+
+def check_output(out: Path, cfg: DataConfig, overwrite: bool) -> None:
+    """OUT holds no other dataset (or --overwrite), nor anything but a dataset."""
     manifest = out / "manifest.json"
-    if overwrite or not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(out.iterdir()):
         return
-    if not manifest.is_file():
-        raise RecitebenchError(f"{out}: the folder holds other files; choose an empty --out (or pass --overwrite)")
+    other = sorted(p.name for p in out.iterdir() if p.name not in DATASET_FILES)
+    if other:  # the folder is replaced whole: never one that holds anything but a dataset
+        raise RecitebenchError(f"{out}: the folder holds other files ({', '.join(other[:3])}); choose an empty or "
+                               f"new --out")
+    if overwrite:
+        return
     try:
         same = read_json(manifest).get("config") == to_dict(cfg)
     except ValueError:
@@ -119,9 +131,16 @@ def check_output(out: Path, cfg: DataConfig, overwrite: bool) -> None:
 
 
 def build_dataset(cfg: DataConfig, out: str | Path, *, overwrite: bool = False) -> dict[str, Any]:
-    """Write OUT/poems.jsonl and OUT/manifest.json; return the manifest."""
+    """Write OUT/poems.jsonl and OUT/manifest.json (one writer at a time, the folder replaced whole, so a failure
+    at any point, a full disk included, leaves the previous dataset or nothing); return the manifest."""
     out = Path(out)
-    check_output(out, cfg, overwrite)
+    check_writable(out)
+    with writing(out, "dataset folder"):
+        check_output(out, cfg, overwrite)
+        return _build(cfg, out)
+
+
+def _build(cfg: DataConfig, out: Path) -> dict[str, Any]:
     if cfg.preset == "random":
         rows = random_rows(cfg)
         manifest = {"format": FORMAT, **random_manifest(cfg, rows), "preset": "random", "config": to_dict(cfg),
@@ -130,6 +149,7 @@ def build_dataset(cfg: DataConfig, out: str | Path, *, overwrite: bool = False) 
         rows, manifest = sample_corpus(cfg)
     manifest.update({
         "special_token_strings": special_token_strings(rows),
+        "bidi_controls": bidi_controls(rows),
         "length_histogram_chars": _length_histogram([r["chars"] for r in rows]),
         "length_chars": {
             "min": min(r["chars"] for r in rows),
@@ -138,13 +158,25 @@ def build_dataset(cfg: DataConfig, out: str | Path, *, overwrite: bool = False) 
         },
         "package_version": __version__,
     })
-    # Both files are written atomically; poems.jsonl first so a manifest never points at nothing.
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "poems.jsonl", rows)
-    manifest["poems_sha256"] = sha256_file(out / "poems.jsonl")
-    manifest["provenance"] = provenance(timestamp=False)  # same arguments, same bytes: no wall-clock time
-    write_json(out / "manifest.json", manifest)
+    with atomic_dir(out) as tmp:
+        write_jsonl(tmp / "poems.jsonl", rows)
+        manifest["poems_sha256"] = sha256_file(tmp / "poems.jsonl")
+        manifest["provenance"] = provenance(timestamp=False)  # same arguments, same bytes: no wall-clock time
+        write_json(tmp / "manifest.json", manifest)
     return manifest
+
+
+def too_few_hint(counts: dict, cfg: DataConfig, ambiguous_inputs: int) -> str:
+    """Which flag would let more poems through: the filter that dropped the most names it."""
+    drops = {"length": counts.get("after_ambiguity_guard", 0) - counts.get("after_length_rule", 0),
+             "ambiguity": counts.get("after_dedupe", 0) - counts.get("after_ambiguity_guard", 0)}
+    hints = [f"lower --n (now {cfg.n})"]
+    if drops["length"]:
+        hints.append(f"widen --max-chars/--min-chars (the length rule dropped {drops['length']})")
+    if drops["ambiguity"] and cfg.ambiguous == "drop":
+        hints.append(f"pass --ambiguous disambiguate (inputs shared by different poems dropped {drops['ambiguity']} "
+                     f"poems of {ambiguous_inputs} inputs)")
+    return "to get enough: " + ", or ".join(hints)
 
 
 def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
@@ -162,9 +194,8 @@ def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
     candidates = length_rule(kept, cfg)
     counts["after_length_rule"] = len(candidates)
     if len(candidates) < cfg.n:
-        raise RecitebenchError(
-            f"{source}: only {len(candidates)} poems pass the filters, {cfg.n} requested (counts: {dict(counts)})"
-        )
+        raise RecitebenchError(f"{source}: only {len(candidates)} poems pass the filters, {cfg.n} requested (counts: "
+                               f"{dict(counts)}); {too_few_hint(counts, cfg, len(ambiguous))}")
     rows = frozen_rows([candidates[i] for i in pick(len(candidates), cfg)], prompt_fields)
     counts["sampled"] = len(rows)
     return rows, {
@@ -197,6 +228,17 @@ def pick(n_candidates: int, cfg: DataConfig) -> list[int]:
         random.Random(cfg.seed).shuffle(order)
         return order[: cfg.n]
     return sorted(random.Random(cfg.seed).sample(range(n_candidates), cfg.n))
+
+
+# Unicode's bidirectional controls (embeddings, overrides, isolates, marks): invisible, and they reverse the display
+# of the text after them, so a poem holding one reads differently in a report than it is.
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def bidi_controls(rows: list[dict]) -> dict:
+    """Poems holding a bidirectional control character (the report shows each as a visible mark)."""
+    hits = [(r["id"], m) for r in rows for m in BIDI_CONTROLS.findall(r["prompt"] + "\n" + r["target"])]
+    return {"poems": len({i for i, _ in hits}), "examples": [f"U+{ord(m):04X} (poem {i})" for i, m in hits[:10]]}
 
 
 def special_token_strings(rows: list[dict]) -> dict:
@@ -315,3 +357,17 @@ def frozen_rows(chosen: list[dict], fields: tuple[str, ...]) -> list[dict]:
         row.update({k: c[k] for k in ("source_id", "source_row", "chars", "tokens") if k in c})
         rows.append(row)
     return rows
+
+
+def build_summary(man: dict, out) -> str:
+    """What `data build` prints: the counts at each filter, the hash, and which source columns fed which field
+    (guessed ones marked)."""
+    c = man["counts"]
+    lines = [f"wrote {c['sampled']} poems to {out}/poems.jsonl (read {c['read']}, valid {c['valid']}, "
+             f"unambiguous {c['after_ambiguity_guard']}, within length {c['after_length_rule']}); "
+             f"sha256 {man['poems_sha256'][:12]}"]
+    if man.get("columns"):
+        guessed = set(man.get("columns_guessed", []))
+        pairs = [f"{f}={col}" + (" (guessed)" if f in guessed else "") for f, col in man["columns"].items()]
+        lines.append("columns: " + ", ".join(pairs) + ("; set them with --columns FIELD=COLUMN" if guessed else ""))
+    return "\n".join(lines)

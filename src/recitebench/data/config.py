@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from ..config import check_choices, check_positive, opt
 from .presets import PRESETS, aliases_help, placeholders, target_template
 
+DEFAULT_SOURCE = "shared:cn_poems"
+
 
 @dataclass
 class DataConfig:
     """Build a frozen (prompt, poem) dataset from a corpus."""
 
     source: str = opt(
-        "shared:cn_poems",
+        DEFAULT_SOURCE,
         "corpus: a local .jsonl/.json/.csv/.parquet[.gz|.xz] file, hf:OWNER/NAME[:SPLIT], or "
         "shared:cn_poems / shared:en_poems",
         example="hf:larryvrh/Chinese-Poems",
@@ -70,6 +72,9 @@ class DataConfig:
         check_choices(self)
         check_positive(self, "n", "max_chars", "min_chars", "max_tokens", "min_tokens", "min_symbols", "max_symbols")
         if self.preset == "random":
+            if self.source != DEFAULT_SOURCE:
+                raise ValueError(f"the random preset draws its strings itself and reads no source; drop source "
+                                 f"{self.source!r} (or pick a poem preset)")
             if len(set(self.alphabet)) != len(self.alphabet) or len(self.alphabet) < 2:
                 raise ValueError(f"alphabet must hold at least 2 distinct symbols, got {self.alphabet!r}")
             if any(c.isspace() for c in self.alphabet):

@@ -12,7 +12,6 @@ from ..errors import RecitebenchError
 class Preset:
     name: str
     template: str  # str.format template over the canonical fields
-    fields: tuple[str, ...]  # canonical fields the prompt needs (the target is always `content`)
     description: str
 
 
@@ -20,13 +19,11 @@ PRESETS: dict[str, Preset] = {
     "cn-poems": Preset(
         "cn-poems",
         "Dictation: Dynasty: {dynasty} Author: {author} Title: {title}",
-        ("dynasty", "author", "title"),
         "Chinese poems as in the paper: dynasty + author + title -> poem",
     ),
     "en-poems": Preset(
         "en-poems",
         "Dictation: Author: {author} Title: {title}",
-        ("author", "title"),
         "English poems as in the paper: author + title -> poem",
     ),
 }
@@ -90,3 +87,8 @@ def parse_columns(text: str | None) -> dict[str, str]:
             raise RecitebenchError(f"--columns: unknown field {field!r} (known: {', '.join(COLUMN_ALIASES)})")
         out[field] = col
     return out
+
+
+def describe_presets() -> str:
+    """`recitebench ls --presets`."""
+    return "\n".join(f"{name:10s} {p.template}    ({p.description})" for name, p in PRESETS.items())

@@ -47,7 +47,10 @@ def resolve_spec(spec: str) -> str:
         for cand in (base / name, base / f"{name}.jsonl.xz", base / f"{name}.jsonl"):
             if cand.is_file():
                 return str(cand)
-        raise RecitebenchError(f"{spec}: no such corpus in {base} (set RECITEBENCH_SHARED to the shared/ folder)")
+        known = sorted({c.name.split(".")[0] for c in base.glob("*.jsonl*")}) if base.is_dir() else []
+        have = (f"known: {', '.join('shared:' + k for k in known)}" if known
+                else "set RECITEBENCH_SHARED to the shared/ folder")
+        raise RecitebenchError(f"{spec}: no such corpus in {base} ({have})")
     return spec
 
 
@@ -152,10 +155,13 @@ def _iter_json(path: Path, compression: str | None) -> Iterator[Row]:
 
 
 def _iter_csv(path: Path, compression: str | None) -> Iterator[Row]:
-    text = _read_all_text(path, compression)
+    text = _read_all_text(path, compression).removeprefix("\ufeff")  # a byte-order mark is not part of a name
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if not reader.fieldnames:
         raise RecitebenchError(f"{path}: empty CSV file (no header row)")
+    twice = sorted({c for c in reader.fieldnames if reader.fieldnames.count(c) > 1})
+    if twice:  # DictReader would keep the last column of each name without a word
+        raise RecitebenchError(f"{path}:1: the header names column {twice[0]!r} more than once; rename one")
     try:
         for i, rec in enumerate(reader):
             where = f"{path}:{reader.line_num}"

@@ -13,19 +13,22 @@ from ..io import write_json
 from ..provenance import provenance
 from ..rundir import RunDir
 from ..schema import read_results
-from .config import T95, CapacityConfig, ExecutorConfig
+from ..stats import mean_interval
+from .config import CapacityConfig, ExecutorConfig
 from .runner import run_spec
-from .spec import load_spec, local_path
+from .spec import Spec, load_spec
 
 
-def capacity(spec_path: str, ccfg: CapacityConfig, xcfg: ExecutorConfig | None, *, out: str | None = None,
+def capacity(spec: Spec, ccfg: CapacityConfig, xcfg: ExecutorConfig | None, *, out: str | None = None,
              dry_run: bool = False, log=print) -> dict | None:
     """Pilot, sweep, and OUT/capacity.json; returns what it wrote (None for a dry run)."""
-    raw = _base_spec(spec_path)
-    root = Path(out or raw.get("runs_dir") or f"runs/{raw.get('name') or Path(spec_path).stem}")
+    raw = capacity_spec(spec)
+    root = Path(out) if out else spec.runs_dir
     root.mkdir(parents=True, exist_ok=True)
-    if dry_run:  # both grids written and validated; the sweep at the spec's own rates
-        run_spec(load_spec(_write_spec(root / "pilot.yaml", pilot_spec(raw, ccfg, root))), xcfg, dry_run=True, log=log)
+    if dry_run:  # both grids written and validated (the pilot only if it runs); the sweep at the spec's own rates
+        if ccfg.lrs:
+            run_spec(load_spec(_write_spec(root / "pilot.yaml", pilot_spec(raw, ccfg, root))), xcfg, dry_run=True,
+                     log=log)
         run_spec(load_spec(_write_spec(root / "sweep.yaml", sweep_spec(raw, ccfg, root, {}))), xcfg, dry_run=True,
                  log=log)
         return None
@@ -41,17 +44,18 @@ def capacity(spec_path: str, ccfg: CapacityConfig, xcfg: ExecutorConfig | None, 
     return result
 
 
-def _base_spec(path: str) -> dict:
-    from ..config import load_yaml
-
-    raw = load_yaml(path)
-    if not isinstance(raw.get("data"), dict) or not isinstance(raw.get("models"), dict) or not raw["models"]:
-        raise RecitebenchError(f"{path}: a capacity spec needs `data:` (one DataConfig) and `models:` (name -> model)")
-    extra = sorted(set(raw) - {"name", "description", "runs_dir", "data", "models", "train", "recite", "capacity",
-                               "executor"})
-    if extra:
-        raise RecitebenchError(f"{path}: unknown key {extra[0]!r} in a capacity spec")
-    return {**raw, "_path": str(path)}
+def capacity_spec(spec: Spec) -> dict:
+    """The spec's sections (input paths already absolute) with its one dataset as `data`: what the pilot and sweep
+    grids are generated from."""
+    if len(spec.datasets) != 1:
+        raise RecitebenchError(f"{spec.path}: a capacity spec has exactly one dataset under `datasets:` (its n and "
+                               f"seed are set per point of the sweep); it has {len(spec.datasets)}")
+    for key in ("grid", "stop_after"):
+        if key in spec.raw:
+            raise RecitebenchError(f"{spec.path}: `{key}:` is set by `recitebench capacity` (the pilot and sweep "
+                                   f"grids); remove it")
+    (dataset,) = spec.raw["datasets"].values()
+    return {**spec.raw, "name": spec.name, "data": dict(dataset or {}), "_path": spec.path}
 
 
 def pilot(raw: dict, ccfg: CapacityConfig, root: Path, xcfg, log) -> dict[str, float]:
@@ -100,8 +104,7 @@ def _dataset(raw: dict, n: int, seed: int) -> dict:
 
 
 def _model(raw: dict, m: str, seed: int, train: dict) -> dict:
-    entry = dict(raw["models"][m] or {})
-    entry["model"] = local_path(entry.get("model"), Path(raw["_path"]))  # the generated specs live in OUT
+    entry = dict(raw["models"][m] or {})  # paths are absolute already: the generated specs live in OUT
     return {**entry, "init_seed": seed, "train": {**(entry.get("train") or {}), **train}}
 
 
@@ -153,7 +156,7 @@ def summarise(raw: dict, ccfg: CapacityConfig, root: Path, lrs: dict) -> dict:
         points = [_point(root / "sweep" / f"n{n}_s{s}__{m}_s{s}", n, s) for s in ccfg.seeds for n in ccfg.sizes]
         models[m] = {"lr": lrs.get(m), "parameters": points[0]["parameters"], "points": points,
                      **_capacity_of(points, ccfg)}
-    spec = {k: v for k, v in raw.items() if k != "_path"}
+    spec = {k: v for k, v in raw.items() if k not in ("_path", "data")}
     return {"kind": "recitebench-capacity/1", "root": str(root), "threshold": ccfg.threshold, "config": to_dict(ccfg),
             "spec": spec, "spec_path": raw["_path"], "models": models, **provenance()}
 
@@ -178,22 +181,10 @@ def _capacity_of(points: list[dict], ccfg: CapacityConfig) -> dict:
         last = pts[-1]
         saturated.append(bool(last["dataset_bits"]) and (last["memorized_bits"] or 0) < 0.9 * last["dataset_bits"])
     params = points[0]["parameters"] or 0
-    bits = interval(per_seed_bits)
+    bits = mean_interval(per_seed_bits)
     return {"capacity_bits": bits,
             "bits_per_parameter": {k: (v / params if params and v is not None else None) for k, v in bits.items()
                                    if k != "per_seed"} | {"per_seed": [b / params for b in per_seed_bits] if params
                                                           else None},
-            "max_size_at_threshold": interval(per_seed_size), "saturated": all(saturated),
+            "max_size_at_threshold": mean_interval(per_seed_size), "saturated": all(saturated),
             "saturated_per_seed": saturated}
-
-
-def interval(values: list[float]) -> dict:
-    """Mean with a 95 % t-interval over seeds (None with one seed), and the values themselves."""
-    k = len(values)
-    mean = sum(values) / k
-    if k < 2:
-        return {"mean": mean, "low": None, "high": None, "per_seed": values}
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
-    half = T95.get(k - 1, 1.96) * sd / math.sqrt(k)
-    return {"mean": mean, "low": mean - half, "high": mean + half, "per_seed": values}
-

@@ -26,8 +26,6 @@ Both stages are ordinary grids written to OUT/pilot.yaml and OUT/sweep.yaml, so 
 interrupted ones and use any executor; `recitebench run OUT/sweep.yaml` re-runs the sweep alone.
 """
 
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
 EXECUTORS = ("auto", "local", "pool", "slurm", "ray")
 
 

@@ -9,16 +9,16 @@ from pathlib import Path
 from ..config import build, to_dict
 from ..data.build import build_dataset
 from ..data.config import DataConfig
+from ..errors import RecitebenchError
 from ..io import read_json, write_json
-from ..recall.config import ReciteConfig
-from ..recall.recite import recite
-from ..train.config import TrainConfig
-from ..train.loop import train
+from ..lock import writing
 from .config import ExecutorConfig
 from .executors import run_all
 from .index import update_index
 from .spec import PlannedRun, Spec
 from .worker import Outcome
+
+DATASET_WAIT_S = 1800.0  # a large corpus takes minutes to read and filter
 
 
 def run_spec(spec: Spec, xcfg: ExecutorConfig | None = None, *, dry_run: bool = False, only: str | None = None,
@@ -45,30 +45,25 @@ def run_spec(spec: Spec, xcfg: ExecutorConfig | None = None, *, dry_run: bool = 
     return outcomes
 
 
+def raise_if_failed(outcomes: list[Outcome]) -> None:
+    """A grid with failed runs exits non-zero (after its report is written), naming the first failure."""
+    failed = [o for o in outcomes if o.state == "failed"]
+    if failed:
+        raise RecitebenchError(f"{len(failed)} of {len(outcomes)} runs failed (first: {failed[0].name}: "
+                               f"{failed[0].detail}); `recitebench run` again retries them")
+
+
 def prepare_datasets(spec: Spec, runs: list[PlannedRun], log) -> None:
     """Every dataset of the grid, built once before any run starts (workers only read them)."""
     for dname in sorted({r.dataset for r in runs}):
         ddir = spec.data_dir(dname)
-        if not dataset_current(ddir, spec.datasets[dname]):
-            log(f"building dataset {dname}")
-            build_dataset(spec.datasets[dname], ddir, overwrite=True)  # the spec changed: its dataset follows
-
-
-def do_run(r: PlannedRun, log, train_fn=None) -> None:
-    """Bring one run to `done`: train (fresh, restarted or resumed) where needed, then recite."""
-    status = r.run.status()
-    if r.finished():
-        return
-    if status == "partial":  # died before its first checkpoint: nothing to resume, start it again
-        r.run.clear()
-    if status in ("todo", "partial", "interrupted"):
-        tcfg = r.train_cfg
-        if status == "interrupted":
-            tcfg = build(TrainConfig, {**to_dict(tcfg), "resume": True})
-        (train_fn or train)(tcfg, r.model_cfg, log=log)
-    if r.stop_after == "train":
-        return
-    recite(build(ReciteConfig, {**to_dict(r.recite_cfg), "run": str(r.path)}), None, log=log)
+        if dataset_current(ddir, spec.datasets[dname]):
+            continue
+        # another `run` of the same spec may be building it: wait for that one, then use what it built
+        with writing(ddir, "dataset folder", wait_s=DATASET_WAIT_S):
+            if not dataset_current(ddir, spec.datasets[dname]):
+                log(f"building dataset {dname}")
+                build_dataset(spec.datasets[dname], ddir, overwrite=True)  # the spec changed: its dataset follows
 
 
 def dataset_current(ddir: Path, cfg: DataConfig) -> bool:

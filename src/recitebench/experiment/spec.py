@@ -11,11 +11,19 @@ recite: {}           # ReciteConfig fields
 grid: [[cn, tiny]]   # optional: the pairs to run (default: every dataset x every model)
 executor: {executor: pool, jobs: 2}   # optional: ExecutorConfig fields (flags override)
 
-A model entry may also set `gpus_per_run` (a fraction shares a GPU; 2+ trains under torchrun).
+A model entry may also set `gpus_per_run` (a fraction shares a GPU; 2+ trains under torchrun). A capacity spec
+(`recitebench capacity`) is the same grammar with one dataset and a `capacity:` section.
+
+Paths: a relative model, tokenizer or source path is read from the spec file's folder (so a spec works from any
+working directory and from an installed package); outputs (`runs_dir`) are relative to the working directory. A
+path that does not exist is an error when the spec is loaded, so `--dry-run` fails where a run would. Dataset and
+model names become folder names (`DATASET__MODEL`): letters, digits, '.', '-' and single '_' only, so two pairs can
+never share a run folder.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +31,7 @@ from ..config import build, load_yaml
 from ..data.config import DataConfig
 from ..errors import RecitebenchError
 from ..models.config import ModelConfig
+from ..models.presets import MODEL_PRESETS, looks_like_path
 from ..recall.config import ReciteConfig
 from ..rundir import RunDir
 from ..train.config import TrainConfig
@@ -64,6 +73,7 @@ class Spec:
     executor: dict = field(default_factory=dict)  # the `executor:` section (ExecutorConfig fields)
     capacity: dict = field(default_factory=dict)  # the `capacity:` section, read by `recitebench capacity`
     stop_after: str = "recite"  # train: runs end trained, not recited (a learning-rate pilot needs only the loss)
+    raw: dict = field(default_factory=dict)  # the file's sections with every input path made absolute
 
     def data_dir(self, dataset: str) -> Path:
         return self.runs_dir / "data" / dataset
@@ -78,8 +88,11 @@ def default_spec_path(name: str = "demo.yaml") -> Path:
     raise RecitebenchError(f"no spec given and configs/{name} not found; pass a spec file")
 
 
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(_[A-Za-z0-9.-]+)*$")  # no "__": it separates dataset and model
+
+
 def load_spec(path: str | Path, runs_dir: str | None = None) -> Spec:
-    """Read and validate a spec completely (every section, every config) before anything runs."""
+    """Read and validate a spec completely (every section, every config, every input path) before anything runs."""
     path = Path(path)
     raw = load_yaml(path)
     unknown = sorted(set(raw) - SPEC_KEYS)
@@ -88,6 +101,11 @@ def load_spec(path: str | Path, runs_dir: str | None = None) -> Spec:
     for key in ("datasets", "models"):
         if not isinstance(raw.get(key), dict) or not raw[key]:
             raise RecitebenchError(f"{path}: '{key}' must be a non-empty mapping of name -> settings")
+        for name in raw[key]:
+            if not isinstance(name, str) or not NAME.match(name):
+                raise RecitebenchError(f"{path}: {key}.{name}: a name may hold letters, digits, '.', '-' and single "
+                                       f"'_' (it becomes part of the run folder DATASET__MODEL)")
+    raw = resolve_paths(raw, path)
     name = raw.get("name") or path.stem
     rdir = Path(runs_dir or raw.get("runs_dir") or f"runs/{name}")
     datasets = {
@@ -99,6 +117,9 @@ def load_spec(path: str | Path, runs_dir: str | None = None) -> Spec:
     models = {m: _model_entry(path, m, raw["models"][m], train_base) for m in raw["models"]}
     executor = _section(raw.get("executor"), f"{path}: executor")
     build(ExecutorConfig, executor, where=f"{path}: executor")  # validate now
+    stop_after = raw.get("stop_after", "recite")
+    if stop_after not in ("train", "recite"):
+        raise RecitebenchError(f"{path}: stop_after must be train or recite, got {stop_after!r}")
     runs = []
     for d, m, extra in _grid(path, raw.get("grid"), datasets, models):
         mcfg, tvals, gpus = models[m]
@@ -108,14 +129,46 @@ def load_spec(path: str | Path, runs_dir: str | None = None) -> Spec:
             {**tvals, **extra, "data": str(rdir / "data" / d), "out": str(run_path)},
             where=f"{path}: grid [{d}, {m}]",
         )
-        runs.append(PlannedRun(f"{d}__{m}", d, m, datasets[d], mcfg, tcfg, recite_cfg, RunDir(run_path), gpus))
-    stop_after = raw.get("stop_after", "recite")
-    if stop_after not in ("train", "recite"):
-        raise RecitebenchError(f"{path}: stop_after must be train or recite, got {stop_after!r}")
-    for r in runs:
-        r.stop_after = stop_after
+        runs.append(PlannedRun(f"{d}__{m}", d, m, datasets[d], mcfg, tcfg, recite_cfg, RunDir(run_path), gpus,
+                               stop_after))
     return Spec(str(path), name, rdir, datasets, runs, raw.get("description", ""), executor,
-                _section(raw.get("capacity"), f"{path}: capacity"), stop_after)
+                _section(raw.get("capacity"), f"{path}: capacity"), stop_after, raw)
+
+
+def resolve_paths(raw: dict, spec_path: Path) -> dict:
+    """A copy of the spec with every relative input path (models' model and tokenizer, datasets' source and
+    tokenizer) read from the spec file's folder; a path that does not exist there is an error naming it."""
+    base = spec_path.resolve().parent
+    out = dict(raw)
+    out["models"] = {m: _with_paths(v, base, ("model", "tokenizer"), f"{spec_path}: models.{m}")
+                     for m, v in raw["models"].items()}
+    out["datasets"] = {d: _with_paths(v, base, ("source", "tokenizer"), f"{spec_path}: datasets.{d}")
+                       for d, v in raw["datasets"].items()}
+    return out
+
+
+def _with_paths(entry, base: Path, keys: tuple[str, ...], where: str):
+    if not isinstance(entry, dict):
+        return entry  # _section reports it
+    entry = dict(entry)
+    for key in keys:
+        if isinstance(entry.get(key), str):
+            entry[key] = spec_relative(entry[key], base, f"{where}.{key}")
+    return entry
+
+
+def spec_relative(ref: str, base: Path, where: str) -> str:
+    """An existing path (absolute, or relative to the spec's folder `base`) as an absolute path; presets, hub ids
+    and corpus names (shared:, hf:) unchanged; a missing path is an error."""
+    if ref in MODEL_PRESETS or ref.startswith(("shared:", "hf:")):
+        return ref
+    p = Path(ref).expanduser()
+    cand = p if p.is_absolute() else base / p
+    if cand.exists():
+        return str(cand.resolve())
+    if looks_like_path(ref) or where.endswith(".source"):
+        raise RecitebenchError(f"{where}: {cand} not found (a relative path is read from the spec's folder)")
+    return ref  # a hub id (OWNER/NAME) or a name the config rejects
 
 
 def _section(value, where: str) -> dict:
@@ -137,7 +190,6 @@ def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[Model
         build(ExecutorConfig, {"gpus_per_run": float(gpus) if isinstance(gpus, int) else gpus},
               where=f"{path}: models.{name}")
         gpus = float(gpus)
-    mvals["model"] = local_path(mvals.get("model"), path)
     mcfg = build(ModelConfig, mvals, where=f"{path}: models.{name}")
     tvals = {**train_base, **overrides}
     for forbidden in ("data", "out", "resume"):
@@ -145,17 +197,6 @@ def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[Model
             raise RecitebenchError(f"{path}: train.{forbidden} is set by the experiment runner; remove it")
     build(TrainConfig, tvals, where=f"{path}: models.{name}.train")  # validate now, before anything runs
     return mcfg, tvals, gpus
-
-
-def local_path(ref, spec_path: Path):
-    """A model given as a relative file or folder path is found beside the spec first, then in the working folder;
-    hub ids and presets pass through unchanged."""
-    if not isinstance(ref, str) or Path(ref).is_absolute() or "/" not in ref:
-        return ref
-    for base in (Path(spec_path).resolve().parent, Path.cwd()):
-        if (base / ref).exists():
-            return str((base / ref).resolve())
-    return ref
 
 
 def _grid(path: Path, grid, datasets: dict, models: dict) -> list[tuple[str, str, dict]]:

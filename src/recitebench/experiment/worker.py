@@ -19,7 +19,8 @@ import yaml
 
 from ..config import to_dict
 from ..errors import RecitebenchError
-from .lock import RunLock
+from ..lock import INHERITED, RunLock
+from .pipeline import do_run
 from .spec import PlannedRun, load_spec
 
 
@@ -48,8 +49,6 @@ def execute_run(spec_path: str, runs_dir: str, name: str, gpus: int = 1, echo: b
 
 
 def _attempt(r: PlannedRun, gpus: int, echo: bool) -> Outcome:
-    from .runner import do_run  # the runner imports the training and recitation stages
-
     r.run.clear_failure()
     r.run.logs.mkdir(parents=True, exist_ok=True)
     with open(r.run.log, "a", encoding="utf-8") as f:
@@ -91,7 +90,9 @@ def _torchrun_train(r: PlannedRun, gpus: int, logfile):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
                "-m", "recitebench", "train", "--config", str(cfg_path)]
         log(" ".join(cmd))
-        done = subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=os.environ.copy())
+        # rank 0 writes the run folder whose lock this worker holds: it takes the lock as its own
+        env = dict(os.environ, **{INHERITED: str(RunLock(r.run.path.parent, r.name).path.absolute())})
+        done = subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=env)
         if done.returncode != 0:
             raise RecitebenchError(f"torchrun training exited with status {done.returncode} (see {r.run.log})")
 

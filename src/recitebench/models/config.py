@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import check_choices, opt
+from .presets import model_ref_problem
 
 
 @dataclass
@@ -46,3 +47,6 @@ class ModelConfig:
         check_choices(self)
         if not self.model:
             raise ValueError("model must not be empty")
+        problem = model_ref_problem(self.model)
+        if problem:
+            raise ValueError(problem)

@@ -14,7 +14,7 @@ from transformers.utils import logging as hf_logging
 from ..errors import RecitebenchError
 from ..paths import shared_dir
 from .config import ModelConfig
-from .presets import MODEL_PRESETS, ModelPreset
+from .presets import HUB_ID, MODEL_PRESETS, ModelPreset
 from .tokenizer import ensure_special_tokens, load_tokenizer, train_bpe
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model")
@@ -34,6 +34,30 @@ def _gguf_from_package(ref: str) -> Path:
             raise RecitebenchError(f"{path}: GGUF file not found in package {pkg}")
         path = hits[0]
     return path
+
+
+def check_hub_reachable(ref: str) -> None:
+    """A hub id that is neither cached nor reachable fails at once, naming the model: without this, an offline
+    machine spends a minute in retries and ends in "couldn't connect"."""
+    if Path(ref).exists() or not HUB_ID.match(ref):
+        return
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(ref, "config.json"), str):
+        return  # cached: Transformers loads it without the network
+    if constants.HF_HUB_OFFLINE:
+        raise RecitebenchError(f"{ref}: not in the local Hugging Face cache and HF_HUB_OFFLINE is set; download it "
+                               f"first, or pass a local folder")
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=5).close()
+    except OSError as e:
+        raise RecitebenchError(f"{ref}: not in the local Hugging Face cache and the hub ({url.hostname}) cannot be "
+                               f"reached ({e.strerror or e}); pass a local folder, or set HF_HUB_OFFLINE=1 after "
+                               f"downloading it") from None
 
 
 def _load_config_file(path: Path):
@@ -63,7 +87,7 @@ def resolve_init(cfg: ModelConfig, preset: ModelPreset | None) -> str:
     return "scratch" if cfg.model.endswith(".json") else "pretrained"
 
 
-def _shared_tokenizer(preset: ModelPreset):
+def shared_tokenizer(preset: ModelPreset):
     folder = shared_dir() / "models" / "tokenizers" / preset.tokenizer
     if not folder.is_dir():
         raise RecitebenchError(f"{folder}: tokenizer folder not found (set RECITEBENCH_SHARED to the shared/ folder)")
@@ -143,6 +167,7 @@ def _pretrained(cfg: ModelConfig, ref: str, gguf_file: str | None, dtype, device
     if Path(ref).is_dir() and not cfg.tokenizer and not gguf_file and not has_tokenizer:
         raise RecitebenchError(f"{ref}: the model folder has no tokenizer files ({', '.join(TOKENIZER_FILES)}); "
                                f"pass --tokenizer")
+    check_hub_reachable(ref)
     try:
         model, _ = with_attention(
             lambda attn: AutoModelForCausalLM.from_pretrained(ref, **{**kw, "attn_implementation": attn}),
@@ -170,11 +195,11 @@ def _forget_gguf_quantizer(model) -> None:
 
 def _scratch(cfg: ModelConfig, preset: ModelPreset | None, ref: str, corpus, dtype, info: dict):
     """A randomly initialised model from an architecture config, with its tokenizer (trained on the corpus if none)."""
-    config = _scratch_config(cfg, preset, ref)
+    config = scratch_config(cfg, preset, ref)
     if cfg.tokenizer:
         tok = load_tokenizer(cfg.tokenizer)
     elif preset is not None and preset.tokenizer:
-        tok = _shared_tokenizer(preset)
+        tok = shared_tokenizer(preset)
     else:
         if corpus is None:
             raise RecitebenchError(f"{cfg.model}: a scratch model without a tokenizer needs the corpus to train one")
@@ -211,7 +236,7 @@ def with_attention(make, attn: str, what: str):
         return make("eager"), "eager"
 
 
-def _scratch_config(cfg: ModelConfig, preset: ModelPreset | None, ref: str):
+def scratch_config(cfg: ModelConfig, preset: ModelPreset | None, ref: str):
     if preset is not None and preset.inline_config:
         return _config_from_dict(dict(preset.inline_config), cfg.model)
     if preset is not None:
@@ -220,6 +245,7 @@ def _scratch_config(cfg: ModelConfig, preset: ModelPreset | None, ref: str):
         if not Path(ref).is_file():
             raise RecitebenchError(f"{ref}: model config file not found")
         return _load_config_file(Path(ref))
+    check_hub_reachable(ref)
     try:
         return AutoConfig.from_pretrained(ref)
     except (OSError, ValueError) as e:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,30 @@ MODEL_PRESETS: dict[str, ModelPreset] = {
         note="4-layer Qwen2-style model (~3M params), BPE trained on the corpus: the demo's size effect",
     ),
 }
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # OWNER/NAME, as the Hugging Face hub names a repository
+
+
+def looks_like_path(ref: str) -> bool:
+    return ref.endswith((".json", ".gguf")) or ref.startswith((".", "/", "~")) or "\\" in ref
+
+
+def model_ref_problem(ref: str) -> str | None:
+    """Why `ref` cannot name a model, None when it can: a preset, an existing file or folder, or a hub id
+    (OWNER/NAME). Decided from the name alone, so a typo (`tinyy`) fails where the config is built, not after a
+    minute of hub retries."""
+    if ref in MODEL_PRESETS or Path(ref).expanduser().exists():
+        return None
+    if looks_like_path(ref):
+        return f"{ref}: no such model file or folder"
+    if HUB_ID.match(ref):
+        return None
+    close = difflib.get_close_matches(ref, MODEL_PRESETS, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "`recitebench ls --models` lists the presets"
+    return f"model {ref!r} is not a preset, an existing path or a hub id (OWNER/NAME); {hint}"
+
+
+def describe_model_presets() -> str:
+    """`recitebench ls --models`."""
+    return "\n".join(f"{name:28s} {p.hub_id or '-':32s} {p.note}" for name, p in MODEL_PRESETS.items())

@@ -5,7 +5,8 @@ The pipeline itself is `recall.recite.recite`, imported where it is used: it loa
 package attribute named like a submodule becomes that submodule once anything imports it.)
 """
 
+from ..schema import OUTCOMES
 from .config import ReciteConfig
-from .graded import OUTCOMES, grade
+from .graded import grade
 
 __all__ = ["OUTCOMES", "ReciteConfig", "grade"]

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
+import difflib
 from dataclasses import dataclass
 
-from ..config import check_choices, check_positive, opt
+from ..config import check_choices, check_positive, merge, opt, to_dict
+from ..errors import RecitebenchError
+from ..models.config import ModelConfig
+from ..models.presets import model_ref_problem
+from ..rundir import RunDir
 
 DECODERS = ("auto", "static", "generate", "draft", "vllm")
+REFERENCES = ("auto", "base", "truth", "none")
 
 
 @dataclass
@@ -85,3 +92,41 @@ class ReciteConfig:
             raise ValueError("generation 'model' decodes with HF generate(): use decoder auto or generate")
         if self.verify < 0 or self.extra_tokens < 0:
             raise ValueError("verify and extra_tokens must be >= 0")
+        self.check_reference()
+
+    def check_reference(self) -> None:
+        """A reference is a keyword or a model: `bsae` is a typo (did you mean base?), not a hub id to try."""
+        if self.reference in REFERENCES:
+            return
+        close = difflib.get_close_matches(self.reference, REFERENCES, n=1)
+        problem = model_ref_problem(self.reference)
+        if problem:
+            hint = f"did you mean {close[0]!r}?" if close else "or a model: a preset, path or hub id (OWNER/NAME)"
+            raise ValueError(f"reference {self.reference!r} is not one of {', '.join(REFERENCES)} nor a model "
+                             f"({problem.split('; ')[0]}); {hint}")
+
+
+# With --run, the model is the run's own: these settings are fixed by the run (attn_implementation stays a choice).
+RUN_FIXED_MODEL = ("model", "init", "tokenizer", "gguf_file", "vocab_size", "template", "init_seed")
+
+
+def recite_configs(values: dict[str, dict], flags: argparse.Namespace | None, where: str = "command line"
+                   ) -> tuple[ReciteConfig, ModelConfig | None]:
+    """(ReciteConfig, ModelConfig) from a config file's `recite`/`model` values and flags. With --run the model
+    config is the run's saved one with the given options on top; an option that would recite another model than
+    the run's (--model, --template, --tokenizer, ...) is refused, never dropped."""
+    rcfg = merge(ReciteConfig, yaml=values.get("recite"), flags=flags, where=f"{where}: recite")
+    names = set(ModelConfig.__dataclass_fields__)
+    given = {**(values.get("model") or {}), **{k: v for k, v in vars(flags or argparse.Namespace()).items()
+                                               if k in names}}
+    if not rcfg.run:
+        return rcfg, (merge(ModelConfig, yaml=given, where=f"{where}: model") if given else None)
+    saved = RunDir(rcfg.run).read_config().get("model") or {}
+    base = {**to_dict(ModelConfig()), **saved}
+    clash = [k for k in RUN_FIXED_MODEL if k in given and given[k] != base.get(k)]
+    if clash:
+        opts = ", ".join(f"--{k.replace('_', '-')} {given[k]}" for k in clash)
+        raise RecitebenchError(f"{where}: {opts}: recite --run scores the run's own model "
+                               f"({', '.join(f'{k} {base.get(k)!r}' for k in clash)} in {RunDir(rcfg.run).config}); "
+                               f"drop the option, or recite another model with --model MODEL --data DATASET")
+    return rcfg, merge(ModelConfig, saved=saved, yaml=given, where=f"{where}: model")

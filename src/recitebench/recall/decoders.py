@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from ..errors import RecitebenchError
+from ..models.certify import Scoring
 from ..models.formatting import Encoded
 from .config import ReciteConfig
 from .draft import draft_decode
@@ -31,12 +32,11 @@ class Decoder:
     by_draft: int = 0  # poems the draft decoder finished itself
 
 
-def resolve_decoder(rcfg: ReciteConfig, model, *, model_dir: str, device, pad_id: int, end_ids: tuple[int, ...],
-                    margin: float, clean: bool = True) -> Decoder:
+def resolve_decoder(rcfg: ReciteConfig, model, *, model_dir: str, scoring: Scoring, clean: bool = True) -> Decoder:
     """The one place the decoder option is interpreted. `clean=False`: HF generate() with the model's own settings."""
     name = rcfg.decoder
     if not clean:
-        return Decoder("generate", _hf_decoder(greedy_generate, rcfg, model, device, pad_id, end_ids, clean=False))
+        return Decoder("generate", _hf_decoder(greedy_generate, rcfg, model, scoring, clean=False))
     if name in ("auto", "draft"):
         base = "static" if static_supported(model) else "generate"
     elif name == "static" and not static_supported(model):
@@ -51,17 +51,18 @@ def resolve_decoder(rcfg: ReciteConfig, model, *, model_dir: str, device, pad_id
             raise RecitebenchError("--decoder vllm needs a model folder (a run's model/ or a local checkpoint)")
 
         def fn(items: list[Encoded], pre: list[list[int]]) -> list[list[int]]:
-            return vllm_generate(model_dir, items, end_ids=end_ids, extra_tokens=rcfg.extra_tokens, prefix_ids=pre)
+            return vllm_generate(model_dir, items, end_ids=scoring.end_ids, extra_tokens=rcfg.extra_tokens,
+                                 prefix_ids=pre)
 
     else:
-        fn = _hf_decoder(static_greedy if base == "static" else greedy_generate, rcfg, model, device, pad_id, end_ids)
+        fn = _hf_decoder(static_greedy if base == "static" else greedy_generate, rcfg, model, scoring)
     decoder = Decoder(base, fn)
     if name == "draft":
-        decoder.decode = _with_draft(decoder, fn, rcfg, model, device, pad_id, end_ids, margin)
+        decoder.decode = _with_draft(decoder, fn, rcfg, model, scoring)
     return decoder
 
 
-def _hf_decoder(fn, rcfg: ReciteConfig, model, device, pad_id: int, end_ids: tuple[int, ...], **kw) -> DecodeFn:
+def _hf_decoder(fn, rcfg: ReciteConfig, model, scoring: Scoring, **kw) -> DecodeFn:
     def decode(items: list[Encoded], prefixes: list[list[int]]) -> list[list[int]]:
         if not items:
             return []
@@ -69,9 +70,9 @@ def _hf_decoder(fn, rcfg: ReciteConfig, model, device, pad_id: int, end_ids: tup
             return fn(
                 model,
                 items,
-                device=device,
-                pad_id=pad_id,
-                end_ids=end_ids,
+                device=scoring.device,
+                pad_id=scoring.pad_id,
+                end_ids=scoring.end_ids,
                 batch_size=rcfg.gen_batch_size,
                 extra_tokens=rcfg.extra_tokens,
                 prefix_ids=prefixes,
@@ -82,32 +83,13 @@ def _hf_decoder(fn, rcfg: ReciteConfig, model, device, pad_id: int, end_ids: tup
     return decode
 
 
-def _with_draft(
-    decoder: Decoder,
-    finish: DecodeFn,
-    rcfg: ReciteConfig,
-    model,
-    device,
-    pad_id: int,
-    end_ids: tuple[int, ...],
-    margin: float,
-) -> DecodeFn:
+def _with_draft(decoder: Decoder, finish: DecodeFn, rcfg: ReciteConfig, model, scoring: Scoring) -> DecodeFn:
     """Draft-verified decoding first; poems with a step within the margin go to `finish` from that step."""
 
     def decode(items: list[Encoded], prefixes: list[list[int]]) -> list[list[int]]:
         if not items:
             return []
-        done, handoff = draft_decode(
-            model,
-            items,
-            [len(p) for p in prefixes],
-            device=device,
-            pad_id=pad_id,
-            end_ids=end_ids,
-            margin=margin,
-            extra_tokens=rcfg.extra_tokens,
-            batch_tokens=rcfg.batch_tokens,
-        )
+        done, handoff = draft_decode(model, items, [len(p) for p in prefixes], scoring, rcfg.extra_tokens)
         decoder.by_draft += len(done)
         rest = sorted(handoff)
         out = dict(done)

@@ -17,6 +17,7 @@ import itertools
 import torch
 
 from ..batching import length_batches, pad_rows
+from ..models.certify import Scoring
 from ..models.formatting import Encoded
 from ..models.forward import evaluating, logits_at
 
@@ -29,19 +30,8 @@ def _realign(target: list[int], pos: int, emitted: int, window: int = 4) -> int:
     return pos + 1  # a substitution: resume right after it
 
 
-def draft_decode(
-    model,
-    items: list[Encoded],
-    prefixes: list[int],
-    *,
-    device,
-    pad_id: int,
-    end_ids: tuple[int, ...],
-    margin: float,
-    extra_tokens: int,
-    batch_tokens: int = 65536,
-    autocast_dtype=None,
-) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+def draft_decode(model, items: list[Encoded], prefixes: list[int], scoring: Scoring, extra_tokens: int
+                 ) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
     """({item: greedy output ids}, {item: output so far, for items needing real decoding from there})."""
     state = _DraftState(items, prefixes, extra_tokens)
     active = list(range(len(items)))
@@ -49,12 +39,14 @@ def draft_decode(
         while active:
             widths = {i: state.width(i) for i in active}
             batches = length_batches(
-                [widths.get(i, 0) for i in range(len(items))], max_rows=None, max_tokens=batch_tokens, order=active
+                [widths.get(i, 0) for i in range(len(items))], max_rows=None, max_tokens=scoring.batch_tokens,
+                order=active,
             )
             still: list[int] = []
             for batch in batches:
-                preds, gaps = _verify(model, state, batch, device, pad_id, autocast_dtype)
-                still += [i for i, p, g in zip(batch, preds, gaps) if state.advance(i, p, g, margin, end_ids)]
+                preds, gaps = _verify(model, state, batch, scoring)
+                still += [i for i, p, g in zip(batch, preds, gaps)
+                          if state.advance(i, p, g, scoring.margin, scoring.end_ids)]
             active = still
     return state.done, state.handoff
 
@@ -95,7 +87,7 @@ class _DraftState:
         return True
 
 
-def _verify(model, state: _DraftState, batch: list[int], device, pad_id: int, autocast_dtype):
+def _verify(model, state: _DraftState, batch: list[int], scoring: Scoring):
     """One forward pass over prompt + output so far + draft: arg-max and top-1/top-2 gap at each draft step."""
     seqs, rows, cols, counts = [], [], [], []
     for b, i in enumerate(batch):
@@ -105,10 +97,9 @@ def _verify(model, state: _DraftState, batch: list[int], device, pad_id: int, au
         rows += [b] * (len(s) - start)
         cols += list(range(start, len(s)))
         counts.append(len(s) - start)
-    x = pad_rows(seqs, pad_id).to(device)
-    with torch.autocast(
-        device_type=torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-    ):
+    device, dtype = scoring.device, scoring.autocast_dtype
+    x = pad_rows(seqs, scoring.pad_id).to(device)
+    with torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype is not None):
         logits = logits_at(model, x, torch.tensor(rows, device=device), torch.tensor(cols, device=device))
     top2 = logits.float().topk(2, dim=-1)
     pred, gap = top2.indices[:, 0].tolist(), (top2.values[:, 0] - top2.values[:, 1]).tolist()

@@ -34,12 +34,11 @@ def greedy_generate(model, items: list[Encoded], *, device, pad_id: int, end_ids
             attn = pad_rows([[1] * len(p) for p in prompts], 0, left=True)
             width = input_ids.shape[1]
             budget = max(len(items[i].target_ids) - len(prefix_ids[i]) for i in idx) + extra_tokens
-            # Passed as a config and as keywords: generate() fills a config's default-valued fields from the
-            # model's saved generation_config, but keywords always win.
-            kw = greedy_settings(budget, end_ids, pad_id) if clean else {"max_new_tokens": budget}
-            config = GenerationConfig(**kw) if clean else None
-            gen = model.generate(input_ids=input_ids.to(device), attention_mask=attn.to(device),
-                                 generation_config=config, **kw)
+            if clean:
+                gen = _generate_greedy(model, input_ids.to(device), attn.to(device), budget, end_ids, pad_id)
+            else:
+                gen = model.generate(input_ids=input_ids.to(device), attention_mask=attn.to(device),
+                                     max_new_tokens=budget)
             gen = gen[:, width:].tolist()
             for b, i in enumerate(idx):
                 # Each poem gets exactly its own budget, whatever batch it landed in: outputs do not depend on batching.
@@ -47,6 +46,19 @@ def greedy_generate(model, items: list[Encoded], *, device, pad_id: int, end_ids
             if progress is not None:
                 progress(len(idx))
     return out  # type: ignore[return-value]
+
+
+def _generate_greedy(model, input_ids, attn, budget: int, end_ids: tuple[int, ...], pad_id: int):
+    """generate() under exactly the greedy settings: generate() fills every unset field of the config it is given
+    from the model's saved generation_config, so for the call the model's own is a blank one (and one config is
+    passed, not a config plus keywords, which Transformers deprecates)."""
+    saved = model.generation_config
+    model.generation_config = GenerationConfig(pad_token_id=pad_id, eos_token_id=list(end_ids))
+    try:
+        return model.generate(input_ids=input_ids, attention_mask=attn,
+                              generation_config=GenerationConfig(**greedy_settings(budget, end_ids, pad_id)))
+    finally:
+        model.generation_config = saved
 
 
 # Settings a saved generation_config.json may hold that change what greedy decoding outputs.
@@ -97,7 +109,7 @@ def vllm_generate(
         from vllm import LLM, SamplingParams  # optional dependency
         from vllm.inputs import TokensPrompt
     except ImportError:
-        raise RecitebenchError("--backend vllm needs vLLM installed (pip install 'recitebench[vllm]')") from None
+        raise RecitebenchError("--decoder vllm needs vLLM installed (pip install 'recitebench[vllm]')") from None
     prefix_ids = prefix_ids or [[] for _ in items]
     llm = LLM(model=model_dir, dtype="auto", seed=0)
     params = [

@@ -13,8 +13,6 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass
 
-OUTCOMES = ("correct", "minor_distortion", "severe_distortion", "forgotten")
-
 _REFUSALS = re.compile(
     r"(i\s*(do\s*not|don'?t)\s*know|i'?m\s*not\s*sure|i\s*(cannot|can'?t)\s*(recall|remember)|no\s*idea|"
     r"不知道|不清楚|不记得|无法回答|抱歉)",

@@ -35,18 +35,46 @@ def process_results(doc, results):
 '''
 
 
-def task_name(data: Path) -> str:
-    return "recitebench_" + "".join(c if c.isalnum() else "_" for c in data.resolve().name)
+def task_name(data: Path, sha256: str) -> str:
+    """recitebench_FOLDER_HASH: two datasets in folders of the same name (data/a/cn256, data/b/cn256) get two tasks,
+    and lm-eval, which keys tasks by name, cannot pick the wrong one."""
+    return "recitebench_" + "".join(c if c.isalnum() else "_" for c in data.resolve().name) + "_" + sha256[:8]
 
 
-def export_lmeval(data: str | Path, out: str | Path, normalization: str = "none") -> Path:
+def generation_budget(rows: list[dict], max_gen_toks: int | None, log) -> int:
+    """Four tokens per character of the longest poem (+16), or the given cap (a model's context may be shorter:
+    lm_eval's hf backend aborts when prompt + budget exceeds it). A cap below the longest poem is said, not hidden:
+    such poems can only fail."""
+    need = 4 * max(len(r["target"]) for r in rows) + 16
+    if max_gen_toks is None:
+        if need > 1024:
+            log(f"note: max_gen_toks is {need} (4 tokens per character of the longest poem); a model with a shorter "
+                f"context needs --max-gen-toks N below its context length")
+        return need
+    if max_gen_toks < need:
+        longest = max(len(r["target"]) for r in rows)
+        log(f"note: --max-gen-toks {max_gen_toks} may be too small for the longest poem ({longest} characters, up "
+            f"to {need} tokens): a poem cut off before its end token counts as not recalled")
+    return max_gen_toks
+
+
+def export_lmeval(data: str | Path, out: str | Path, normalization: str = "none", *, overwrite: bool = False,
+                  max_gen_toks: int | None = None, log=print) -> Path:
     """Write OUT/NAME.yaml, OUT/poems.jsonl and OUT/utils.py; return the YAML path."""
     ds = load_frozen(data)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RecitebenchError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise RecitebenchError(f"{out}: holds files already (an earlier task would be repointed at these poems); "
+                               f"choose an empty --out or pass --overwrite")
+    if max_gen_toks is not None and max_gen_toks <= 0:
+        raise RecitebenchError(f"--max-gen-toks must be positive, got {max_gen_toks}")
+    if overwrite:
+        for old in out.glob("recitebench_*.yaml"):
+            old.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    name = task_name(Path(data))
+    name = task_name(Path(data), ds.sha256)
     rows = [{"id": p["id"], "prompt": p["prompt"], "target": p["target"]} for p in ds.poems]
     write_jsonl(out / "poems.jsonl", rows)
     punct = {chr(k): v for k, v in _CJK_PUNCT.items()}
@@ -62,7 +90,7 @@ def export_lmeval(data: str | Path, out: str | Path, normalization: str = "none"
         "doc_to_text": "{{prompt}}\n",
         "doc_to_target": "{{target}}",
         "generation_kwargs": {"until": [], "do_sample": False, "temperature": 0.0,
-                              "max_gen_toks": 4 * max(len(r["target"]) for r in rows) + 16},
+                              "max_gen_toks": generation_budget(rows, max_gen_toks, log)},
         "process_results": "!function utils.process_results",
         "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
         "metadata": {"version": 1.0, "recitebench_dataset": str(Path(data).resolve()),

@@ -17,22 +17,23 @@ from torch.profiler import record_function
 
 from ..config import build, to_dict
 from ..data.frozen import FrozenDataset, load_frozen
+from ..devices import default_margin, eval_dtype, pick_device
 from ..errors import RecitebenchError
+from ..lock import writing
+from ..models.certify import Scoring, TeacherResult, teacher_forced
 from ..models.config import ModelConfig
 from ..models.formatting import Encoded, decode_prediction, encode_many, end_token_ids
 from ..models.kernels import apply_kernels
 from ..models.load import load_model
-from ..models.teacher import TeacherResult, teacher_forced
 from ..provenance import provenance
 from ..rundir import RunDir
-from ..runtime import default_margin, eval_dtype, pick_device
-from ..schema import Results, Sample, write_recitation
+from ..schema import OUTCOMES, Results, Sample, write_recitation
 from ..stats import bootstrap_ci
+from .bits import LN2, BitsContext, Reference, memorized, memory_speed, memory_summary, reference_bits
 from .config import ReciteConfig
 from .decoders import Decoder, resolve_decoder
 from .generate import generation_overrides
-from .graded import OUTCOMES, grade
-from .memory import LN2, Reference, memorized, memory_speed, memory_summary, reference_bits
+from .graded import grade
 
 
 @dataclass
@@ -47,22 +48,27 @@ class Job:
     model: torch.nn.Module
     tok: object
     info: dict
-    device: torch.device
     dtype: torch.dtype
-    margin: float
+    scoring: Scoring  # device, pad and end tokens, margin, batch sizes: one setting for every pass
     kernels: str
     out: Path
-    end_ids: tuple[int, ...]
     base: ModelConfig | None = None  # the run's model before training (the default reference of memorised bits)
     run: RunDir | None = None
     reference: Reference | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def device(self) -> torch.device:
+        return self.scoring.device
+
     def decoder(self, name: str) -> Decoder:
         cfg = build(ReciteConfig, {**to_dict(self.rcfg), "decoder": name})
-        return resolve_decoder(cfg, self.model, model_dir=self.mcfg.model, device=self.device,
-                               pad_id=self.tok.pad_token_id, end_ids=self.end_ids, margin=self.margin,
+        return resolve_decoder(cfg, self.model, model_dir=self.mcfg.model, scoring=self.scoring,
                                clean=self.rcfg.generation == "greedy")
+
+    def bits_context(self) -> BitsContext:
+        return BitsContext(self.rcfg.reference, self.poems, self.data.path, self.mcfg.template, self.dtype,
+                           self.scoring, self.base, self.run)
 
 
 @dataclass
@@ -77,8 +83,17 @@ class Certified:
 
 
 def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) -> Results:
+    """Recite every poem of the dataset and write OUT/results.json + samples.jsonl (holding OUT's lock)."""
     t0 = time.perf_counter()
-    job = prepare(rcfg, mcfg)
+    where = resolve(rcfg, mcfg)
+    with writing(where.out, "recitation folder"):
+        return _recite(rcfg, where, t0, log)
+
+
+def _recite(rcfg: ReciteConfig, where: Resolved, t0: float, log) -> Results:
+    if where.run is not None and where.trained_on is None:
+        log(f"note: reciting {where.data}, not the run's training set ({where.run.read_config()['train']['data']})")
+    job = prepare(rcfg, where)
     job.timings["load"] = time.perf_counter() - t0
     log(
         f"reciting {len(job.items)} poems with {job.info['source']} on {job.device} "
@@ -87,7 +102,7 @@ def recite(rcfg: ReciteConfig, mcfg: ModelConfig | None = None, *, log=print) ->
     with _timed(job, "teacher_forced"), record_function("recitebench.teacher_forced"):
         certified = certify(job)
     with _timed(job, "reference"):
-        job.reference = reference_bits(job)
+        job.reference = reference_bits(job.bits_context())
     with _timed(job, "generate"):
         decoder = job.decoder(rcfg.decoder)
         with record_function("recitebench.decode"):  # named regions for bench/recite_bench.py --profile
@@ -158,15 +173,17 @@ def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Resolved:
     base = None
     if saved.get("model"):  # the same config, with the run's tokenizer: a scratch model gets the same init
         tokenizer = str(run.tokenizer) if run.tokenizer.is_dir() else saved["model"].get("tokenizer")
-        base = build(ModelConfig, {**saved["model"], "tokenizer": tokenizer, "attn_implementation": attn},
-                     where=str(run.config))
+        try:
+            base = build(ModelConfig, {**saved["model"], "tokenizer": tokenizer, "attn_implementation": attn},
+                         where=str(run.config))
+        except RecitebenchError:  # its architecture file moved since: the run's base_bits.json still serves
+            base = None
     trained_on = None if rcfg.data else saved.get("dataset", {}).get("poems_sha256")
     return Resolved(run_model, Path(rcfg.data or saved["train"]["data"]), Path(rcfg.out or run.recite), trained_on,
                     base, run)
 
 
-def prepare(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Job:
-    where = resolve(rcfg, mcfg)
+def prepare(rcfg: ReciteConfig, where: Resolved) -> Job:
     mcfg, trained_on = where.model, where.trained_on
     ds = load_frozen(where.data)
     if trained_on and ds.sha256 != trained_on:
@@ -187,16 +204,16 @@ def prepare(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Job:
     # the parts of "load" that a slow start-up can come from (the rest is reading the run's config and dataset)
     parts = {"load_weights": t1 - t0, "load_kernels": t2 - t1, "load_encode": time.perf_counter() - t2}
     margin = rcfg.margin if rcfg.margin is not None else default_margin(dtype)
-    return Job(rcfg, mcfg, ds, poems, items, model, tok, info, device, dtype, margin,
-               kernels, where.out, end_token_ids(tok, model), where.base, where.run, timings=parts)
+    scoring = Scoring(device, tok.pad_token_id, end_token_ids(tok, model), margin, None, rcfg.batch_size,
+                      rcfg.batch_tokens)
+    return Job(rcfg, mcfg, ds, poems, items, model, tok, info, dtype, scoring, kernels, where.out, where.base,
+               where.run, timings=parts)
 
 
 def certify(job: Job) -> Certified:
     """The teacher-forced pass (always: it gives every poem's code length in bits) and the poems whose every greedy
     step it proves (lead over the margin) when certification is on."""
-    teacher = teacher_forced(job.model, job.items, device=job.device, batch_size=job.rcfg.batch_size,
-                             batch_tokens=job.rcfg.batch_tokens, margin=job.margin, pad_id=job.tok.pad_token_id,
-                             end_ids=job.end_ids)
+    teacher = teacher_forced(job.model, job.items, job.scoring)
     if not job.rcfg.certify or job.rcfg.generation == "model":
         return Certified(teacher, set())
     return Certified(teacher, {i for i, r in enumerate(teacher) if r.certified})
@@ -224,7 +241,7 @@ def verify(job: Job, certified: Certified) -> dict:
 def grade_poem(job: Job, i: int, certified: Certified, decoded: dict[int, list[int]]) -> Sample:
     poem, item, rcfg = job.poems[i], job.items[i], job.rcfg
     ids = item.target_ids if i in certified.ids else decoded[i]
-    text, stopped = decode_prediction(job.tok, ids, job.end_ids)  # a certified poem's text is its own (round trip)
+    text, stopped = decode_prediction(job.tok, ids, job.scoring.end_ids)  # a certified poem's text is its own
     g = grade(text, poem["target"], normalization=rcfg.normalize, minor_similarity=rcfg.minor_similarity,
               forgotten_similarity=rcfg.forgotten_similarity, stopped=stopped)
     n_target = len(item.target_ids) - 1
@@ -260,6 +277,13 @@ def near_ties(samples: list[Sample], margin: float) -> dict:
     won = sum(s.exact for s in fragile)
     return {"margin": margin, "n": len(fragile), "exact": won, "not_exact": len(fragile) - won,
             "exact_match_range": [(exact - won) / n, (exact + len(fragile) - won) / n] if n else [0.0, 0.0]}
+
+
+def training_set(job: Job) -> bool | None:
+    """Whether a run recited the very poems it was trained on (None: no run)."""
+    if job.run is None:
+        return None
+    return job.data.sha256 == (job.run.read_config().get("dataset") or {}).get("poems_sha256")
 
 
 def invalid_utf8(prediction: str, target: str) -> bool:
@@ -298,13 +322,13 @@ def summarise(
         verification=verification,
         normalization=rcfg.normalize,
         thresholds={"minor_similarity": rcfg.minor_similarity, "forgotten_similarity": rcfg.forgotten_similarity},
-        end_token_ids=list(job.end_ids), generation=rcfg.generation,
+        end_token_ids=list(job.scoring.end_ids), generation=rcfg.generation,
         generation_overrides=generation_overrides(job.model),
         not_round_trip=sum(not it.round_trip for it in job.items),
         memory=memory_summary([s.nll_bits or 0.0 for s in samples], job.reference, hits, job.info["parameters"]),
         speed=memory_speed(job.run, sum(it.length - 1 for it in job.items)),
-        near_ties=near_ties(samples, job.margin),
-        certify_margin=job.margin if rcfg.certify and rcfg.generation == "greedy" else None,
+        near_ties=near_ties(samples, job.scoring.margin),
+        certify_margin=job.scoring.margin if rcfg.certify and rcfg.generation == "greedy" else None,
         model=job.info,
         template=job.mcfg.template,
         dataset={
@@ -312,6 +336,7 @@ def summarise(
             "poems_sha256": job.data.sha256,
             "preset": job.data.manifest.get("preset"),
             "source": job.data.manifest.get("source"),
+            "training_set": training_set(job),
         },
         config={"recite": to_dict(rcfg), "model": to_dict(job.mcfg)},
         seed=rcfg.seed,

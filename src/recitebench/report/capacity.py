@@ -109,3 +109,15 @@ def write_capacity_report(root: str | Path) -> Path:
     with atomic_path(root / "capacity.md") as tmp:
         tmp.write_text(capacity_markdown(cap), encoding="utf-8")
     return root / "capacity.md"
+
+
+def capacity_summary(result: dict) -> str:
+    """One line per model: what `recitebench capacity` prints at the end."""
+    lines = []
+    for name, m in result["models"].items():
+        bpp = m["bits_per_parameter"]["mean"]
+        lines.append(f"{name}: capacity {m['capacity_bits']['mean']:,.0f} bits"
+                     + (f" ({bpp:.4f} bits/parameter)" if bpp is not None else "")
+                     + f", largest size at {result['threshold']:.0%} recall: {m['max_size_at_threshold']['mean']:g}"
+                     + ("" if m["saturated"] else " (not saturated: a lower bound)"))
+    return "\n".join(lines)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from ..recall.graded import OUTCOMES
+from ..schema import OUTCOMES
 from .collect import RunView
 from .diff import compact_ops
 
@@ -66,7 +66,9 @@ search <input id=xq placeholder='author, title, text'> <span id=xn></span></div>
 EXPLORER_JS = r"""
 const $ = (id) => document.getElementById(id), PAGE = 200;
 let shown = PAGE, sortKey = null, sortDir = 1;
-const esc = (s) => s.replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";").replace(/\n/g, "<br>");
+const esc = (s) => s.replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";").replace(/\n/g, "<br>")
+  .replace(/[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g,
+           (c) => "<mark class=ctl>U+" + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0") + "</mark>");
 const bytes = (s) => esc(s).replace(/\ufffd/g, "<mark class=bytes>\ufffd</mark>");
 const poem = (r) => X.poems[X.runs[r[0]].table][r[1]];
 const pred = (r) => (r[7] === 0 ? poem(r)[2] : r[7]);

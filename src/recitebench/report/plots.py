@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections import defaultdict
 
-from ..recall.graded import OUTCOMES
+from ..schema import OUTCOMES
 from .collect import RunView
 from .fonts import setup_matplotlib
 

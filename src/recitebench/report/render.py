@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import RecitebenchError
 from ..io import atomic_path
 from ..provenance import now_iso
-from ..recall.graded import OUTCOMES
+from ..schema import OUTCOMES
 from . import plots
 from .collect import RunView, collect
 from .diff import diff_html, diff_text
@@ -24,7 +24,8 @@ padding:4px 8px;text-align:left}th{background:#eee}mark{background:#ddd;text-dec
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:8px;
 margin:6px 0 14px}.pair div{border:1px solid #ccc;padding:6px;white-space:normal;font-size:14px}img{max-width:100%}
 code{font-size:12px}small{color:#555}del{background:#f3c4c4}ins{background:#c4e8c4;text-decoration:none}
-mark.bytes{background:#f0a030;outline:1px solid #a05000}.xbar{margin:8px 0}table.x th{cursor:pointer}
+mark.bytes{background:#f0a030;outline:1px solid #a05000}mark.ctl{background:#c0d0ff;font-size:70%}
+.xbar{margin:8px 0}table.x th{cursor:pointer}
 table.x tbody tr{cursor:pointer}table.x tbody tr:hover{background:#f4f4f4}"""
 EXAMPLES_SEED = 0  # which poems of a class the report shows: the same ones every time it is rendered
 

@@ -48,7 +48,7 @@ def _unfinished_names(runs_dir: Path, done: set[str]) -> list[str]:
 
 
 def _unfinished(runs_dir: Path, name: str) -> dict:
-    from ..experiment.lock import RunLock  # reads the lock file only
+    from ..lock import RunLock  # reads the lock file only
 
     run = RunDir(runs_dir / name)
     lock = RunLock(runs_dir, name)
@@ -63,6 +63,12 @@ def _unfinished(runs_dir: Path, name: str) -> dict:
             "final_loss": final.get("loss")}
 
 
+def describe_runs(runs_dir: Path) -> str:
+    """`recitebench ls RUNS_DIR`."""
+    rows = list_runs(Path(runs_dir))
+    return format_table(rows) if rows else f"{runs_dir}: no runs yet"
+
+
 def format_table(rows: list[dict], cols: list[tuple[str, str]] = LS_COLUMNS) -> str:
     cells = [[h for h, _ in cols]] + [[fmt(r.get(k), k) for _, k in cols] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
@@ -74,6 +80,11 @@ def format_table(rows: list[dict], cols: list[tuple[str, str]] = LS_COLUMNS) -> 
 def side_by_side(paths: list[str]) -> str:
     """One column per run, one row per key number, and the paired difference against the first run."""
     runs = [RunDir(p) for p in paths]
+    seen = [r.path.resolve() for r in runs]
+    twice = next((r for r, here in zip(runs, seen) if seen.count(here) > 1), None)
+    if twice is not None:
+        raise RecitebenchError(f"{twice.path}: named twice; compare needs the same run only once (a run minus "
+                               f"itself is 0 by construction)")
     for r in runs:
         if r.status() != "done":
             raise RecitebenchError(f"{r.path}: not a finished run (no recite/results.json)")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +62,16 @@ def save(path: Path, payload: dict) -> None:
         torch.save(payload, tmp)
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
+        # torch.save reports a full disk as "enforce fail ... unexpected pos": ask the file system what happened
+        full = getattr(e, "errno", None) == errno.ENOSPC or shutil.disk_usage(path.parent).free < 1 << 20
+        reason = "No space left on device" if full else (str(e).splitlines() or [type(e).__name__])[0]
         tmp.unlink(missing_ok=True)
         kept = (
             f"the previous checkpoint (epoch {peek_epoch(path)}) is intact"
             if path.exists()
             else "no earlier checkpoint exists"
         )
-        raise RecitebenchError(f"{path}: saving the checkpoint failed ({e}); {kept}") from None
+        raise RecitebenchError(f"{path}: saving the checkpoint failed ({reason}); {kept}") from None
 
 
 def load(path: Path) -> dict:

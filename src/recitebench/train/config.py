@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 from dataclasses import dataclass
 
-from ..config import check_choices, check_positive, opt
+from ..config import check_choices, check_positive, merge, opt, to_dict
+from ..errors import RecitebenchError
+from ..models.config import ModelConfig
+from ..rundir import RunDir
 
 
 @dataclass
@@ -83,6 +88,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_choices(self)
         check_positive(self, "epochs", "batch_size", "batch_tokens", "bucket_window", "grad_accum", "recall_batch_size")
+        if self.lr is not None and not math.isfinite(self.lr):
+            raise ValueError(f"lr must be a finite number, got {self.lr}")
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0 <= self.warmup_ratio < 1:
@@ -117,6 +124,41 @@ class TrainConfig:
 RESUME_FIXED = ("data", "epochs", "lr", "schedule", "warmup_ratio", "min_lr_ratio", "weight_decay", "betas",
                 "grad_clip", "batch_size", "batch_tokens", "bucket_window", "grad_accum", "precision", "seed", "lora",
                 "lora_r", "lora_alpha", "fsdp", "packing")
+# The model a checkpoint belongs to (the tokenizer is the run's own copy on resume).
+RESUME_FIXED_MODEL = ("model", "init", "gguf_file", "vocab_size", "template", "init_seed")
+
+
+def train_configs(yaml: dict, flags: argparse.Namespace | None, where: str = "command line"
+                  ) -> tuple[TrainConfig, ModelConfig]:
+    """(TrainConfig, ModelConfig) from a YAML file's `train:`/`model:` sections and flags. A resumed run starts
+    from its own saved config (RUN/config.yaml), which the YAML and flags override; `train()` then refuses an
+    override that would change the run."""
+    tyaml, myaml = yaml.get("train") or {}, yaml.get("model") or {}
+    given = vars(flags or argparse.Namespace())
+    saved: dict = {}
+    if given.get("resume", tyaml.get("resume")):
+        saved = RunDir(given.get("out", tyaml.get("out", TrainConfig.out))).read_config()
+        saved["train"]["resume"] = True
+    tcfg = merge(TrainConfig, saved=saved.get("train"), yaml=tyaml, flags=flags, where=f"{where}: train")
+    mcfg = merge(ModelConfig, saved=saved.get("model"), yaml=myaml, flags=flags, where=f"{where}: model")
+    return tcfg, mcfg
+
+
+def check_resume_unchanged(run: RunDir, tcfg: TrainConfig, mcfg: ModelConfig) -> None:
+    """--resume continues the same run: refuse settings that change its schedule, data order, optimizer or model,
+    whichever entry point resumes it (the CLI, a grid whose spec was edited, the capacity protocol)."""
+    saved = run.read_config()
+    before = {**{k: v for k, v in (saved.get("train") or {}).items() if k in RESUME_FIXED and k != "data"},
+              **{f"model.{k}": v for k, v in (saved.get("model") or {}).items() if k in RESUME_FIXED_MODEL}}
+    now = {**to_dict(tcfg), **{f"model.{k}": v for k, v in to_dict(mcfg).items()}}
+    if "lr" in before and tcfg.lr is None:  # the run recorded the default rate it resolved
+        now["lr"] = before["lr"]
+    changed = [k for k in before if before[k] != now.get(k)]
+    if changed:
+        diffs = ", ".join(f"{k} {before[k]!r} -> {now.get(k)!r}" for k in changed)
+        raise RecitebenchError(f"{run.config}: --resume continues the run as it was configured, but {diffs} changed "
+                               f"(the learning-rate schedule and data order are fixed at the start); start a new run "
+                               f"with another --out instead")
 
 
 def _two_betas(value) -> list[float]:

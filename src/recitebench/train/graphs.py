@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from ..models.forward import head_loss_sum, hidden_states
+from ..models.forward import hidden_states
+from ..models.loss import head_loss_sum
 
 LEN_MULTIPLE = 8
 ROW_MULTIPLE = 8

@@ -7,6 +7,7 @@ batch, DDP averages the gradients (or FSDP2 shards everything), and only rank 0 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -16,19 +17,20 @@ import torch
 
 from ..config import build, to_dict
 from ..data.frozen import FrozenDataset, load_frozen
+from ..devices import default_margin, pick_device, train_precision
 from ..errors import RecitebenchError
 from ..io import atomic_dir, write_json
+from ..lock import writing
+from ..models.certify import Scoring, teacher_forced
 from ..models.config import ModelConfig
 from ..models.formatting import Encoded, encode_many, end_token_ids
 from ..models.kernels import apply_kernels
 from ..models.load import load_model
-from ..models.teacher import teacher_forced
 from ..provenance import provenance
 from ..rundir import RunDir
-from ..runtime import default_margin, pick_device, train_precision
 from . import checkpoint, parallel
 from .batching import collate, collate_packed, epoch_batches
-from .config import TrainConfig
+from .config import TrainConfig, check_resume_unchanged
 from .optim import Optimizer, default_lr, make_optimizer
 from .parallel import World
 from .progress import EpochLog, Laps
@@ -36,10 +38,18 @@ from .step import ScoredLM, make_step
 
 
 def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
+    """Memorise tcfg.data into the run folder tcfg.out (rank 0 holds the folder's lock: one writer at a time)."""
     started = time.perf_counter()
     world = parallel.init_world()
+    with writing(tcfg.out, "run folder") if world.is_main else contextlib.nullcontext():
+        return _train(tcfg, mcfg, world, started, log)
+
+
+def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, log) -> dict:
     run = RunDir(tcfg.out)
     check_run_folder(run, tcfg)
+    if tcfg.resume:
+        check_resume_unchanged(run, tcfg, mcfg)
     device = train_device(tcfg.device, world)
     laps = Laps(device, started)  # setup in four laps: the protocol's minute before epoch 1 needs attributing
     ds = load_frozen(tcfg.data)
@@ -64,15 +74,16 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     laps.lap("setup_optimizer")  # kernels, parallel wrapping, compile, optimizer
     extra = {"model_info": info, "lr": lr, "kernels": kernels}
     margin = default_margin(autocast_dtype or weight_dtype)
-    recall_logits = (lambda x, r, c: scored(x, None, r, c)) if tcfg.fsdp else None
-    ends = end_token_ids(tok, model)
+    scoring = Scoring(device, tok.pad_token_id, end_token_ids(tok, model), margin, autocast_dtype,
+                      tcfg.recall_batch_size, 16384,
+                      (lambda x, r, c: scored(x, None, r, c)) if tcfg.fsdp else None)
     if tcfg.resume:
         progress = resume(run, model, opt, tcfg.fsdp, world, log)
     else:
         progress = {"epoch": 0, "step": 0, "elapsed": 0.0}
         if world.is_main:
             start_run_folder(run, tok, resolved_config(tcfg, mcfg, ds, world, device, extra))
-        save_base_bits(run, model, items, device, tcfg, autocast_dtype, tok.pad_token_id, recall_logits, ends, world)
+        save_base_bits(run, model, items, scoring, world)
         if tcfg.fsdp:
             scored.reshard()
     laps.lap("resume" if tcfg.resume else "base_bits")
@@ -90,15 +101,14 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
         steps = progress["step"] + _steps(plan[epoch], world, tcfg)
         progress = {"epoch": epoch + 1, "step": steps, "elapsed": progress["elapsed"] + dt}
         mean_loss = loss_sum / max(1, n_target)
-        check_finite(mean_loss, epoch + 1, run)
+        check_finite(mean_loss, epoch + 1, run, precision_name(tcfg, device))
         last = {"epoch": epoch + 1, "step": steps, "loss": mean_loss,
                 "lr": float(opt.sched.get_last_lr()[0]), "tokens_per_s": n_tokens / dt,
                 "elapsed_s": round(progress["elapsed"], 3)}
         if hasattr(step_fn, "stats"):
             last["cuda_graphs"] = step_fn.stats
         if (tcfg.recall_every and (epoch + 1) % tcfg.recall_every == 0) or epoch + 1 == tcfg.epochs:
-            last.update(recall_check(model, items, device, tcfg, autocast_dtype, margin, tok.pad_token_id,
-                                     recall_logits, ends))
+            last.update(recall_check(model, items, scoring))
             if tcfg.fsdp:  # the no-grad pass leaves the root's parameters gathered: shard them again for the optimizer
                 scored.reshard()
             laps.lap("recall_checks")
@@ -111,6 +121,13 @@ def train(tcfg: TrainConfig, mcfg: ModelConfig, *, log=print) -> dict:
     elog.close()
     extra["peak_gpu_memory_gb"] = peak_memory_gb(device)
     return finish(run, model, tok, tcfg, world, last, progress["elapsed"], extra, log, laps)
+
+
+def precision_name(tcfg: TrainConfig, device: torch.device) -> str:
+    """The precision a run trains in, `auto` resolved (fp32 on a CPU)."""
+    if tcfg.precision != "auto":
+        return tcfg.precision
+    return ("bf16-mixed" if tcfg.fsdp else "bf16-master") if device.type == "cuda" else "fp32"
 
 
 def peak_memory_gb(device: torch.device) -> float | None:
@@ -289,42 +306,38 @@ def others_note(others_bytes: int) -> str:
             "gpus_per_run)")
 
 
-def check_finite(mean_loss: float, epoch: int, run: RunDir) -> None:
+def check_finite(mean_loss: float, epoch: int, run: RunDir, precision: str) -> None:
+    """A non-finite loss stops the run. With no checkpoint yet, nothing of it can be resumed: its folder is cleared
+    (logs kept), so the next `train` starts without --overwrite."""
     if math.isfinite(mean_loss):
         return
     ck = run.checkpoint
-    kept = (
-        f"the last good checkpoint is {ck} (epoch {checkpoint.peek_epoch(ck)})"
-        if ck.exists()
-        else "no checkpoint was saved yet"
-    )
-    raise RecitebenchError(
-        f"loss became {mean_loss} in epoch {epoch}; training stopped and {kept}. Lower --lr, or use --precision fp32"
-    )
+    if ck.exists():
+        kept = f"the last good checkpoint is {ck} (epoch {checkpoint.peek_epoch(ck)}), which --resume continues"
+    else:
+        run.clear()
+        kept = f"no checkpoint was saved yet, so {run.path} was cleared"
+    raise RecitebenchError(f"loss became {mean_loss} in epoch {epoch}; training stopped and {kept}. "
+                           f"{divergence_advice(precision)}")
 
 
-def save_base_bits(run: RunDir, model, items, device, tcfg, autocast_dtype, pad_id, logits_fn, end_ids, world) -> None:
+def divergence_advice(precision: str) -> str:
+    if precision == "fp32":
+        return "Lower --lr (or keep --grad-clip on, or raise --warmup-ratio)"
+    return "Lower --lr, or use --precision fp32"
+
+
+def save_base_bits(run: RunDir, model, items: list[Encoded], scoring: Scoring, world: World) -> None:
     """Every poem's code length under the model before its first step (RUN/base_bits.json): the default reference
     of memorised bits, so recitation uses the exact initial weights and needs no second model load."""
-    res = teacher_forced(model, items, device=device, batch_size=tcfg.recall_batch_size, autocast_dtype=autocast_dtype,
-                         pad_id=pad_id, logits_fn=logits_fn, end_ids=end_ids)
+    res = teacher_forced(model, items, scoring)
     if world.is_main:
         write_json(run.base_bits, {"ids": [r.id for r in res], "bits": [r.nll_sum / math.log(2) for r in res]})
 
 
-def recall_check(model, items, device, tcfg, autocast_dtype, margin, pad_id, logits_fn=None, end_ids=()) -> dict:
+def recall_check(model, items: list[Encoded], scoring: Scoring) -> dict:
     """The memory curve's point: certified exact recall of the training poems (teacher forcing)."""
-    res = teacher_forced(
-        model,
-        items,
-        device=device,
-        batch_size=tcfg.recall_batch_size,
-        margin=margin,
-        autocast_dtype=autocast_dtype,
-        pad_id=pad_id,
-        logits_fn=logits_fn,
-        end_ids=end_ids,
-    )
+    res = teacher_forced(model, items, scoring)
     n = len(res)
     return {
         "recall": sum(r.certified for r in res) / n,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models.forward import head_loss_sum, hidden_states, logits_at, split_supported
+from ..models.forward import hidden_states, logits_at, split_supported
+from ..models.loss import head_loss_sum
 from .config import TrainConfig
 from .graphs import GraphedSteps
 from .optim import Optimizer

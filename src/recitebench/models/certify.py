@@ -1,4 +1,4 @@
-"""The fast certified path: one teacher-forced forward pass decides most poems.
+"""The teacher-forced certification pass: one forward pass decides most poems, and gives every poem's code length.
 
 If, at every poem position, the arg-max of the model's next-token logits is the poem's own
 next token (the end token included), greedy decoding from the prompt must follow exactly that
@@ -10,6 +10,7 @@ differently there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,22 @@ import torch
 from ..batching import length_batches, pad_rows
 from .formatting import Encoded
 from .forward import evaluating, hidden_states, logits_at, split_supported, unwrap
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How the teacher-forced pass runs and what it may certify: built once by a training run and once by a
+    recitation, and handed to every pass (the recall check, the base bits, certification, a reference, the draft
+    decoder), so they cannot disagree on a setting."""
+
+    device: torch.device
+    pad_id: int
+    end_ids: tuple[int, ...] = ()  # any of these ends a recitation (a poem holding one inside is never certified)
+    margin: float = 0.0  # logit lead a position needs to be certified
+    autocast_dtype: torch.dtype | None = None
+    batch_size: int = 256  # most sequences per batch
+    batch_tokens: int | None = 16384  # most padded tokens per batch
+    logits_fn: Callable | None = None  # (input_ids, rows, cols) -> logits, for an FSDP root module
 
 
 @dataclass
@@ -61,23 +78,11 @@ def _position_stats(model, input_ids, rows, cols, tgt, logits_fn, chunk: int = 4
     return torch.cat(correct), torch.cat(gap), torch.cat(nll)  # on the device: read back once, after every batch
 
 
-def teacher_forced(
-    model,
-    items: list[Encoded],
-    *,
-    device,
-    batch_size: int = 256,
-    batch_tokens: int | None = 16384,
-    margin: float = 0.0,
-    autocast_dtype: torch.dtype | None = None,
-    pad_id: int = 0,
-    logits_fn=None,
-    end_ids: tuple[int, ...] = (),
-) -> list[TeacherResult]:
-    """`logits_fn(input_ids, rows, cols)` overrides how logits are computed (an FSDP root module).
+def teacher_forced(model, items: list[Encoded], scoring: Scoring) -> list[TeacherResult]:
+    """Per poem: what the arg-max path and the margins prove, and the code length (one pass, batched by length).
 
     A poem is never certified when its tokens do not decode back to its text (the tokenizer normalised it) or when
-    one of `end_ids` stands inside it (greedy decoding would stop there): real decoding decides those.
+    one of `scoring.end_ids` stands inside it (greedy decoding would stop there): real decoding decides those.
     """
     out: list[TeacherResult | None] = [None] * len(items)
     lengths = [it.length for it in items]
@@ -86,8 +91,8 @@ def teacher_forced(
     with evaluating(model):
         # No host-device sync inside the loop (inputs go through pinned memory, results stay on the device), so the
         # host prepares and launches the next batch while the GPU runs this one.
-        for idx in length_batches(lengths, max_rows=batch_size, max_tokens=batch_tokens):
-            parts.append(_batch_stats(model, [items[i] for i in idx], device, autocast_dtype, pad_id, logits_fn))
+        for idx in length_batches(lengths, max_rows=scoring.batch_size, max_tokens=scoring.batch_tokens):
+            parts.append(_batch_stats(model, [items[i] for i in idx], scoring))
             order += idx
     if not parts:
         return []
@@ -95,8 +100,9 @@ def teacher_forced(
     start = 0
     for i in order:
         n = len(items[i].target_ids)
-        r = _result(items[i].id, correct[start : start + n], gap[start : start + n], nll[start : start + n], margin)
-        r.certified = r.certified and certifiable(items[i], end_ids)
+        r = _result(items[i].id, correct[start : start + n], gap[start : start + n], nll[start : start + n],
+                    scoring.margin)
+        r.certified = r.certified and certifiable(items[i], scoring.end_ids)
         out[i] = r
         start += n
     return out  # type: ignore[return-value]
@@ -107,9 +113,10 @@ def certifiable(item: Encoded, end_ids: tuple[int, ...]) -> bool:
     return item.round_trip and not any(t in end_ids for t in item.target_ids[:-1])
 
 
-def _batch_stats(model, batch: list[Encoded], device, autocast_dtype, pad_id: int, logits_fn):
+def _batch_stats(model, batch: list[Encoded], scoring: Scoring):
     """Per scored position of the batch, poem after poem: (arg-max correct, lead, NLL) as device tensors."""
-    input_ids = _to_device(pad_rows([it.prompt_ids + it.target_ids[:-1] for it in batch], pad_id), device)
+    device, dtype = scoring.device, scoring.autocast_dtype
+    input_ids = _to_device(pad_rows([it.prompt_ids + it.target_ids[:-1] for it in batch], scoring.pad_id), device)
     rows, cols, targets = [], [], []
     for b, it in enumerate(batch):
         p, n = len(it.prompt_ids), len(it.target_ids)
@@ -117,10 +124,8 @@ def _batch_stats(model, batch: list[Encoded], device, autocast_dtype, pad_id: in
         cols += list(range(p - 1, p - 1 + n))
         targets += it.target_ids
     rows_t, cols_t, tgt = (_to_device(torch.tensor(v), device) for v in (rows, cols, targets))
-    with torch.autocast(
-        device_type=torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-    ):
-        return _position_stats(model, input_ids, rows_t, cols_t, tgt, logits_fn)
+    with torch.autocast(device_type=torch.device(device).type, dtype=dtype, enabled=dtype is not None):
+        return _position_stats(model, input_ids, rows_t, cols_t, tgt, scoring.logits_fn)
 
 
 def _to_device(t: torch.Tensor, device) -> torch.Tensor:

@@ -10,18 +10,20 @@ Both sides come from the teacher-forced pass recitation runs anyway; the referen
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from ..config import build
 from ..errors import RecitebenchError
 from ..io import read_json
+from ..models.certify import Scoring, teacher_forced
 from ..models.config import ModelConfig
 from ..models.formatting import encode_many, end_token_ids
 from ..models.load import load_model
-from ..models.teacher import teacher_forced
 from ..rundir import RunDir
 
 LN2 = math.log(2.0)
@@ -33,6 +35,20 @@ class Reference:
     bits: list[float]  # per poem: -log2 p(poem + end | prompt) under the reference
 
 
+@dataclass
+class BitsContext:
+    """What the reference's code lengths depend on (a recitation builds it once)."""
+
+    reference: str  # ReciteConfig.reference: auto, base, truth, none, or a model
+    poems: list[dict]
+    dataset: Path
+    template: str
+    dtype: torch.dtype
+    scoring: Scoring
+    base: ModelConfig | None = None  # the run's model before training
+    run: RunDir | None = None
+
+
 def truth_bits(poems: list[dict]) -> list[float] | None:
     """The known entropy of each row of a random-string dataset (None when the dataset is not one)."""
     if not all("entropy_bits" in p for p in poems):
@@ -40,32 +56,32 @@ def truth_bits(poems: list[dict]) -> list[float] | None:
     return [float(p["entropy_bits"]) for p in poems]
 
 
-def reference_bits(job) -> Reference | None:
-    """The reference code lengths `job.rcfg.reference` names (None: no memorised bits are reported)."""
-    ref, truth = job.rcfg.reference, truth_bits(job.poems)
+def reference_bits(job: BitsContext) -> Reference | None:
+    """The reference code lengths `job.reference` names (None: no memorised bits are reported)."""
+    ref, truth = job.reference, truth_bits(job.poems)
     if ref == "none":
         return None
     if ref == "truth" or (ref == "auto" and truth is not None):
         if truth is None:
-            raise RecitebenchError(f"{job.data.path}: --reference truth needs a random-string dataset "
+            raise RecitebenchError(f"{job.dataset}: --reference truth needs a random-string dataset "
                                    f"(`data build --preset random`: rows carry entropy_bits)")
         return Reference("truth: the known entropy of each random string", truth)
     if ref in ("auto", "base"):
+        saved = saved_base_bits(job)
+        if saved is not None:
+            model = job.base.model if job.base else "the run's model"
+            return Reference(f"base: {model}, before training (recorded by the run at its start)", saved)
         if job.base is None:
             if ref == "auto":
                 return None
             raise RecitebenchError("--reference base needs --run (a model with no training run has no 'before'); "
                                    "name a reference model instead")
-        label = f"base: {job.base.model}, before training"
-        saved = saved_base_bits(job)
-        if saved is not None:
-            return Reference(label + " (recorded by the run at its start)", saved)
-        return Reference(label, model_bits(job, job.base))
-    mcfg = build(ModelConfig, {"model": ref, "template": job.mcfg.template}, where="--reference")
+        return Reference(f"base: {job.base.model}, before training", model_bits(job, job.base))
+    mcfg = build(ModelConfig, {"model": ref, "template": job.template}, where="--reference")
     return Reference(f"model: {ref}", model_bits(job, mcfg))
 
 
-def saved_base_bits(job) -> list[float] | None:
+def saved_base_bits(job: BitsContext) -> list[float] | None:
     """The run's own record of the base model's code lengths, if it covers every poem recited (same ids)."""
     if job.run is None or not job.run.base_bits.is_file():
         return None
@@ -76,17 +92,17 @@ def saved_base_bits(job) -> list[float] | None:
     return [float(by_id[p["id"]]) for p in job.poems]
 
 
-def model_bits(job, mcfg: ModelConfig) -> list[float]:
+def model_bits(job: BitsContext, mcfg: ModelConfig) -> list[float]:
     """Per poem code length under another model (its own tokenizer and end token), from one teacher-forced pass."""
     corpus = [p["prompt"] + "\n" + p["target"] for p in job.poems]
-    model, tok, _ = load_model(mcfg, corpus=corpus, dtype=job.dtype, device=job.device)
-    model.to(job.device)
+    device = job.scoring.device
+    model, tok, _ = load_model(mcfg, corpus=corpus, dtype=job.dtype, device=device)
+    model.to(device)
     items = encode_many(tok, job.poems, mcfg.template)
-    res = teacher_forced(model, items, device=job.device, batch_size=job.rcfg.batch_size,
-                         batch_tokens=job.rcfg.batch_tokens, pad_id=tok.pad_token_id,
-                         end_ids=end_token_ids(tok, model))
+    scoring = dataclasses.replace(job.scoring, pad_id=tok.pad_token_id, end_ids=end_token_ids(tok, model))
+    res = teacher_forced(model, items, scoring)
     del model
-    if job.device.type == "cuda":
+    if device.type == "cuda":
         torch.cuda.empty_cache()
     return [r.nll_sum / LN2 for r in res]
 

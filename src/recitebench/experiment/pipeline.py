@@ -1,0 +1,28 @@
+"""One run of a grid through the stages: train it (fresh, started again, or resumed) where needed, then recite it.
+Every executor's worker calls `do_run` under the run's lock."""
+
+from __future__ import annotations
+
+from ..config import build, to_dict
+from ..recall.config import ReciteConfig
+from ..recall.recite import recite
+from ..train.config import TrainConfig
+from ..train.loop import train
+from .spec import PlannedRun
+
+
+def do_run(r: PlannedRun, log, train_fn=None) -> None:
+    """Bring one run to `done`: train (fresh, restarted or resumed) where needed, then recite."""
+    status = r.run.status()
+    if r.finished():
+        return
+    if status == "partial":  # died before its first checkpoint: nothing to resume, start it again
+        r.run.clear()
+    if status in ("todo", "partial", "interrupted"):
+        tcfg = r.train_cfg
+        if status == "interrupted":
+            tcfg = build(TrainConfig, {**to_dict(tcfg), "resume": True})
+        (train_fn or train)(tcfg, r.model_cfg, log=log)
+    if r.stop_after == "train":
+        return
+    recite(build(ReciteConfig, {**to_dict(r.recite_cfg), "run": str(r.path)}), None, log=log)
