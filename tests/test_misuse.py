@@ -117,6 +117,22 @@ def test_bidirectional_controls_are_counted_at_build(tmp_path):
     assert man["bidi_controls"]["poems"] == 1 and "U+202E" in man["bidi_controls"]["examples"][0]
 
 
+def test_bidirectional_controls_are_shown_not_obeyed_in_the_report():
+    from recitebench.report.diff import diff_html, diff_text
+
+    target, pred = "abc\u202edef", "abc\u202edeg"
+    t_html, p_html = diff_html(target, pred)
+    assert "\u202e" not in t_html + p_html and "U+202E" in t_html and "U+202E" in p_html
+    assert "\u202e" not in diff_text(target, pred) and "[U+202E]" in diff_text(target, pred)
+
+
+def test_the_ambiguity_guard_says_how_to_keep_what_it_drops(tmp_path, capsys):
+    rows = [dict(r) for r in ROWS] + [{**ROWS[0], "id": "twin", "content": "another poem"}]
+    src = write_jsonl(tmp_path / "p.jsonl", rows)
+    assert run_cli("data", "build", "--preset", "en-poems", "--source", src, "--n", "3", "--out", tmp_path / "o") == 0
+    assert "--ambiguous disambiguate" in capsys.readouterr().out
+
+
 def test_data_build_config_files(tmp_path, capsys, src):
     cfg = tmp_path / "c.yaml"
     base = ["data", "build", "--out", tmp_path / "o", "--config", cfg]

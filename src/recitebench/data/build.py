@@ -366,6 +366,10 @@ def build_summary(man: dict, out) -> str:
     lines = [f"wrote {c['sampled']} poems to {out}/poems.jsonl (read {c['read']}, valid {c['valid']}, "
              f"unambiguous {c['after_ambiguity_guard']}, within length {c['after_length_rule']}); "
              f"sha256 {man['poems_sha256'][:12]}"]
+    amb = man.get("ambiguous_inputs") or {}
+    if amb.get("policy") == "drop" and amb.get("poems"):
+        lines.append(f"dropped {amb['poems']} poems whose input ({amb['inputs']} inputs) is shared by different poems "
+                     f"(a recitation could not tell them apart); --ambiguous disambiguate keeps them, numbered")
     if man.get("columns"):
         guessed = set(man.get("columns_guessed", []))
         pairs = [f"{f}={col}" + (" (guessed)" if f in guessed else "") for f, col in man["columns"].items()]
