@@ -21,7 +21,7 @@ from ..lock import writing
 from ..provenance import provenance
 from .config import DataConfig
 from .presets import COLUMN_ALIASES, get_preset, parse_columns, placeholders, target_template
-from .random_strings import random_manifest, random_rows
+from .random_strings import random_manifest, random_rows, token_manifest, token_rows, write_symbol_tokenizer
 from .sources import BadRow, Row, open_source, resolve_spec
 
 FORMAT = "recitebench-frozen-dataset/1"
@@ -99,7 +99,7 @@ def _length_histogram(lengths: list[int], width: int = 32) -> dict[str, int]:
 SPECIAL_TOKEN_TEXT = re.compile(r"<\|[^|<>\s]{1,40}\|>|</?s>|\[(?:CLS|SEP|PAD|MASK|UNK|BOS|EOS)\]")
 
 
-DATASET_FILES = ("poems.jsonl", "manifest.json")
+DATASET_FILES = ("poems.jsonl", "manifest.json", "tokenizer")
 
 
 def check_writable(out: Path) -> None:
@@ -145,6 +145,10 @@ def _build(cfg: DataConfig, out: Path) -> dict[str, Any]:
         rows = random_rows(cfg)
         manifest = {"format": FORMAT, **random_manifest(cfg, rows), "preset": "random", "config": to_dict(cfg),
                     "seed": cfg.seed}
+    elif cfg.preset == "random-tokens":
+        rows = token_rows(cfg)
+        manifest = {"format": FORMAT, **token_manifest(cfg, rows), "preset": "random-tokens", "config": to_dict(cfg),
+                    "seed": cfg.seed}
     else:
         rows, manifest = sample_corpus(cfg)
     manifest.update({
@@ -159,6 +163,8 @@ def _build(cfg: DataConfig, out: Path) -> dict[str, Any]:
         "package_version": __version__,
     })
     with atomic_dir(out) as tmp:
+        if cfg.preset == "random-tokens":
+            write_symbol_tokenizer(tmp / "tokenizer", cfg.vocab)
         write_jsonl(tmp / "poems.jsonl", rows)
         manifest["poems_sha256"] = sha256_file(tmp / "poems.jsonl")
         manifest["provenance"] = provenance(timestamp=False)  # same arguments, same bytes: no wall-clock time

@@ -22,8 +22,9 @@ class DataConfig:
     )
     preset: str = opt(
         "cn-poems",
-        "prompt format; random = uniformly random symbol strings of known entropy (a control corpus: no --source)",
-        choices=(*PRESETS, "random"),
+        "prompt format; random = uniformly random symbol strings of known entropy; random-tokens = uniformly random "
+        "token ids (vocab, length; Morris et al.'s capacity setting); both are control corpora with no --source",
+        choices=(*PRESETS, "random", "random-tokens"),
     )
     columns: str | None = opt(
         None,
@@ -65,16 +66,23 @@ class DataConfig:
     alphabet: str = opt("0123456789", "random preset: the symbols, each drawn with equal probability")
     min_symbols: int = opt(16, "random preset: shortest sequence (lengths are uniform in [min, max])")
     max_symbols: int = opt(32, "random preset: longest sequence")
+    vocab: int = opt(2048, "random-tokens preset: symbols V, each token drawn with probability 1/V")
+    length: int = opt(64, "random-tokens preset: tokens S per sequence (S*log2(V) bits each)")
+    keyed: bool = opt(False, "random-tokens preset: recite each sequence from a key prompt (default: unconditional, "
+                      "the sequence is the whole example)")
     skip_bad_rows: bool = opt(False, "skip (and count) rows with missing/empty/mistyped fields instead of failing")
     strip: bool = opt(True, "strip leading/trailing whitespace of each field (inner text is never changed)")
 
     def __post_init__(self) -> None:
         check_choices(self)
         check_positive(self, "n", "max_chars", "min_chars", "max_tokens", "min_tokens", "min_symbols", "max_symbols")
+        if self.preset in ("random", "random-tokens") and self.source != DEFAULT_SOURCE:
+            raise ValueError(f"the {self.preset} preset draws its strings itself and reads no source; drop source "
+                             f"{self.source!r} (or pick a poem preset)")
+        check_positive(self, "vocab", "length")
+        if self.preset == "random-tokens" and self.vocab < 2:
+            raise ValueError(f"vocab must be at least 2, got {self.vocab}")
         if self.preset == "random":
-            if self.source != DEFAULT_SOURCE:
-                raise ValueError(f"the random preset draws its strings itself and reads no source; drop source "
-                                 f"{self.source!r} (or pick a poem preset)")
             if len(set(self.alphabet)) != len(self.alphabet) or len(self.alphabet) < 2:
                 raise ValueError(f"alphabet must hold at least 2 distinct symbols, got {self.alphabet!r}")
             if any(c.isspace() for c in self.alphabet):

@@ -45,7 +45,8 @@ def load_frozen(path: str | Path) -> FrozenDataset:
         for i, line in enumerate(f, 1):
             obj = json.loads(line)
             for key in ("id", "prompt", "target"):
-                if not isinstance(obj.get(key), str) or not obj[key]:
+                unconditional = key == "prompt" and manifest.get("preset") == "random-tokens"  # no key prompt
+                if not isinstance(obj.get(key), str) or not (obj[key] or unconditional):
                     raise RecitebenchError(f"{poems_path}:{i}: field {key!r} missing or empty")
             poems.append(obj)
     return FrozenDataset(path, manifest, poems)

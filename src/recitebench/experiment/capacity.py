@@ -25,6 +25,10 @@ def capacity(spec: Spec, ccfg: CapacityConfig, xcfg: ExecutorConfig | None, *, o
     raw = capacity_spec(spec)
     root = Path(out) if out else spec.runs_dir
     root.mkdir(parents=True, exist_ok=True)
+    if ccfg.engine == "stacked":
+        from .capacity_stacked import run_stacked
+
+        return run_stacked(raw, ccfg, root, jobs=(xcfg.jobs if xcfg and xcfg.jobs else 1), dry_run=dry_run, log=log)
     if dry_run:  # both grids written and validated (the pilot only if it runs); the sweep at the spec's own rates
         if ccfg.lrs:
             run_spec(load_spec(_write_spec(root / "pilot.yaml", pilot_spec(raw, ccfg, root))), xcfg, dry_run=True,

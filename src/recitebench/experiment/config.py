@@ -80,8 +80,33 @@ class CapacityConfig:
         "train.batch_size); default: train.epochs for every size, which gives a small set far fewer updates",
     )
 
+    engine: str = opt(
+        "grid",
+        "grid: every point a full recitebench run (train + recite) on the executor; stacked: random-tokens only, every "
+        "point of a model trained together in one graph until it converges (train/stacked.py)",
+        choices=("grid", "stacked"),
+    )
+    size_multiples: list[float] = opt(
+        [], "stacked: dataset sizes as multiples of the model's predicted capacity (replaces sizes)", example="0.5 2 4"
+    )
+    prior_bits_per_parameter: float = opt(3.6, "stacked: the prior that predicts a model's capacity (Morris et al.)")
+    batch: int = opt(256, "stacked: sequences per step per model")
+    max_steps: int = opt(40000, "stacked: the cap; a point not converged by then is reported as a lower bound")
+    min_steps: int = opt(2000, "stacked: no convergence is declared before this many steps")
+    eval_every: int = opt(1000, "stacked: steps between two measurements of memorised bits")
+    tolerance: float = opt(0.01, "stacked: converged when memorised bits change by less than this share over the last "
+                                 "quarter of the steps")
+    plateau_tolerance: float = opt(0.05, "stacked: a capacity is a plateau when the two largest sizes are within this "
+                                         "share of each other (both converged)")
+
     def __post_init__(self) -> None:
-        check_positive(self, "pilot_epochs", "pilot_size", "steps")
+        check_choices(self)
+        check_positive(self, "pilot_epochs", "pilot_size", "steps", "batch", "max_steps", "min_steps", "eval_every",
+                       "prior_bits_per_parameter")
+        if any(x <= 0 for x in self.size_multiples) or self.size_multiples != sorted(set(self.size_multiples)):
+            raise ValueError(f"size_multiples must be positive and increasing, got {self.size_multiples}")
+        if any(lr <= 0 or lr != lr for lr in self.lrs):
+            raise ValueError(f"lrs must be positive learning rates, got {self.lrs}")
         if not self.sizes or any(n <= 0 for n in self.sizes) or self.sizes != sorted(set(self.sizes)):
             raise ValueError(f"sizes must be positive and increasing, got {self.sizes}")
         if not self.seeds:

@@ -104,20 +104,104 @@ def write_capacity_report(root: str | Path) -> Path:
 
     root = Path(root)
     cap = read_capacity(root)
+    stacked = cap.get("engine") == "stacked"
     with atomic_path(root / "capacity.png") as tmp:
-        tmp.write_bytes(capacity_figure(cap))
+        tmp.write_bytes(stacked_figure(cap) if stacked else capacity_figure(cap))
     with atomic_path(root / "capacity.md") as tmp:
-        tmp.write_text(capacity_markdown(cap), encoding="utf-8")
+        tmp.write_text(stacked_markdown(cap) if stacked else capacity_markdown(cap), encoding="utf-8")
     return root / "capacity.md"
+
+
+def stacked_figure(cap: dict) -> bytes:
+    """Left: memorised bits against dataset bits per model (mean over seeds; hollow markers: not converged).
+    Right: capacity against parameters, with the fitted slope per precision."""
+    setup_matplotlib()
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax_fit) = plt.subplots(1, 2, figsize=(10, 3.8))
+    top = 0.0
+    for k, (name, m) in enumerate(cap["models"].items()):
+        ls, mk = STYLES[k % len(STYLES)]
+        sizes = m["sizes"]
+        xs = [m["per_seed"][0]["points"][i]["dataset_bits"] for i in range(len(sizes))]
+        ys = [sum(s["points"][i]["memorized_bits"] for s in m["per_seed"]) / len(m["per_seed"])
+              for i in range(len(sizes))]
+        conv = [all(s["points"][i]["converged"] for s in m["per_seed"]) for i in range(len(sizes))]
+        ax.plot(xs, ys, linestyle=ls, color="0.15", label=f"{name} ({m['parameters']:,}, {m['precision']})")
+        for x, y, c in zip(xs, ys, conv):
+            ax.plot([x], [y], marker=mk, color="0.15", fillstyle="full" if c else "none")
+        top = max([top, *xs])
+        caps = [s["capacity_bits"] for s in m["per_seed"]]
+        ax_fit.plot([m["parameters"]] * len(caps), caps, marker=mk, linestyle="none",
+                    color="0.15" if m["precision"] == "fp32" else "0.55",
+                    fillstyle="full" if m["label"] == "capacity" else "none")
+    ax.plot([0, top], [0, top], color="0.6", linewidth=0.8, label="perfect memory")
+    ax.set_xlabel("bits in the dataset (true entropy)")
+    ax.set_ylabel("memorised bits")
+    ax.ticklabel_format(style="sci", scilimits=(0, 0))
+    ax.legend(fontsize=6)
+    biggest = max(m["parameters"] for m in cap["models"].values())
+    for prec, fit in cap["fits"].items():
+        if fit.get("alpha"):
+            ax_fit.plot([0, biggest], [0, fit["alpha"] * biggest], color="0.15" if prec == "fp32" else "0.55",
+                        linewidth=0.8, label=f"{prec}: {fit['alpha']:.2f} bits/parameter")
+    ax_fit.set_xlabel("parameters")
+    ax_fit.set_ylabel("capacity (bits; hollow: lower bound)")
+    ax_fit.ticklabel_format(style="sci", scilimits=(0, 0))
+    if any(fit.get("alpha") for fit in cap["fits"].values()):
+        ax_fit.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def stacked_markdown(cap: dict) -> str:
+    """The table a reader cites: per model its capacity or lower bound, per precision the fitted slope."""
+    lines = ["# Memory capacity on random tokens", "",
+             "A capacity is the plateau of a model's two largest dataset sizes (both converged, within "
+             f"{cap['config']['plateau_tolerance']:.0%}); anything else is a lower bound. Intervals: 95 % t over "
+             "seeds.",
+             "", "| model | precision | params | lr (grid: memorised bits at the largest size) | capacity (bits) | "
+             "bits / param | reading |", "|---|---|---:|---|---:|---:|---|"]
+    for name, m in cap["models"].items():
+        grid = ", ".join(f"{lr}: {bits:,.0f}" for lr, bits in m["lr_grid"].items())
+        edge = "" if m["lr_interior"] else " (best rate at the grid's edge)"
+        lines.append(f"| {name} | {m['precision']} | {m['parameters']:,} | {m['lr']:g} ({grid}){edge} | "
+                     f"{_fmt_interval(m['capacity_bits'])} | {_fmt_interval(m['bits_per_parameter'], digits=3)} | "
+                     f"{m['label']} |")
+    lines += ["", "| precision | alpha (bits / parameter) | per seed [95 %] | R^2 | models fitted | left out |",
+              "|---|---:|---:|---:|---|---|"]
+    for prec, fit in cap["fits"].items():
+        if fit.get("alpha") is None:
+            lines.append(f"| {prec} | - | - | - | {', '.join(fit['models']) or '-'} | {', '.join(fit['left_out'])} |")
+            continue
+        lines.append(f"| {prec} | {fit['alpha']:.3f} | {_fmt_interval(fit['alpha_per_seed'], digits=3)} | "
+                     f"{fit['r2']:.4f} | {', '.join(fit['models'])} | {', '.join(fit['left_out']) or '-'} |")
+    lines += ["", "![capacity](capacity.png)", "",
+              "| model | seed | size | dataset bits | memorised bits | converged at |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for name, m in cap["models"].items():
+        for s in m["per_seed"]:
+            for p in s["points"]:
+                lines.append(f"| {name} | {s['seed']} | {p['n']:,} | {p['dataset_bits']:,.0f} | "
+                             f"{p['memorized_bits']:,.0f} | {p['converged_step'] or 'not converged'} |")
+    return "\n".join(lines) + "\n"
 
 
 def capacity_summary(result: dict) -> str:
     """One line per model: what `recitebench capacity` prints at the end."""
+    if result.get("engine") == "stacked":
+        lines = [f"{name}: {m['label']} {m['capacity_bits']['mean']:,.0f} bits "
+                 f"({m['bits_per_parameter']['mean']:.3f} bits/param, {m['precision']})"
+                 for name, m in result["models"].items()]
+        for prec, fit in result["fits"].items():
+            lines.append(f"{prec}: alpha {fit['alpha']:.3f} bits/parameter (R^2 {fit['r2']:.4f}) over "
+                         f"{', '.join(fit['models'])}" if fit.get("alpha") else f"{prec}: no slope ({fit.get('note')})")
+        return "\n".join(lines)
     lines = []
     for name, m in result["models"].items():
         bpp = m["bits_per_parameter"]["mean"]
         lines.append(f"{name}: capacity {m['capacity_bits']['mean']:,.0f} bits"
                      + (f" ({bpp:.4f} bits/parameter)" if bpp is not None else "")
                      + f", largest size at {result['threshold']:.0%} recall: {m['max_size_at_threshold']['mean']:g}"
-                     + ("" if m["saturated"] else " (not saturated: a lower bound)"))
+                     + " (a lower bound: the grid engine trains to a fixed budget, not to convergence)")
     return "\n".join(lines)

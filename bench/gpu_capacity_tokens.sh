@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One H200 call for the random-token capacity ladder (issue #25): the throughput of the stacked engine against a
+# plain single-model loop (bench/capacity_bench.py, side by side), then `recitebench capacity` on the shipped spec.
+#   COMMIT=<sha> MAX_STEPS=60000 BUDGET=560 BENCH=1 bash bench/gpu_capacity_tokens.sh
+set -uo pipefail
+LABEL="capacity_tokens" . bench/gpu_env.sh
+BUDGET=${BUDGET:-560}; start=$SECONDS
+left() { echo $(( BUDGET - (SECONDS - start) )); }
+if [ "${BENCH:-1}" = 1 ]; then
+  step capacity_bench 150 python3 bench/capacity_bench.py --models configs/models/tok-*.json --k 8 --steps 150 \
+      --json "$OUT/capacity_bench.json"
+fi
+ROOT=runs/capacity_tokens
+step capacity "$(( $(left) - 25 ))" python3 -m recitebench capacity configs/capacity_tokens.yaml --out "$ROOT" \
+    --max-steps "${MAX_STEPS:-60000}" ${ARGS:-}
+nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader >> "$OUT/device.txt"
+find "$ROOT" -maxdepth 3 \( -name "*.json" -o -name "*.md" -o -name "*.png" -o -name "run.log" \) -not -path "*/data/*" \
+    2>/dev/null | tar czf "$OUT/capacity_tokens.tgz" -T -
+ls -la "$OUT"

@@ -1,0 +1,251 @@
+"""`recitebench capacity` with `engine: stacked`: capacity on random tokens, measured where it converges.
+
+For each model of the spec (a Qwen2-architecture config.json), the dataset sizes come from the model: `size_multiples`
+of its predicted capacity (`prior_bits_per_parameter` x parameters / bits per sequence). All points of one model —
+sizes x seeds, and the learning-rate grid at the largest size of the first seed — train together as one stacked
+group (train/stacked.py) until each one's memorised bits stop growing (converged) or the cap (not converged, reported
+as a lower bound). Each group is one process (`python -m recitebench.experiment.capacity_stacked SPEC OUT MODEL`),
+so groups share the GPU; a finished group is not trained again.
+
+Reading it off: the learning rate is the grid's best by memorised bits at the largest size (first seed), and it must
+not be at an edge of the grid; a model's capacity (per seed) is the plateau: its two largest sizes within
+`plateau_tolerance` of each other and both converged, else a lower bound. Across models, capacity = alpha x
+parameters through the origin, with alpha's interval over seeds and the fit's R^2, per precision.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..data.build import build_dataset
+from ..data.config import DataConfig
+from ..data.frozen import load_frozen
+from ..errors import RecitebenchError
+from ..io import write_json
+from ..provenance import provenance
+from ..stats import mean_interval
+from .config import CapacityConfig
+
+PRECISIONS = {"fp32": "fp32", "auto": "fp32", "bf16": "bf16", "bf16-master": "bf16", "bf16-mixed": "bf16"}
+
+
+def model_arch(raw: dict, m: str, vocab: int):
+    """(Arch, precision) of a spec's model entry: a Qwen2 config.json file."""
+    from ..train.stacked import Arch
+
+    entry = raw["models"][m] or {}
+    path = Path(entry.get("model", ""))
+    if path.suffix != ".json" or not path.is_file():
+        raise RecitebenchError(f"{raw['_path']}: models.{m}: the stacked engine needs a Qwen2 config.json (got "
+                               f"{entry.get('model')!r})")
+    try:
+        arch = Arch.from_config(json.loads(path.read_text(encoding="utf-8")), vocab)
+    except (ValueError, KeyError) as e:
+        raise RecitebenchError(f"{path}: {e}") from None
+    precision = ((entry.get("train") or {}).get("precision") or (raw.get("train") or {}).get("precision") or "fp32")
+    if precision not in PRECISIONS:
+        raise RecitebenchError(f"{raw['_path']}: models.{m}: the stacked engine trains in fp32 or bf16, not "
+                               f"{precision}")
+    return arch, PRECISIONS[precision]
+
+
+def bits_per_sequence(data: dict) -> float:
+    return data.get("length", 64) * math.log2(data.get("vocab", 2048))
+
+
+def sizes_for(params: int, data: dict, ccfg: CapacityConfig) -> list[int]:
+    """Dataset sizes spanning the model's predicted capacity (multiples of prior x parameters), else `sizes`."""
+    if not ccfg.size_multiples:
+        return list(ccfg.sizes)
+    predicted = ccfg.prior_bits_per_parameter * params / bits_per_sequence(data)
+    return sorted({max(1, round(mult * predicted)) for mult in ccfg.size_multiples})
+
+
+def plan(raw: dict, ccfg: CapacityConfig) -> dict[str, dict]:
+    """Per model: arch, precision, parameters, sizes, and its points (n, seed, lr)."""
+    from ..train.stacked import Point
+
+    data = raw["data"]
+    if data.get("preset") != "random-tokens":
+        raise RecitebenchError(f"{raw['_path']}: the stacked engine measures capacity on `preset: random-tokens`")
+    if not ccfg.lrs:
+        raise RecitebenchError(f"{raw['_path']}: capacity.lrs: the stacked engine needs a learning-rate grid (at "
+                               f"least three rates, so the best one can be inside it)")
+    vocab = data.get("vocab", 2048) + 4  # the symbol tokenizer's specials follow the symbols
+    out = {}
+    for m in raw["models"]:
+        arch, precision = model_arch(raw, m, vocab)
+        sizes = sizes_for(arch.parameters(), data, ccfg)
+        mid = ccfg.lrs[len(ccfg.lrs) // 2]
+        points = [Point(n, s, mid) for s in ccfg.seeds for n in sizes]
+        points += [Point(sizes[-1], ccfg.seeds[0], lr) for lr in ccfg.lrs if lr != mid]
+        out[m] = {"arch": arch, "precision": precision, "parameters": arch.parameters(), "sizes": sizes,
+                  "points": points}
+    return out
+
+
+def prepare_data(raw: dict, ccfg: CapacityConfig, plans: dict, root: Path, log) -> dict[int, Path]:
+    """One nested random-tokens dataset per seed, as large as the largest size any model needs."""
+    largest = max(max(p["sizes"]) for p in plans.values())
+    folders = {}
+    for s in ccfg.seeds:
+        cfg = DataConfig(**{**raw["data"], "n": largest, "seed": s, "nested": True})
+        folder = root / "data" / f"tokens_s{s}"
+        man = folder / "manifest.json"
+        if not man.is_file() or json.loads(man.read_text()).get("config") != {**cfg.__dict__}:
+            log(f"building {folder} ({largest} sequences)")
+            build_dataset(cfg, folder, overwrite=True)
+        folders[s] = folder
+    return folders
+
+
+def run_group(raw: dict, ccfg: CapacityConfig, m: str, root: Path, log=print) -> dict:
+    """Train one model's points together; write and return OUT/stacked/MODEL/group.json."""
+    import torch
+
+    from ..devices import pick_device
+    from ..train.stacked import StackedSettings, StackedTrainer
+
+    plans = plan(raw, ccfg)
+    p = plans[m]
+    folders = {s: root / "data" / f"tokens_s{s}" for s in ccfg.seeds}
+    data = {s: torch.tensor([r["token_ids"] for r in load_frozen(f).poems]) for s, f in folders.items()}
+    device = pick_device("auto")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights and optimizer; TF32 products
+    settings = StackedSettings(batch=ccfg.batch, max_steps=ccfg.max_steps, min_steps=ccfg.min_steps,
+                               eval_every=ccfg.eval_every, tolerance=ccfg.tolerance, precision=p["precision"],
+                               seed=ccfg.seeds[0])
+    vocab = raw["data"].get("vocab", 2048)
+    trainer = StackedTrainer(p["arch"], p["points"], data, vocab, bits_per_sequence(raw["data"]), settings, device,
+                             log=lambda msg: log(f"{m}: {msg}"))
+    t0 = time.perf_counter()
+    results, throughput = trainer.run()
+    group = {"model": m, "parameters": p["parameters"], "precision": p["precision"], "sizes": p["sizes"],
+             "settings": settings.__dict__, "throughput": throughput,
+             "wall_seconds": round(time.perf_counter() - t0, 3),
+             "points": [{"n": r.point.n, "seed": r.point.seed, "lr": r.point.lr, "converged": r.converged,
+                         "converged_step": r.converged_step, "memorized_bits": r.memorized_bits,
+                         "dataset_bits": r.dataset_bits, "curve": r.curve} for r in results],
+             "device": str(device), **provenance()}
+    write_json(root / "stacked" / m / "group.json", group)
+    return group
+
+
+def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run: bool, log=print) -> dict | None:
+    """Every model's group (in `jobs` processes at once), then OUT/capacity.json."""
+    plans = plan(raw, ccfg)
+    for m, p in plans.items():
+        log(f"  {m:24s} {p['parameters']:>10,} parameters, {p['precision']}, sizes {p['sizes']}, "
+            f"{len(p['points'])} points in one stack")
+    if dry_run:
+        return None
+    prepare_data(raw, ccfg, plans, root, log)
+    todo = [m for m in plans if not (root / "stacked" / m / "group.json").is_file()]
+    spec_file = root / "capacity_spec.json"
+    write_json(spec_file, {"raw": raw, "capacity": ccfg.__dict__})
+    running: list[tuple[str, subprocess.Popen]] = []
+    failed = []
+    while todo or running:
+        while todo and len(running) < jobs:
+            m = todo.pop(0)
+            (root / "stacked" / m).mkdir(parents=True, exist_ok=True)
+            logf = open(root / "stacked" / m / "run.log", "a", encoding="utf-8")  # noqa: SIM115 - the child's
+            running.append((m, subprocess.Popen([sys.executable, "-m", "recitebench.experiment.capacity_stacked",
+                                                 str(spec_file), str(root), m], stdout=logf, stderr=subprocess.STDOUT)))
+            log(f"{m}: training ({len(plans[m]['points'])} models stacked; log {root / 'stacked' / m / 'run.log'})")
+        time.sleep(1.0)
+        for m, proc in list(running):
+            if proc.poll() is not None:
+                running.remove((m, proc))
+                (failed.append(m) if proc.returncode else log(f"{m}: done"))
+    if failed:
+        raise RecitebenchError(f"stacked groups failed: {', '.join(failed)} (see their run.log under {root}/stacked)")
+    result = summarise_stacked(raw, ccfg, root, plans)
+    write_json(root / "capacity.json", result)
+    return result
+
+
+def summarise_stacked(raw: dict, ccfg: CapacityConfig, root: Path, plans: dict) -> dict:
+    models = {}
+    for m in plans:
+        group = json.loads((root / "stacked" / m / "group.json").read_text(encoding="utf-8"))
+        models[m] = read_off(group, ccfg)
+    fits = {prec: fit_alpha({m: v for m, v in models.items() if v["precision"] == prec}, ccfg.seeds)
+            for prec in sorted({v["precision"] for v in models.values()})}
+    spec = {k: v for k, v in raw.items() if k not in ("_path",)}
+    return {"kind": "recitebench-capacity/2", "engine": "stacked", "root": str(root), "config": ccfg.__dict__,
+            "spec": spec, "spec_path": raw["_path"], "models": models, "fits": fits, **provenance()}
+
+
+def read_off(group: dict, ccfg: CapacityConfig) -> dict:
+    """One model's learning rate (best at the largest size, first seed; flagged at an edge of the grid) and its
+    capacity per seed: the plateau of its two largest sizes, both converged and within plateau_tolerance, else the
+    largest memorised bits as a lower bound."""
+    pts, sizes, seed0 = group["points"], group["sizes"], ccfg.seeds[0]
+    grid = {p["lr"]: p for p in pts if p["n"] == sizes[-1] and p["seed"] == seed0}
+    best = max(grid, key=lambda lr: grid[lr]["memorized_bits"])
+    lrs = sorted(grid)
+    interior = lrs[0] < best < lrs[-1]
+    mid = ccfg.lrs[len(ccfg.lrs) // 2]
+    per_seed = []
+    for s in ccfg.seeds:
+        curve = [next(p for p in pts if p["n"] == n and p["seed"] == s and p["lr"] == mid) for n in sizes]
+        top = curve[-2:] if len(curve) >= 2 else curve
+        close = abs(top[-1]["memorized_bits"] - top[0]["memorized_bits"]) <= ccfg.plateau_tolerance * max(
+            top[-1]["memorized_bits"], 1.0)
+        plateau = close and all(p["converged"] for p in top)
+        bits = sum(p["memorized_bits"] for p in top) / len(top) if plateau else max(p["memorized_bits"] for p in curve)
+        per_seed.append({"seed": s, "capacity_bits": bits, "kind": "plateau" if plateau else "lower bound",
+                         "points": [{k: p[k] for k in ("n", "memorized_bits", "dataset_bits", "converged",
+                                                       "converged_step")} for p in curve]})
+    params = group["parameters"]
+    caps = [x["capacity_bits"] for x in per_seed]
+    measured = all(x["kind"] == "plateau" for x in per_seed) and interior and best == mid
+    return {"parameters": params, "precision": group["precision"], "sizes": sizes, "lr": mid,
+            "lr_grid": {f"{lr:g}": grid[lr]["memorized_bits"] for lr in lrs}, "lr_best": best,
+            "lr_interior": interior, "per_seed": per_seed, "capacity_bits": mean_interval(caps),
+            "bits_per_parameter": mean_interval([c / params for c in caps]),
+            "label": "capacity" if measured else "lower bound", "throughput": group["throughput"],
+            "wall_seconds": group["wall_seconds"], "device": group["device"]}
+
+
+def fit_alpha(models: dict, seeds: list[int]) -> dict:
+    """capacity = alpha x parameters through the origin, over the models whose capacity was measured (not lower
+    bounds): alpha per seed with its interval over seeds, and R^2 of the fit to every (model, seed) point."""
+    used = {m: v for m, v in models.items() if v["label"] == "capacity"}
+    left_out = sorted(set(models) - set(used))
+    if len(used) < 2:
+        return {"alpha": None, "models": sorted(used), "left_out": left_out, "note": "fewer than two measured"}
+    per_seed = []
+    xs, ys = [], []
+    for j, _ in enumerate(seeds):
+        x = [v["parameters"] for v in used.values()]
+        y = [v["per_seed"][j]["capacity_bits"] for v in used.values()]
+        per_seed.append(sum(a * b for a, b in zip(x, y)) / sum(a * a for a in x))
+        xs += x
+        ys += y
+    alpha = sum(a * b for a, b in zip(xs, ys)) / sum(a * a for a in xs)
+    mean_y = sum(ys) / len(ys)
+    ss_res = sum((b - alpha * a) ** 2 for a, b in zip(xs, ys))
+    ss_tot = sum((b - mean_y) ** 2 for b in ys)
+    return {"alpha": alpha, "alpha_per_seed": mean_interval(per_seed), "r2": 1 - ss_res / ss_tot if ss_tot else None,
+            "models": sorted(used), "left_out": left_out, "points": len(xs)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m recitebench.experiment.capacity_stacked SPEC_JSON OUT MODEL: one model's group (a pool child)."""
+    spec_file, root, m = (argv or sys.argv[1:])[:3]
+    saved = json.loads(Path(spec_file).read_text(encoding="utf-8"))
+    ccfg = CapacityConfig(**saved["capacity"])
+    run_group(saved["raw"], ccfg, m, Path(root), log=lambda msg: print(msg, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
