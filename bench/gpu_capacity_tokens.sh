@@ -10,8 +10,8 @@ if [ "${BENCH:-1}" = 1 ]; then
   step capacity_bench 150 python3 bench/capacity_bench.py --models configs/models/tok-*.json --k 8 --steps 150 \
       --json "$OUT/capacity_bench.json"
 fi
-ROOT=runs/capacity_tokens
-step capacity "$(( $(left) - 25 ))" python3 -m recitebench capacity configs/capacity_tokens.yaml --out "$ROOT" \
+SPEC=${SPEC:-configs/capacity_tokens.yaml}; ROOT=runs/$(basename "$SPEC" .yaml)
+step capacity "$(( $(left) - 25 ))" python3 -m recitebench capacity "$SPEC" --out "$ROOT" \
     --max-steps "${MAX_STEPS:-60000}" ${ARGS:-}
 nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader >> "$OUT/device.txt"
 find "$ROOT" -maxdepth 3 \( -name "*.json" -o -name "*.md" -o -name "*.png" -o -name "run.log" \) -not -path "*/data/*" \
