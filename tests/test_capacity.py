@@ -191,3 +191,127 @@ def test_capacity_spec_paths_are_relative_to_the_spec_file(tmp_path, capsys, mon
     spec.write_text(CAPACITY_SPEC.format(out=tmp_path / "cap").replace("datasets:\n  rnd:", "data:"))
     assert run_cli("capacity", spec, "--dry-run") == 1
     assert "unknown key 'data'" in capsys.readouterr().err
+
+
+def test_random_tokens_are_exact_nested_and_their_tokenizer_round_trips(tmp_path):
+    """The random-tokens preset: S ids from V symbols per sequence, S*log2(V) bits each, the smaller set a prefix of
+    the larger, the same bytes for the same arguments, and a symbol tokenizer (one symbol = one token)."""
+    from transformers import AutoTokenizer
+
+    args = ["data", "build", "--preset", "random-tokens", "--vocab", "16", "--length", "8", "--seed", "3"]
+    assert run_cli(*args, "--n", "6", "--nested", "--out", tmp_path / "a") == 0
+    assert run_cli(*args, "--n", "9", "--nested", "--out", tmp_path / "b") == 0
+    assert run_cli(*args, "--n", "9", "--nested", "--out", tmp_path / "c") == 0
+    a, b = read_jsonl(tmp_path / "a" / "poems.jsonl"), read_jsonl(tmp_path / "b" / "poems.jsonl")
+    assert b[:6] == a and (tmp_path / "b" / "poems.jsonl").read_bytes() == (tmp_path / "c" / "poems.jsonl").read_bytes()
+    assert all(len(r["token_ids"]) == 8 and all(0 <= t < 16 for t in r["token_ids"]) and r["prompt"] == "" for r in b)
+    assert {r["entropy_bits"] for r in b} == {32.0}
+    tok = AutoTokenizer.from_pretrained(tmp_path / "b" / "tokenizer")
+    assert all(tok(r["target"], add_special_tokens=False)["input_ids"] == r["token_ids"] for r in b)
+    assert tok.decode(b[0]["token_ids"]) == b[0]["target"]
+    assert run_cli(*args, "--n", "2", "--keyed", "--out", tmp_path / "k") == 0
+    assert read_jsonl(tmp_path / "k" / "poems.jsonl")[1]["prompt"] == "Recite sequence r00001:"
+
+
+def test_a_stacked_copy_computes_what_qwen2_computes():
+    """Copy k of the stacked engine has the logits of Transformers' Qwen2ForCausalLM with copy k's weights."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from recitebench.train.stacked import Arch, init_weights, logits
+
+    arch = Arch(vocab=20, hidden=32, layers=2, heads=4, kv_heads=2, ffn=64)
+    w = init_weights(arch, [0, 1, 2], torch.device("cpu"))
+    cfg = Qwen2Config(vocab_size=20, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      intermediate_size=64, tie_word_embeddings=True)
+    cfg._attn_implementation = "sdpa"
+    model = Qwen2ForCausalLM(cfg).eval()
+    model.load_state_dict({n: t[1].detach() for n, t in w.items()}, strict=False)  # lm_head is tied
+    ids = torch.randint(0, 20, (3, 4, 10), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(logits(arch, w, ids)[1], model(input_ids=ids[1]).logits, atol=1e-5)
+        assert not torch.allclose(logits(arch, w, ids)[0], model(input_ids=ids[0]).logits, atol=1e-3)  # own weights
+    assert arch.parameters() == sum(p.numel() for p in model.parameters())
+
+
+def test_a_tiny_model_trained_to_convergence_memorises_the_known_entropy():
+    """Eight random sequences (V=16, S=64: 2,048 bits): trained until memorised bits stop growing, the model holds
+    them within 2 % (the first token of each sequence follows <bos> alone, so at most 3 bits of each stay unknown);
+    the same points stopped early are labelled not converged."""
+    from recitebench.train.stacked import Arch, Point, StackedSettings, StackedTrainer
+
+    data = {0: torch.randint(0, 16, (8, 64), generator=torch.Generator().manual_seed(0))}
+    arch = Arch(vocab=20, hidden=64, layers=2, heads=4, kv_heads=4, ffn=128)
+    points = [Point(8, 0, 3e-3), Point(8, 0, 1e-2)]
+    settings = StackedSettings(batch=8, max_steps=3000, min_steps=400, eval_every=100, warmup=50)
+    results, _ = StackedTrainer(arch, points, data, 16, 64 * 4.0, settings, torch.device("cpu"),
+                                log=lambda m: None).run()
+    assert all(r.converged for r in results)
+    assert max(r.memorized_bits for r in results) >= 0.98 * 2048
+    early = StackedSettings(batch=8, max_steps=100, min_steps=50, eval_every=50, warmup=50)
+    results, _ = StackedTrainer(arch, points, data, 16, 256.0, early, torch.device("cpu"), log=lambda m: None).run()
+    assert not any(r.converged for r in results) and all(r.memorized_bits < 2048 for r in results)
+
+
+STACKED_SPEC = """
+runs_dir: {out}
+datasets:
+  tokens: {{preset: random-tokens, vocab: 8, length: 8}}
+models:
+  t: {{model: t.json}}
+executor: {{jobs: 1}}
+capacity: {{engine: stacked, seeds: [0, 1], lrs: [3.0e-3, 1.0e-2, 3.0e-2], size_multiples: [0.5, 2], batch: 16,
+            max_steps: 200, min_steps: 100, eval_every: 100}}
+"""
+
+
+def test_recitebench_capacity_stacked_labels_an_unconverged_capacity_a_lower_bound(tmp_path, capsys):
+    """Through the CLI: sizes from the model's predicted capacity, one stack per model, and a cap that stops the
+    points early: the table says lower bound and not converged, never capacity."""
+    (tmp_path / "t.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 16, "intermediate_size": 32,
+                                                 "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                 "num_key_value_heads": 1, "tie_word_embeddings": True}))
+    spec = tmp_path / "cap.yaml"
+    spec.write_text(STACKED_SPEC.format(out=tmp_path / "out"))
+    assert run_cli("capacity", spec) == 0
+    cap = json.loads((tmp_path / "out" / "capacity.json").read_text())
+    t = cap["models"]["t"]
+    assert t["sizes"] == [round(0.5 * 3.6 * t["parameters"] / 24), round(2 * 3.6 * t["parameters"] / 24)]
+    assert t["label"] == "lower bound" and cap["fits"]["fp32"]["alpha"] is None
+    assert any(not p["converged"] for s in t["per_seed"] for p in s["points"])
+    md = (tmp_path / "out" / "capacity.md").read_text()
+    assert "| lower bound |" in md and "not converged" in md and "lower bound" in capsys.readouterr().out
+
+
+def _group(params: int, bits: dict, converged: bool = True, best_lr: float = 2e-3) -> dict:
+    """A stacked group's record: sizes 100/400/800, seeds 0-1 at the middle rate, the grid at the largest size."""
+    pts = [{"n": n, "seed": s, "lr": 2e-3, "converged": converged, "converged_step": 5000 if converged else None,
+            "memorized_bits": bits[n] * (1 + 0.01 * s), "dataset_bits": 704.0 * n} for s in (0, 1) for n in bits]
+    pts += [{"n": 800, "seed": 0, "lr": lr, "converged": True, "converged_step": 5000, "dataset_bits": 704.0 * 800,
+             "memorized_bits": bits[800] * (1.01 if lr == best_lr else 0.9)} for lr in (1e-3, 4e-3)]
+    return {"parameters": params, "precision": "fp32", "sizes": sorted(bits), "points": pts,
+            "throughput": {}, "wall_seconds": 1.0, "device": "cpu"}
+
+
+def test_the_read_off_rule_and_the_fitted_slope():
+    """A capacity needs a plateau (two largest sizes within 5 %, converged) at an interior best rate; alpha is the
+    least-squares slope through the origin (numpy agrees), over measured models only."""
+    import numpy as np
+
+    from recitebench.experiment.capacity_stacked import fit_alpha, read_off
+    from recitebench.experiment.config import CapacityConfig
+
+    ccfg = CapacityConfig(engine="stacked", seeds=[0, 1], lrs=[1e-3, 2e-3, 4e-3], size_multiples=[0.5, 2, 4])
+    flat = {100: 50_000.0, 400: 340_000.0, 800: 350_000.0}
+    a, b = read_off(_group(100_000, flat), ccfg), read_off(_group(200_000, {k: 2 * v for k, v in flat.items()}), ccfg)
+    assert a["label"] == b["label"] == "capacity" and a["per_seed"][0]["kind"] == "plateau"
+    assert a["per_seed"][0]["capacity_bits"] == pytest.approx(345_000.0)
+    rising = read_off(_group(100_000, {100: 50_000.0, 400: 200_000.0, 800: 350_000.0}), ccfg)
+    assert rising["label"] == "lower bound" and rising["per_seed"][0]["capacity_bits"] == pytest.approx(350_000.0)
+    assert read_off(_group(100_000, flat, converged=False), ccfg)["label"] == "lower bound"
+    edge = read_off(_group(100_000, flat, best_lr=4e-3), ccfg)
+    assert edge["lr_best"] == 4e-3 and not edge["lr_interior"] and edge["label"] == "lower bound"
+    fit = fit_alpha({"a": a, "b": b, "r": rising}, [0, 1])
+    x = np.array([1e5, 2e5, 1e5, 2e5])
+    y = np.array([s["capacity_bits"] for j in (0, 1) for s in (a["per_seed"][j], b["per_seed"][j])])
+    assert fit["alpha"] == pytest.approx(float(np.linalg.lstsq(x[:, None], y, rcond=None)[0][0]))
+    assert fit["models"] == ["a", "b"] and fit["left_out"] == ["r"] and fit["r2"] > 0.99
