@@ -259,13 +259,13 @@ def test_the_divergence_advice_fits_the_precision():
 
 RECITE_BAD = [
     (["--decoder", "statik"], "invalid choice"),
-    (["--minor-similarity", "0.2", "--forgotten-similarity", "0.5"], "thresholds"),
+    (["--minor-overlap", "0.2", "--forgotten-overlap", "0.5"], "thresholds"),
     (["--generation", "model", "--decoder", "static"], "generation 'model'"),
     (["--verify", "-1"], "verify"),
     (["--batch-size", "0"], "batch_size"),
     (["--gen-batch-size", "0"], "gen_batch_size"),
     (["--limit", "0"], "limit"),
-    (["--bootstrap", "0"], "bootstrap"),
+    (["--minor-overlap", "1.5"], "thresholds"),
     (["--precision", "fp16"], "invalid choice"),
     (["--normalize", "nfkc"], "invalid choice"),
     (["--reference", "bsae"], "did you mean 'base'"),
@@ -372,7 +372,8 @@ CAPACITY_BAD = [
     ("datasets: {a: {preset: random}}\nmodels: {m: {model: tiny}}\ncapacity: {bogus: 1}\n", "unknown field 'bogus'"),
     ("data: {preset: random}\nmodels: {m: {model: tiny}}\n", "unknown key 'data'"),
     ("datasets: {a: {preset: random}}\nmodels: {m: {model: nope.json}}\n", "nope.json not found"),
-    ("datasets: {a: {preset: random}}\nmodels: {m: {model: tiny}}\ncapacity: {sizes: [4], lrs: [0]}\n", "lr must"),
+    ("datasets: {a: {preset: random}}\nmodels: {m: {model: tiny}}\ncapacity: {sizes: [4], lrs: [0]}\n",
+     "lrs must be positive"),
 ]
 
 

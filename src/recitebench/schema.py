@@ -2,7 +2,8 @@
 
 results.json holds one `Results`; samples.jsonl one `Sample` per poem. `schema_version` counts breaking
 changes: 1 = the unversioned files of recitebench 0.1 (certified predictions were the placeholder
-"= target"), 2 = certified poems carry their real text. Readers accept both.
+"= target"), 2 = certified poems carry their real text, 3 = outcomes graded by overlap (LCS F1 of units) and a
+Wilson interval for exact_match. Readers accept every version.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from .io import read_json, read_jsonl, write_json, write_jsonl
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEGACY_CERTIFIED = "= target"  # schema 1's prediction for a certified poem
 # The paper's four outcomes of a memory query, best first (recall.graded decides them; the report shows them).
 OUTCOMES = ("correct", "minor_distortion", "severe_distortion", "forgotten")
@@ -39,6 +40,7 @@ class Sample:
     line_accuracy: float
     chrf: float
     refusal: bool
+    overlap: float | None = None  # LCS F1 of units, the outcome's measure (schema 3; before: graded by similarity)
     tf_token_accuracy: float | None = None  # teacher-forced statistics (absent when certification is off)
     tf_loss: float | None = None
     tf_min_margin: float | None = None
@@ -61,7 +63,7 @@ class Results:
     exact_match: float  # the paper's Acc (Eq. 4)
     n: int
     n_correct: int
-    exact_match_ci95: list[float]  # bootstrap over poems
+    exact_match_ci95: list[float]  # 95 % over poems: Wilson (schema 3), a percentile bootstrap before
     outcomes: dict[str, int]
     mean_similarity: float
     mean_prefix_chars: float
@@ -95,6 +97,7 @@ class Results:
     git_commit: str | None = None
     hardware: dict = field(default_factory=dict)
     created_at: str | None = None
+    exact_match_ci_method: str = "bootstrap"  # wilson since schema 3
     schema_version: int = SCHEMA_VERSION
 
     @classmethod

@@ -63,3 +63,62 @@ def wilson_interval(k: int, n: int, confidence: float = CONFIDENCE) -> list[floa
 
     ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
     return [float(ci.low), float(ci.high)]
+
+
+def seed_proportion_interval(hits: Sequence[int], totals: Sequence[int], confidence: float = CONFIDENCE) -> dict:
+    """A configuration's proportion over seeds (seed i: hits[i] of totals[i]) with a t-interval on the logit scale,
+    back-transformed: inside (0, 1) whatever the seeds (a t-interval on the raw proportions at 97-100 % reaches past
+    100 %). Each seed's logit uses (k + 0.5) / (n + 1), finite at 0 % and 100 %."""
+    props = [k / n for k, n in zip(hits, totals)]
+    mean = sum(props) / len(props)
+    if len(props) < 2:
+        return {"mean": mean, "low": None, "high": None, "per_seed": props, "method": "one seed"}
+    z = [math.log((k + 0.5) / (n - k + 0.5)) for k, n in zip(hits, totals)]
+    zm = sum(z) / len(z)
+    sd = math.sqrt(sum((v - zm) ** 2 for v in z) / (len(z) - 1))
+    half = t_quantile(len(z) - 1, confidence) * sd / math.sqrt(len(z))
+    low, high = (1 / (1 + math.exp(-(zm + h))) for h in (-half, half))
+    return {"mean": mean, "low": low, "high": high, "per_seed": props, "method": "t over seeds, logit scale"}
+
+
+def hierarchical_difference(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], resamples: int = 2000,
+                            seed: int = 0, confidence: float = CONFIDENCE) -> dict:
+    """mean(b) - mean(a) for two configurations, each a list of seeds holding per-poem outcomes (0/1), with a
+    hierarchical bootstrap: seeds are resampled, then poems within each drawn seed, so the interval carries the
+    seed-to-seed variance as well as the poems'. With one seed per side it is a bootstrap over poems only."""
+    rng = np.random.default_rng(seed)
+    arrs = [[np.asarray(s, dtype=np.float64) for s in side] for side in (a, b)]
+
+    def draw(side: list[np.ndarray]) -> float:
+        picks = rng.integers(0, len(side), size=len(side))
+        return float(np.mean([side[i][rng.integers(0, len(side[i]), size=len(side[i]))].mean() for i in picks]))
+
+    diffs = np.array([draw(arrs[1]) - draw(arrs[0]) for _ in range(resamples)])
+    point = float(np.mean([s.mean() for s in arrs[1]]) - np.mean([s.mean() for s in arrs[0]]))
+    tail = 100 * (1 - confidence) / 2
+    method = ("hierarchical bootstrap (seeds, then poems)" if min(len(a), len(b)) > 1
+              else "bootstrap over poems (one seed per side: no seed variance)")
+    return {"difference": point, "low": float(np.percentile(diffs, tail)),
+            "high": float(np.percentile(diffs, 100 - tail)), "seeds": [len(a), len(b)], "method": method}
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error across a study's claims), in the input order."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted = [0.0] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def verdict(low: float, high: float, paper_effect: float) -> str:
+    """The verdict word from a claim's interval of (claimed direction positive) effect, after correction:
+    supported when the whole interval is above 0; not supported when it excludes an effect of the paper's size
+    (high < paper_effect); otherwise inconclusive."""
+    if low > 0:
+        return "supported"
+    if high < paper_effect:
+        return "not supported"
+    return "inconclusive"

@@ -67,12 +67,11 @@ class ReciteConfig:
         "normalisation before comparing (exact means exact: off by default)",
         choices=("none", "whitespace", "width", "whitespace+width"),
     )
-    minor_similarity: float = opt(0.8, "edit similarity at or above which a wrong recitation is a minor distortion")
-    forgotten_similarity: float = opt(
-        0.3, "edit similarity below which a recitation counts as forgotten (unrelated text)"
-    )
-    bootstrap: int = opt(1000, "bootstrap resamples for the 95% interval of exact_match")
-    seed: int = opt(0, "seed for the bootstrap and the verification sample")
+    minor_overlap: float = opt(
+        0.75, "overlap (LCS F1 of words, or of CJK characters) at or above which a wrong recitation is a minor "
+        "distortion (calibrated on the paper's Newton example: docs/VERDICTS.md)")
+    forgotten_overlap: float = opt(0.2, "overlap below which a recitation counts as forgotten (unrelated text)")
+    seed: int = opt(0, "seed of the verification sample")
     precision: str = opt("auto", "auto: bf16 on GPU, fp32 on CPU", choices=("auto", "fp32", "bf16"))
     kernels: str = opt(
         "auto",
@@ -85,9 +84,9 @@ class ReciteConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
-        if not (0.0 <= self.forgotten_similarity <= self.minor_similarity <= 1.0):
-            raise ValueError("thresholds must satisfy 0 <= forgotten_similarity <= minor_similarity <= 1")
-        check_positive(self, "batch_size", "batch_tokens", "gen_batch_size", "bootstrap", "limit")
+        if not (0.0 <= self.forgotten_overlap <= self.minor_overlap <= 1.0):
+            raise ValueError("thresholds must satisfy 0 <= forgotten_overlap <= minor_overlap <= 1")
+        check_positive(self, "batch_size", "batch_tokens", "gen_batch_size", "limit")
         if self.generation == "model" and self.decoder not in ("auto", "generate"):
             raise ValueError("generation 'model' decodes with HF generate(): use decoder auto or generate")
         if self.verify < 0 or self.extra_tokens < 0:

@@ -1,9 +1,17 @@
 """Graded recall: the paper's four outcomes of a memory query, made measurable.
 
 correct           the output equals the target (after the chosen normalisation; none by default)
-minor distortion  wrong, but edit similarity >= minor_similarity
-severe distortion wrong, with forgotten_similarity <= similarity < minor_similarity
-forgotten         empty output, a refusal ("I do not know"), or unrelated text (similarity < forgotten_similarity)
+minor distortion  wrong, but overlap >= minor_overlap
+severe distortion wrong, with forgotten_overlap <= overlap < minor_overlap
+forgotten         empty output, a refusal ("I do not know"), or unrelated text (overlap < forgotten_overlap)
+
+Overlap is the F1 of the longest common subsequence of the two texts' units (a word of alphabetic text, a character
+of CJK text): how much of the target the output recites, in order, and how much of the output is the target. It is
+calibrated on the paper's own example (docs/VERDICTS.md; tests/test_recall.py keeps it as a golden test): against
+Newton's first law, dropping a clause is a minor distortion (overlap 0.85), reciting the opening words with one word
+changed is a severe distortion (0.36), "I do not know." is forgotten (0). Edit similarity, the earlier measure, is
+still reported per poem; it graded the first answer severe (0.77 < 0.8) and the second forgotten (0.25 < 0.3),
+because it charges a dropped clause character by character.
 """
 
 from __future__ import annotations
@@ -54,9 +62,39 @@ class Graded:
     line_accuracy: float  # share of target lines reproduced exactly at their position
     chrf: float  # chrF (sacrebleu), 0..100
     refusal: bool
+    overlap: float  # F1 of the longest common subsequence of units: what the outcome is graded by
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# A unit of text: one CJK character (or CJK/full-width punctuation), or one run of other non-space characters.
+_CJK = "\u3400-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef"
+UNIT = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")
+
+
+def units(text: str) -> list[str]:
+    return UNIT.findall(text)
+
+
+def _lcs(a: list[str], b: list[str]) -> int:
+    """Length of the longest common subsequence (dynamic programming, O(len(a) x len(b)))."""
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def overlap(prediction: str, target: str) -> float:
+    """F1 of the longest common subsequence of units: 1 for equal texts, 0 when they share no unit in order."""
+    p, t = units(prediction), units(target)
+    if not p or not t:
+        return float(p == t)
+    common = _lcs(p, t)
+    return 0.0 if common == 0 else 2 * common / (len(p) + len(t))
 
 
 def similarity(a: str, b: str) -> float:
@@ -76,25 +114,26 @@ def grade(
     target: str,
     *,
     normalization: str = "none",
-    minor_similarity: float = 0.8,
-    forgotten_similarity: float = 0.3,
+    minor_overlap: float = 0.75,
+    forgotten_overlap: float = 0.2,
     stopped: bool = True,
 ) -> Graded:
     """Grade one recitation. `stopped=False` (no end token) can never be `correct`."""
     p, t = normalize(prediction, normalization), normalize(target, normalization)
     exact = stopped and p == t
     sim = 1.0 if p == t else similarity(p, t)
+    ov = 1.0 if p == t else overlap(p, t)
     t_lines, p_lines = t.split("\n"), p.split("\n")
     line_acc = sum(1 for i, line in enumerate(t_lines) if i < len(p_lines) and p_lines[i] == line) / len(t_lines)
-    refusal = bool(_REFUSALS.search(p)) and sim < minor_similarity
+    refusal = bool(_REFUSALS.search(p)) and ov < minor_overlap
     if exact:
         outcome = "correct"
-    elif not p.strip() or refusal or sim < forgotten_similarity:
+    elif not p.strip() or refusal or ov < forgotten_overlap:
         outcome = "forgotten"
-    elif sim >= minor_similarity:
+    elif ov >= minor_overlap:
         outcome = "minor_distortion"
     else:
         outcome = "severe_distortion"
     return Graded(
-        outcome, exact, sim, len(os.path.commonprefix([p, t])), line_acc, 100.0 if p == t else chrf(p, t), refusal
+        outcome, exact, sim, len(os.path.commonprefix([p, t])), line_acc, 100.0 if p == t else chrf(p, t), refusal, ov
     )

@@ -28,7 +28,7 @@ from ..models.load import load_model
 from ..provenance import provenance
 from ..rundir import RunDir
 from ..schema import OUTCOMES, Results, Sample, write_recitation
-from ..stats import bootstrap_ci
+from ..stats import wilson_interval
 from .bits import LN2, BitsContext, Reference, memorized, memory_speed, memory_summary, reference_bits
 from .config import ReciteConfig
 from .decoders import Decoder, resolve_decoder
@@ -242,8 +242,8 @@ def grade_poem(job: Job, i: int, certified: Certified, decoded: dict[int, list[i
     poem, item, rcfg = job.poems[i], job.items[i], job.rcfg
     ids = item.target_ids if i in certified.ids else decoded[i]
     text, stopped = decode_prediction(job.tok, ids, job.scoring.end_ids)  # a certified poem's text is its own
-    g = grade(text, poem["target"], normalization=rcfg.normalize, minor_similarity=rcfg.minor_similarity,
-              forgotten_similarity=rcfg.forgotten_similarity, stopped=stopped)
+    g = grade(text, poem["target"], normalization=rcfg.normalize, minor_overlap=rcfg.minor_overlap,
+              forgotten_overlap=rcfg.forgotten_overlap, stopped=stopped)
     n_target = len(item.target_ids) - 1
     prefix = next((k for k, (a, b) in enumerate(zip(ids, item.target_ids[:-1])) if a != b), min(len(ids), n_target))
     r = certified.teacher[i]
@@ -304,7 +304,8 @@ def summarise(
         exact_match=sum(hits) / n if n else 0.0,
         n=n,
         n_correct=sum(hits),
-        exact_match_ci95=bootstrap_ci(hits, rcfg.bootstrap, rcfg.seed),
+        exact_match_ci95=wilson_interval(sum(hits), n),
+        exact_match_ci_method="wilson",
         outcomes={o: sum(1 for s in samples if s.outcome == o) for o in OUTCOMES},
         mean_similarity=mean("similarity"),
         mean_prefix_chars=mean("prefix_chars"),
@@ -321,7 +322,8 @@ def summarise(
         kernels=job.kernels,
         verification=verification,
         normalization=rcfg.normalize,
-        thresholds={"minor_similarity": rcfg.minor_similarity, "forgotten_similarity": rcfg.forgotten_similarity},
+        thresholds={"measure": "overlap", "minor_overlap": rcfg.minor_overlap,
+                    "forgotten_overlap": rcfg.forgotten_overlap},
         end_token_ids=list(job.scoring.end_ids), generation=rcfg.generation,
         generation_overrides=generation_overrides(job.model),
         not_round_trip=sum(not it.round_trip for it in job.items),

@@ -121,7 +121,7 @@ def html_report(runs: list[RunView], runs_dir: Path, title: str, figs: dict[str,
     h = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style></head>"
         f"<body><h1>{esc(title)}</h1><p><small>generated {now_iso()} from {esc(str(runs_dir))}</small></p>",
-        "<h2>Exact recall (Acc, Eq. 4) with 95% bootstrap interval</h2>",
+        "<h2>Exact recall (Acc, Eq. 4) with 95% interval over poems (Wilson)</h2>",
         _html_table(
             ["dataset \\ model", *models],
             [
@@ -204,7 +204,7 @@ def markdown_report(runs: list[RunView], runs_dir: Path, title: str) -> str:
         "",
         f"Generated {now_iso()} from `{runs_dir}`.",
         "",
-        "## Exact recall (Acc, Eq. 4) with 95% bootstrap interval",
+        "## Exact recall (Acc, Eq. 4) with 95% interval over poems (Wilson)",
         "",
         "| dataset \\ model | " + " | ".join(models) + " |",
         "|---" * (len(models) + 1) + "|",

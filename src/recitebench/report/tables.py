@@ -102,7 +102,7 @@ def side_by_side(paths: list[str]) -> str:
     return "\n".join(lines)
 
 
-PAIRED_LABEL = "vs first, paired [95% CI]"
+PAIRED_LABEL = "vs first, poem-paired (one run each: no seed noise) [95%]"
 
 
 def paired_row(runs: list[RunDir]) -> list[str]:
