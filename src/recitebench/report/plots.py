@@ -6,6 +6,7 @@ import io
 from collections import defaultdict
 
 from ..schema import OUTCOMES
+from ..stats import wilson_interval
 from .collect import RunView
 from .fonts import setup_matplotlib
 
@@ -81,15 +82,6 @@ def length_bins(samples, width: int = 32, min_n: int = MIN_BIN) -> list[tuple[in
     return [(lo, hi, hits) for lo, hi, hits in bins]
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson interval of a share k/n (sound at 0 and n, unlike the normal approximation)."""
-    if n == 0:
-        return 0.0, 1.0
-    p, d = k / n, 1 + z * z / n
-    mid, half = (p + z * z / (2 * n)) / d, z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / d
-    return max(0.0, mid - half), min(1.0, mid + half)
-
-
 def accuracy_by_length(runs: list[RunView], width: int = 32) -> bytes:
     """Exact recall per length bin with 95 % Wilson intervals; each point is labelled with its poem count."""
     setup_matplotlib()
@@ -100,7 +92,7 @@ def accuracy_by_length(runs: list[RunView], width: int = 32) -> bytes:
         bins = length_bins(r.samples, width)
         xs = [(lo + hi) / 2 + 2 * k for lo, hi, _ in bins]  # runs side by side, not on top of each other
         ys = [100 * sum(h) / len(h) for _, _, h in bins]
-        ci = [wilson(sum(h), len(h)) for _, _, h in bins]
+        ci = [wilson_interval(sum(h), len(h)) for _, _, h in bins]
         err = [[max(0.0, y - 100 * lo) for y, (lo, _) in zip(ys, ci)],  # max: rounding must not give -1e-15
                [max(0.0, 100 * hi - y) for y, (_, hi) in zip(ys, ci)]]
         ls, mk = STYLES[k % len(STYLES)]
