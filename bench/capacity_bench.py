@@ -58,11 +58,12 @@ def peer(config: dict, batch: int, steps: int, device) -> float:
     return batch * S * steps / (time.perf_counter() - t0)
 
 
-def engine(config: dict, k: int, batch: int, steps: int, device) -> float:
+def engine(config: dict, k: int, batch: int, steps: int, device, compile: bool = False) -> float:
     arch = Arch.from_config(config, V + 4)
     data = {0: torch.randint(0, V, (4096, S))}
     points = [Point(4096, 0, 1e-3) for _ in range(k)]
-    trainer = StackedTrainer(arch, points, data, V, S * 11.0, StackedSettings(batch=batch), device, log=lambda m: None)
+    trainer = StackedTrainer(arch, points, data, V, S * 11.0, StackedSettings(batch=batch, compile=compile), device,
+                             log=lambda m: None)
     for _ in range(5):
         trainer.step()
     torch.cuda.synchronize()
@@ -81,6 +82,8 @@ def main() -> int:
     ap.add_argument("--peer-batches", type=int, nargs="+", default=[256, 1024])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--json", required=True)
+    ap.add_argument("--compile", action="store_true", help="also time the engine with torch.compile")
+    ap.add_argument("--engine-batches", type=int, nargs="+", default=None, help="engine batches per model")
     args = ap.parse_args()
     device = torch.device("cuda")
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -90,10 +93,14 @@ def main() -> int:
         params = Arch.from_config(config, V + 4).parameters()
         peers = {b: peer(config, b, args.steps, device) for b in args.peer_batches}
         best_b = max(peers, key=peers.get)
-        ours = engine(config, args.k, args.batch, args.steps, device)
+        variants = {f"b{b}": engine(config, args.k, b, args.steps, device) for b in args.engine_batches or [args.batch]}
+        if args.compile:
+            variants.update({f"b{b}_compiled": engine(config, args.k, b, args.steps, device, compile=True)
+                             for b in args.engine_batches or [args.batch]})
+        best = max(variants, key=variants.get)
         row = {"model": Path(path).stem, "parameters": params, "peer_tokens_per_s": peers, "peer_best_batch": best_b,
-               "engine_k": args.k, "engine_batch": args.batch, "engine_tokens_per_s": ours,
-               "speedup_vs_best_peer": ours / peers[best_b]}
+               "engine_k": args.k, "engine_tokens_per_s": variants, "engine_best": best,
+               "speedup_vs_best_peer": variants[best] / peers[best_b]}
         print(json.dumps(row), flush=True)
         rows.append(row)
     Path(args.json).write_text(json.dumps({"rows": rows, "command": " ".join(sys.argv), "device":

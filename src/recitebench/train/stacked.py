@@ -190,6 +190,7 @@ class StackedSettings:
     precision: str = "fp32"  # fp32 (TF32 matmuls off) or bf16 (bf16 autocast compute, fp32 weights and optimizer)
     graphs: bool = True  # one CUDA graph per step on a GPU
     seed: int = 0  # the batches' sampling (initialisations follow each point's own seed)
+    compile: bool = False  # torch.compile the forward and loss (fuses the elementwise passes), then graph the step
 
 
 @dataclass
@@ -256,12 +257,13 @@ class StackedTrainer:
         self.dtype = torch.bfloat16 if settings.precision == "bf16" else None
         self.karange = torch.arange(k, device=device)[:, None]
         self.graph = None
+        self.nll = torch.compile(sequence_nll, dynamic=False) if settings.compile else sequence_nll
 
     def _step(self) -> torch.Tensor:
         torch._foreach_zero_([p.grad for p in self.params])
         k, b = len(self.points), self.s.batch
         idx = (torch.rand(k, b, device=self.device) * self.n[:, None]).long()  # with replacement, on the device
-        nll = sequence_nll(self.arch, self.w, self.data[self.karange, idx], self.bos, self.dtype)  # [K, B]
+        nll = self.nll(self.arch, self.w, self.data[self.karange, idx], self.bos, self.dtype)  # [K, B]
         loss = nll.mean(1) / self.data.shape[2]
         loss.sum().backward()  # copies share no weight: each one's gradient is its own loss's
         scale = ((self.opt.t + 1) / max(1, self.s.warmup)).clamp(max=1.0)
