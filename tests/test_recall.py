@@ -204,3 +204,20 @@ def test_overlap_grades_chinese_by_characters():
     assert grade("白日依山尽，黄河入海流。", poem).outcome == "severe_distortion"  # the first line only
     assert grade("床前明月光，疑是地上霜。", poem).outcome == "forgotten"  # another poem: two commas in common
     assert overlap("abc def", "abc def") == 1.0 and overlap("", "x") == 0.0
+
+
+def test_error_rates_separate_less_memory_from_more_chances_to_err(half_trained_run, tmp_path):
+    """results.json's error_rates: the per-character rate recomputed from the samples, the teacher-forced per-token
+    rate, and the mean of the memory curve's last three checks, read back from metrics.jsonl."""
+    from rapidfuzz.distance import Levenshtein
+
+    assert run_cli("recite", "--run", half_trained_run, "--out", tmp_path / "r") == 0
+    res = json.loads((tmp_path / "r" / "results.json").read_text())["error_rates"]
+    samples = read_jsonl(tmp_path / "r" / "samples.jsonl")
+    cer = sum(Levenshtein.distance(s["prediction"], s["target"]) for s in samples) / sum(len(s["target"])
+                                                                                         for s in samples)
+    assert res["char_error_rate"] == pytest.approx(cer) and 0 < cer < 1  # a half-trained run errs, not everywhere
+    assert 0 < res["token_error_rate"] < 1
+    curve = [r["recall"] for r in read_jsonl(half_trained_run / "metrics.jsonl") if "recall" in r]
+    assert res["recall_last3"] == curve[-3:]
+    assert res["recall_last3_mean"] == pytest.approx(sum(curve[-3:]) / len(curve[-3:]))

@@ -93,6 +93,7 @@ class Results:
     memory: dict = field(default_factory=dict)  # bits: under the model, the reference, memorised, per parameter
     speed: dict = field(default_factory=dict)  # epochs and training tokens to 50 % / 90 % recall (a run's curve)
     near_ties: dict = field(default_factory=dict)  # verdicts resting on a lead within the margin, and Acc's range
+    error_rates: dict = field(default_factory=dict)  # per character, per token, and the curve's last three checks
     versions: dict = field(default_factory=dict)
     git_commit: str | None = None
     hardware: dict = field(default_factory=dict)

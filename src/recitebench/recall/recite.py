@@ -279,6 +279,23 @@ def near_ties(samples: list[Sample], margin: float) -> dict:
             "exact_match_range": [(exact - won) / n, (exact + len(fragile) - won) / n] if n else [0.0, 0.0]}
 
 
+def error_rates(samples: list[Sample], run: RunDir | None) -> dict:
+    """What separates "memorised less" from "more chances to err" on longer poems: the per-character error rate of
+    the recitations (edit distance over target characters), the teacher-forced per-token error rate (poem and end
+    token positions whose arg-max is wrong), and the memory curve's last three recall checks, whose mean is a less
+    noisy outcome than the last check alone."""
+    from rapidfuzz.distance import Levenshtein
+
+    chars = sum(len(s.target) for s in samples)
+    cer = sum(Levenshtein.distance(s.prediction, s.target) for s in samples) / chars if chars else 0.0
+    scored = [(s.tf_token_accuracy, s.target_tokens + 1) for s in samples if s.tf_token_accuracy is not None]
+    ter = 1 - sum(a * n for a, n in scored) / sum(n for _, n in scored) if scored else None
+    curve = [row["recall"] for row in (run.read_metrics() if run else []) if "recall" in row]
+    last3 = curve[-3:]
+    return {"char_error_rate": cer, "token_error_rate": ter,
+            "recall_last3_mean": sum(last3) / len(last3) if last3 else None, "recall_last3": last3}
+
+
 def training_set(job: Job) -> bool | None:
     """Whether a run recited the very poems it was trained on (None: no run)."""
     if job.run is None:
@@ -330,6 +347,7 @@ def summarise(
         memory=memory_summary([s.nll_bits or 0.0 for s in samples], job.reference, hits, job.info["parameters"]),
         speed=memory_speed(job.run, sum(it.length - 1 for it in job.items)),
         near_ties=near_ties(samples, job.scoring.margin),
+        error_rates=error_rates(samples, job.run),
         certify_margin=job.scoring.margin if rcfg.certify and rcfg.generation == "greedy" else None,
         model=job.info,
         template=job.mcfg.template,
