@@ -77,23 +77,14 @@ def units(text: str) -> list[str]:
     return UNIT.findall(text)
 
 
-def _lcs(a: list[str], b: list[str]) -> int:
-    """Length of the longest common subsequence (dynamic programming, O(len(a) x len(b)))."""
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
-
-
 def overlap(prediction: str, target: str) -> float:
     """F1 of the longest common subsequence of units: 1 for equal texts, 0 when they share no unit in order."""
+    from rapidfuzz.distance import LCSseq  # the longest common subsequence over lists of units, in C
+
     p, t = units(prediction), units(target)
     if not p or not t:
         return float(p == t)
-    common = _lcs(p, t)
+    common = LCSseq.similarity(p, t)
     return 0.0 if common == 0 else 2 * common / (len(p) + len(t))
 
 
