@@ -25,11 +25,13 @@ from pathlib import Path
 from ..data.build import build_dataset
 from ..data.config import DataConfig
 from ..data.frozen import load_frozen
+from ..data.random_strings import SPECIALS
 from ..errors import RecitebenchError
 from ..io import write_json
 from ..provenance import provenance
 from ..stats import mean_interval
 from .config import CapacityConfig
+from .runner import dataset_current
 
 PRECISIONS = {"fp32": "fp32", "auto": "fp32", "bf16": "bf16", "bf16-master": "bf16", "bf16-mixed": "bf16"}
 
@@ -55,7 +57,8 @@ def model_arch(raw: dict, m: str, vocab: int):
 
 
 def bits_per_sequence(data: dict) -> float:
-    return data.get("length", 64) * math.log2(data.get("vocab", 2048))
+    cfg = DataConfig(**data)  # the preset's own defaults for vocab and length
+    return cfg.length * math.log2(cfg.vocab)
 
 
 def sizes_for(params: int, data: dict, ccfg: CapacityConfig) -> list[int]:
@@ -76,7 +79,7 @@ def plan(raw: dict, ccfg: CapacityConfig) -> dict[str, dict]:
     if not ccfg.lrs:
         raise RecitebenchError(f"{raw['_path']}: capacity.lrs: the stacked engine needs a learning-rate grid (at "
                                f"least three rates, so the best one can be inside it)")
-    vocab = data.get("vocab", 2048) + 4  # the symbol tokenizer's specials follow the symbols
+    vocab = DataConfig(**data).vocab + len(SPECIALS)  # the symbol tokenizer's specials follow the symbols
     out = {}
     for m in raw["models"]:
         arch, precision = model_arch(raw, m, vocab)
@@ -96,8 +99,7 @@ def prepare_data(raw: dict, ccfg: CapacityConfig, plans: dict, root: Path, log) 
     for s in ccfg.seeds:
         cfg = DataConfig(**{**raw["data"], "n": largest, "seed": s, "nested": True})
         folder = root / "data" / f"tokens_s{s}"
-        man = folder / "manifest.json"
-        if not man.is_file() or json.loads(man.read_text()).get("config") != {**cfg.__dict__}:
+        if not dataset_current(folder, cfg):
             log(f"building {folder} ({largest} sequences)")
             build_dataset(cfg, folder, overwrite=True)
         folders[s] = folder
@@ -121,7 +123,7 @@ def run_group(raw: dict, ccfg: CapacityConfig, m: str, root: Path, log=print) ->
     settings = StackedSettings(batch=ccfg.batch, max_steps=ccfg.max_steps, min_steps=ccfg.min_steps,
                                eval_every=ccfg.eval_every, tolerance=ccfg.tolerance, precision=p["precision"],
                                seed=ccfg.seeds[0])
-    vocab = raw["data"].get("vocab", 2048)
+    vocab = DataConfig(**raw["data"]).vocab  # <bos> is the first special after the symbols
     trainer = StackedTrainer(p["arch"], p["points"], data, vocab, bits_per_sequence(raw["data"]), settings, device,
                              log=lambda msg: log(f"{m}: {msg}"))
     t0 = time.perf_counter()
@@ -155,9 +157,10 @@ def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run:
         while todo and len(running) < jobs:
             m = todo.pop(0)
             (root / "stacked" / m).mkdir(parents=True, exist_ok=True)
-            logf = open(root / "stacked" / m / "run.log", "a", encoding="utf-8")  # noqa: SIM115 - the child's
-            running.append((m, subprocess.Popen([sys.executable, "-m", "recitebench.experiment.capacity_stacked",
-                                                 str(spec_file), str(root), m], stdout=logf, stderr=subprocess.STDOUT)))
+            with open(root / "stacked" / m / "run.log", "a", encoding="utf-8") as logf:  # the child keeps its copy
+                running.append((m, subprocess.Popen([sys.executable, "-m", "recitebench.experiment.capacity_stacked",
+                                                     str(spec_file), str(root), m], stdout=logf,
+                                                    stderr=subprocess.STDOUT)))
             log(f"{m}: training ({len(plans[m]['points'])} models stacked; log {root / 'stacked' / m / 'run.log'})")
         time.sleep(1.0)
         for m, proc in list(running):
