@@ -27,12 +27,10 @@ def _where(args: argparse.Namespace, section: str | None = None) -> str:
 
 
 def data_build(args: argparse.Namespace) -> int:
-    from .data import build_dataset  # stage import (see the module docstring)
+    from .data.build import build_dataset, build_summary  # stage import (see the module docstring)
 
     values = sections(_yaml(args), {"data": DataConfig}, _where(args))
     cfg = merge(DataConfig, yaml=values["data"], flags=args, where=_where(args, "data"))
-    from .data.build import build_summary
-
     print(build_summary(build_dataset(cfg, args.out, overwrite=args.overwrite), args.out))
     return 0
 

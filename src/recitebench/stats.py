@@ -31,15 +31,20 @@ def t_quantile(df: float, confidence: float = CONFIDENCE) -> float:
     return float(t.ppf(0.5 + confidence / 2, df))
 
 
+def _t_half(values: Sequence[float], confidence: float) -> tuple[float, float]:
+    """(mean, half-width of its t-interval) of two or more values."""
+    k = len(values)
+    mean = sum(values) / k
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
+    return mean, t_quantile(k - 1, confidence) * sd / math.sqrt(k)
+
+
 def mean_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
     """Mean with a t-interval over seeds (None with one seed), and the values themselves. For quantities without
     bounds (bits, sizes); a proportion over poems has wilson_interval."""
-    k = len(values)
-    mean = sum(values) / k
-    if k < 2:
-        return {"mean": mean, "low": None, "high": None, "per_seed": list(values)}
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (k - 1))
-    half = t_quantile(k - 1, confidence) * sd / math.sqrt(k)
+    if len(values) < 2:
+        return {"mean": sum(values) / len(values), "low": None, "high": None, "per_seed": list(values)}
+    mean, half = _t_half(values, confidence)
     return {"mean": mean, "low": mean - half, "high": mean + half, "per_seed": list(values)}
 
 
@@ -73,10 +78,7 @@ def seed_proportion_interval(hits: Sequence[int], totals: Sequence[int], confide
     mean = sum(props) / len(props)
     if len(props) < 2:
         return {"mean": mean, "low": None, "high": None, "per_seed": props, "method": "one seed"}
-    z = [math.log((k + 0.5) / (n - k + 0.5)) for k, n in zip(hits, totals)]
-    zm = sum(z) / len(z)
-    sd = math.sqrt(sum((v - zm) ** 2 for v in z) / (len(z) - 1))
-    half = t_quantile(len(z) - 1, confidence) * sd / math.sqrt(len(z))
+    zm, half = _t_half([math.log((k + 0.5) / (n - k + 0.5)) for k, n in zip(hits, totals)], confidence)
     low, high = (1 / (1 + math.exp(-(zm + h))) for h in (-half, half))
     return {"mean": mean, "low": low, "high": high, "per_seed": props, "method": "t over seeds, logit scale"}
 
