@@ -16,12 +16,19 @@ def pick_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def resolve_precision(precision: str, device: torch.device, fsdp: bool = False) -> str:
+    """The training precision `auto` stands for: bf16-master on a GPU (bf16-mixed under FSDP2, which shards the
+    parameters itself and keeps fp32 weights under autocast), fp32 on a CPU."""
+    if precision != "auto":
+        return precision
+    return ("bf16-mixed" if fsdp else "bf16-master") if device.type == "cuda" else "fp32"
+
+
 def train_precision(
     precision: str, device: torch.device, fsdp: bool = False
 ) -> tuple[torch.dtype, torch.dtype | None, bool]:
     """(weight dtype, autocast dtype, fp32 master weights?) for training."""
-    if precision == "auto":  # FSDP2 shards the parameters itself: it keeps fp32 weights under autocast
-        precision = ("bf16-mixed" if fsdp else "bf16-master") if device.type == "cuda" else "fp32"
+    precision = resolve_precision(precision, device, fsdp)
     if precision == "fp32":
         return torch.float32, None, False
     if precision == "bf16-mixed":

@@ -17,7 +17,7 @@ import torch
 
 from ..config import build, to_dict
 from ..data.frozen import FrozenDataset, load_frozen
-from ..devices import default_margin, pick_device, train_precision
+from ..devices import default_margin, pick_device, resolve_precision, train_precision
 from ..errors import RecitebenchError
 from ..io import atomic_dir, write_json
 from ..lock import writing
@@ -101,7 +101,7 @@ def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, l
         steps = progress["step"] + _steps(plan[epoch], world, tcfg)
         progress = {"epoch": epoch + 1, "step": steps, "elapsed": progress["elapsed"] + dt}
         mean_loss = loss_sum / max(1, n_target)
-        check_finite(mean_loss, epoch + 1, run, precision_name(tcfg, device))
+        check_finite(mean_loss, epoch + 1, run, resolve_precision(tcfg.precision, device, tcfg.fsdp))
         last = {"epoch": epoch + 1, "step": steps, "loss": mean_loss,
                 "lr": float(opt.sched.get_last_lr()[0]), "tokens_per_s": n_tokens / dt,
                 "elapsed_s": round(progress["elapsed"], 3)}
@@ -121,13 +121,6 @@ def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, l
     elog.close()
     extra["peak_gpu_memory_gb"] = peak_memory_gb(device)
     return finish(run, model, tok, tcfg, world, last, progress["elapsed"], extra, log, laps)
-
-
-def precision_name(tcfg: TrainConfig, device: torch.device) -> str:
-    """The precision a run trains in, `auto` resolved (fp32 on a CPU)."""
-    if tcfg.precision != "auto":
-        return tcfg.precision
-    return ("bf16-mixed" if tcfg.fsdp else "bf16-master") if device.type == "cuda" else "fp32"
 
 
 def peak_memory_gb(device: torch.device) -> float | None:
