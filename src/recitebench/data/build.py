@@ -19,6 +19,7 @@ from ..errors import RecitebenchError
 from ..io import atomic_dir, read_json, sha256_file, write_json, write_jsonl
 from ..lock import writing
 from ..provenance import provenance
+from ..text import BIDI_CONTROLS
 from .config import DataConfig
 from .presets import COLUMN_ALIASES, get_preset, parse_columns, placeholders, target_template
 from .random_strings import random_manifest, random_rows, token_manifest, token_rows, write_symbol_tokenizer
@@ -234,11 +235,6 @@ def pick(n_candidates: int, cfg: DataConfig) -> list[int]:
         random.Random(cfg.seed).shuffle(order)
         return order[: cfg.n]
     return sorted(random.Random(cfg.seed).sample(range(n_candidates), cfg.n))
-
-
-# Unicode's bidirectional controls (embeddings, overrides, isolates, marks): invisible, and they reverse the display
-# of the text after them, so a poem holding one reads differently in a report than it is.
-BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
 
 def bidi_controls(rows: list[dict]) -> dict:

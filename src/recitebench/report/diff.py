@@ -8,18 +8,17 @@ UTF-8.
 from __future__ import annotations
 
 import html
-import re
 
 from rapidfuzz.distance import Levenshtein
 
+from ..text import BIDI_CONTROLS  # each is shown as a visible code, not obeyed
+
 BAD_BYTES = "\ufffd"
-# Bidirectional controls would reverse the displayed text around them: each is shown as a visible code instead.
-BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
 
 def visible(s: str) -> str:
     """Plain text with every bidirectional control written out as [U+XXXX] (Markdown, tables)."""
-    return BIDI.sub(lambda m: f"[U+{ord(m.group()):04X}]", s)
+    return BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", s)
 
 
 def edit_script(target: str, pred: str) -> list[tuple[str, str, str]]:
@@ -43,7 +42,8 @@ def compact_ops(target: str, pred: str) -> list[list[int]]:
 
 def _esc(s: str) -> str:
     escaped = html.escape(s).replace("\n", "<br>")
-    return BIDI.sub(lambda m: f"<mark class=ctl title='bidirectional control'>U+{ord(m.group()):04X}</mark>", escaped)
+    mark = "<mark class=ctl title='bidirectional control'>U+{:04X}</mark>"
+    return BIDI_CONTROLS.sub(lambda m: mark.format(ord(m.group())), escaped)
 
 
 def _pred_html(s: str) -> str:
