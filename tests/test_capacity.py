@@ -252,6 +252,62 @@ def test_a_tiny_model_trained_to_convergence_memorises_the_known_entropy():
     assert not any(r.converged for r in results) and all(r.memorized_bits < 2048 for r in results)
 
 
+def test_inverse_sqrt_warms_up_then_decays_without_a_horizon():
+    from recitebench.train.stacked import StackedSettings, lr_scale
+
+    s = StackedSettings(warmup=100, schedule="inverse-sqrt", decay_steps=1000)
+    at = {t: float(lr_scale(torch.tensor(float(t)), s)) for t in (50, 100, 1000, 4000, 16000)}
+    assert at == pytest.approx({50: 0.5, 100: 1.0, 1000: 1.0, 4000: 0.5, 16000: 0.25})
+    assert float(lr_scale(torch.tensor(4000.0), StackedSettings(warmup=100))) == 1.0
+    with pytest.raises(ValueError, match="schedule"):
+        StackedSettings(schedule="cosine")
+
+
+def test_converged_points_leave_the_stack_and_a_saved_stack_continues(tmp_path):
+    """A small set converges early and leaves (its result is the one at convergence, its curve ends there); the others
+    train on. Stopped at a cap and continued from its state under a higher cap, the run equals one uninterrupted run."""
+    from recitebench.train.stacked import Arch, Point, StackedSettings, StackedTrainer
+
+    data = {0: torch.randint(0, 16, (16, 32), generator=torch.Generator().manual_seed(1))}
+    arch = Arch(vocab=20, hidden=32, layers=1, heads=2, kv_heads=2, ffn=64)
+    points = [Point(2, 0, 1e-2), Point(16, 0, 3e-3)]
+    cfg = {"batch": 8, "min_steps": 100, "eval_every": 50, "warmup": 20}
+    logs: list[str] = []
+
+    def trainer(cap, state=None):
+        return StackedTrainer(arch, points, data, 16, 32 * 4.0, StackedSettings(max_steps=cap, **cfg),
+                              torch.device("cpu"), log=logs.append, state_path=state)
+
+    whole, _ = trainer(400).run()
+    small = whole[0]
+    assert small.converged and small.curve[-1]["step"] == small.converged_step < 400
+    assert whole[1].curve[-1]["step"] == 400 and "1 still in the stack" in logs[-1]
+    state = tmp_path / "state.pt"
+    trainer(250, state).run()
+    again, thr = trainer(400, state).run()
+    assert any(m.startswith("resumed at step 250") for m in logs)
+    assert [r.curve for r in again] == [r.curve for r in whole] and thr["steps"] == 400
+    with pytest.raises(ValueError, match="other points or settings"):
+        StackedTrainer(arch, points[:1], data, 16, 128.0, StackedSettings(max_steps=450, **cfg), torch.device("cpu"),
+                       log=logs.append, state_path=state).run()
+
+
+def test_a_diverged_rate_leaves_the_stack_and_no_point_depends_on_its_stack_mates():
+    from recitebench.train.stacked import Arch, Point, StackedSettings, StackedTrainer
+
+    data = {0: torch.randint(0, 16, (16, 32), generator=torch.Generator().manual_seed(1))}
+    arch = Arch(vocab=20, hidden=32, layers=1, heads=2, kv_heads=1, ffn=64)
+    s = StackedSettings(batch=8, max_steps=100, min_steps=100, eval_every=20, warmup=1)
+
+    def run(mate):
+        return StackedTrainer(arch, [Point(16, 0, 3e-3), mate], data, 16, 128.0, s, torch.device("cpu"),
+                              log=lambda m: None).run()[0]
+
+    blown, calm = run(Point(16, 0, 1e30)), run(Point(4, 0, 1e-2))
+    assert blown[1].diverged_step == 20 and blown[1].memorized_bits == 0.0 and not blown[1].converged
+    assert blown[0].curve == calm[0].curve and blown[0].memorized_bits > 0
+
+
 STACKED_SPEC = """
 runs_dir: {out}
 datasets:
@@ -280,6 +336,10 @@ def test_recitebench_capacity_stacked_labels_an_unconverged_capacity_a_lower_bou
     assert any(not p["converged"] for s in t["per_seed"] for p in s["points"])
     md = (tmp_path / "out" / "capacity.md").read_text()
     assert "| lower bound |" in md and "not converged" in md and "lower bound" in capsys.readouterr().out
+    assert run_cli("capacity", spec, "--max-steps", "300") == 0  # a higher cap continues the unconverged points
+    group = json.loads((tmp_path / "out" / "stacked" / "t" / "group.json").read_text())
+    assert group["settings"]["max_steps"] == group["throughput"]["steps"] == 300
+    assert "resumed at step 200" in (tmp_path / "out" / "stacked" / "t" / "run.log").read_text()
 
 
 def _group(params: int, bits: dict, converged: bool = True, best_lr: float = 2e-3) -> dict:

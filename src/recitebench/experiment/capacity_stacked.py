@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
 import time
@@ -122,17 +123,19 @@ def run_group(raw: dict, ccfg: CapacityConfig, m: str, root: Path, log=print) ->
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights and optimizer; TF32 products
     settings = StackedSettings(batch=ccfg.batch, max_steps=ccfg.max_steps, min_steps=ccfg.min_steps,
                                eval_every=ccfg.eval_every, tolerance=ccfg.tolerance, precision=p["precision"],
+                               schedule=ccfg.schedule, decay_steps=ccfg.decay_steps, compile=ccfg.compile,
                                seed=ccfg.seeds[0])
     vocab = DataConfig(**raw["data"]).vocab  # <bos> is the first special after the symbols
     trainer = StackedTrainer(p["arch"], p["points"], data, vocab, bits_per_sequence(raw["data"]), settings, device,
-                             log=lambda msg: log(f"{m}: {msg}"))
+                             log=lambda msg: log(f"{m}: {msg}"), state_path=root / "stacked" / m / "state.pt")
     t0 = time.perf_counter()
     results, throughput = trainer.run()
     group = {"model": m, "parameters": p["parameters"], "precision": p["precision"], "sizes": p["sizes"],
              "settings": settings.__dict__, "throughput": throughput,
              "wall_seconds": round(time.perf_counter() - t0, 3),
              "points": [{"n": r.point.n, "seed": r.point.seed, "lr": r.point.lr, "converged": r.converged,
-                         "converged_step": r.converged_step, "memorized_bits": r.memorized_bits,
+                         "converged_step": r.converged_step, "diverged_step": r.diverged_step,
+                         "memorized_bits": r.memorized_bits,
                          "dataset_bits": r.dataset_bits, "curve": r.curve} for r in results],
              "device": str(device), **provenance()}
     write_json(root / "stacked" / m / "group.json", group)
@@ -148,30 +151,55 @@ def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run:
     if dry_run:
         return None
     prepare_data(raw, ccfg, plans, root, log)
-    todo = [m for m in plans if not (root / "stacked" / m / "group.json").is_file()]
+    todo = [m for m in plans if not _group_finished(root / "stacked" / m / "group.json", ccfg)]
     spec_file = root / "capacity_spec.json"
     write_json(spec_file, {"raw": raw, "capacity": ccfg.__dict__})
     running: list[tuple[str, subprocess.Popen]] = []
-    failed = []
-    while todo or running:
-        while todo and len(running) < jobs:
-            m = todo.pop(0)
-            (root / "stacked" / m).mkdir(parents=True, exist_ok=True)
-            with open(root / "stacked" / m / "run.log", "a", encoding="utf-8") as logf:  # the child keeps its copy
-                running.append((m, subprocess.Popen([sys.executable, "-m", "recitebench.experiment.capacity_stacked",
-                                                     str(spec_file), str(root), m], stdout=logf,
-                                                    stderr=subprocess.STDOUT)))
-            log(f"{m}: training ({len(plans[m]['points'])} models stacked; log {root / 'stacked' / m / 'run.log'})")
-        time.sleep(1.0)
-        for m, proc in list(running):
-            if proc.poll() is not None:
-                running.remove((m, proc))
-                (failed.append(m) if proc.returncode else log(f"{m}: done"))
+    failed: list[str] = []
+    previous = signal.signal(signal.SIGTERM, _exit_on_term)  # a job's time limit: stop the groups with it
+    try:
+        while todo or running:
+            while todo and len(running) < jobs:
+                m = todo.pop(0)
+                running.append((m, _start_group(spec_file, root, m)))
+                log(f"{m}: training ({len(plans[m]['points'])} models stacked; log {root / 'stacked' / m / 'run.log'})")
+            time.sleep(1.0)
+            for m, proc in list(running):
+                if proc.poll() is not None:
+                    running.remove((m, proc))
+                    (failed.append(m) if proc.returncode else log(f"{m}: done"))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for m, proc in running:  # interrupted: each group keeps its state at its last measurement
+            proc.terminate()
+            proc.wait()
+            log(f"{m}: stopped; `recitebench capacity` again continues it from its last measurement")
     if failed:
         raise RecitebenchError(f"stacked groups failed: {', '.join(failed)} (see their run.log under {root}/stacked)")
     result = summarise_stacked(raw, ccfg, root, plans)
     write_json(root / "capacity.json", result)
     return result
+
+
+def _group_finished(path: Path, ccfg: CapacityConfig) -> bool:
+    """A group is not trained again once written, unless it stopped at a lower cap with points still learning."""
+    if not path.is_file():
+        return False
+    group = json.loads(path.read_text(encoding="utf-8"))
+    learning = any(not p["converged"] for p in group["points"])
+    return not (learning and group["settings"]["max_steps"] < ccfg.max_steps)
+
+
+def _exit_on_term(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _start_group(spec_file: Path, root: Path, m: str) -> subprocess.Popen:
+    """One model's group as a child process, its output appended to OUT/stacked/MODEL/run.log."""
+    (root / "stacked" / m).mkdir(parents=True, exist_ok=True)
+    with open(root / "stacked" / m / "run.log", "a", encoding="utf-8") as logf:  # the child keeps its copy
+        return subprocess.Popen([sys.executable, "-m", "recitebench.experiment.capacity_stacked", str(spec_file),
+                                 str(root), m], stdout=logf, stderr=subprocess.STDOUT)
 
 
 def summarise_stacked(raw: dict, ccfg: CapacityConfig, root: Path, plans: dict) -> dict:

@@ -98,11 +98,15 @@ class CapacityConfig:
                                  "quarter of the steps")
     plateau_tolerance: float = opt(0.05, "stacked: a capacity is a plateau when the two largest sizes are within this "
                                          "share of each other (both converged)")
+    schedule: str = opt("constant", "stacked: learning-rate schedule after warmup (inverse-sqrt has no horizon, so the "
+                                    "cap does not end it)", choices=("constant", "inverse-sqrt"))
+    decay_steps: int = opt(1000, "stacked: inverse-sqrt decays as sqrt(decay_steps / step) from this step on")
+    compile: bool = opt(False, "stacked: torch.compile the forward and loss before the step is captured as a graph")
 
     def __post_init__(self) -> None:
         check_choices(self)
         check_positive(self, "pilot_epochs", "pilot_size", "steps", "batch", "max_steps", "min_steps", "eval_every",
-                       "prior_bits_per_parameter")
+                       "prior_bits_per_parameter", "decay_steps")
         if any(x <= 0 for x in self.size_multiples) or self.size_multiples != sorted(set(self.size_multiples)):
             raise ValueError(f"size_multiples must be positive and increasing, got {self.size_multiples}")
         if any(lr <= 0 or lr != lr for lr in self.lrs):

@@ -162,7 +162,7 @@ def stacked_markdown(cap: dict) -> str:
     lines = ["# Memory capacity on random tokens", "",
              "A capacity is the plateau of a model's two largest dataset sizes (both converged, within "
              f"{cap['config']['plateau_tolerance']:.0%}); anything else is a lower bound. Intervals: 95 % t over "
-             "seeds.",
+             "seeds.", "", _stacked_training(cap["config"]),
              "", "| model | precision | params | lr (grid: memorised bits at the largest size) | capacity (bits) | "
              "bits / param | reading |", "|---|---|---:|---|---:|---:|---|"]
     for name, m in cap["models"].items():
@@ -188,6 +188,15 @@ def stacked_markdown(cap: dict) -> str:
                 lines.append(f"| {name} | {s['seed']} | {p['n']:,} | {p['dataset_bits']:,.0f} | "
                              f"{p['memorized_bits']:,.0f} | {p['converged_step'] or 'not converged'} |")
     return "\n".join(lines) + "\n"
+
+
+def _stacked_training(c: dict) -> str:
+    schedule = c.get("schedule", "constant")
+    if schedule == "inverse-sqrt":
+        schedule += f" from step {c['decay_steps']:,}"
+    return (f"Training: AdamW, {c['batch']} sequences per step, learning rate {schedule} after warmup; a point "
+            f"converged when its memorised bits changed by < {c['tolerance']:.0%} over the last quarter of its steps "
+            f"(not before step {c['min_steps']:,}, measured every {c['eval_every']:,}), cap {c['max_steps']:,} steps.")
 
 
 def capacity_summary(result: dict) -> str:

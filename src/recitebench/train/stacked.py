@@ -184,6 +184,8 @@ class StackedSettings:
     eval_every: int = 1000  # steps between two measurements of memorised bits
     tolerance: float = 0.01  # converged: memorised bits grew by less than this share over the last quarter of steps
     warmup: int = 500
+    schedule: str = "constant"  # constant, or inverse-sqrt: lr x sqrt(decay_steps / step) once step > decay_steps
+    decay_steps: int = 1000  # inverse-sqrt: where the decay starts (it has no end, so the cap does not shape it)
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # per model
@@ -192,6 +194,23 @@ class StackedSettings:
     seed: int = 0  # the batches' sampling (initialisations follow each point's own seed)
     compile: bool = False  # torch.compile the forward and loss (fuses the elementwise passes), then graph the step
 
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+
+
+SCHEDULES = ("constant", "inverse-sqrt")
+
+
+def lr_scale(t: torch.Tensor, s: StackedSettings) -> torch.Tensor:
+    """The learning-rate multiplier at step t (1-based, a device tensor so a graph replays it): linear warmup, then
+    constant or inverse square root. Inverse-sqrt decays without a horizon: its rate at 3/4 of any step count is
+    only 15 % above the rate at that count, so a flat last quarter is the model's plateau, not a rate run to zero."""
+    scale = (t / max(1, s.warmup)).clamp(max=1.0)
+    if s.schedule == "inverse-sqrt":
+        scale = scale * (s.decay_steps / t.clamp(min=s.decay_steps)).sqrt()
+    return scale
+
 
 @dataclass
 class PointResult:
@@ -199,8 +218,9 @@ class PointResult:
     curve: list[dict]  # per measurement: step, memorized_bits, nll_bits
     converged: bool
     converged_step: int | None
-    memorized_bits: float  # at convergence (else at the last measurement: a lower bound)
+    memorized_bits: float  # at convergence (else at the last measurement: a lower bound; 0 once diverged)
     dataset_bits: float
+    diverged_step: int | None = None  # its loss became infinite or NaN here (it left the stack)
 
 
 class AdamW:
@@ -238,36 +258,58 @@ class AdamW:
 
 
 class StackedTrainer:
-    """Train the points of one architecture together until each one's memorised bits stop growing (or the cap)."""
+    """Train the points of one architecture together until each one's memorised bits stop growing (or the cap).
+
+    A point that converged leaves the stack (its result is final: it is reported at convergence), so the GPU's work
+    goes to the points still learning. With `state_path`, the stack is saved at every measurement and a new trainer
+    on the same points and settings continues from there (a run longer than one job's time limit)."""
 
     def __init__(self, arch: Arch, points: list[Point], data: dict[int, torch.Tensor], bos: int, bits_per_seq: float,
-                 settings: StackedSettings, device, log=print):
+                 settings: StackedSettings, device, log=print, state_path=None):
         self.arch, self.points, self.s, self.device, self.log, self.bos = arch, points, settings, device, log, bos
+        self.state_path = state_path
         torch.manual_seed(settings.seed)  # the device's generator too: same settings, same batches
-        k = len(points)
         rows = max(p.n for p in points)
         self.data = torch.stack([data[p.seed][:rows] for p in points]).to(device)  # [K, rows, S]
         self.n = torch.tensor([p.n for p in points], device=device, dtype=torch.float32)
         self.bits_per_seq = bits_per_seq  # S log2(V): the true entropy of every sequence
+        self.active = list(range(len(points)))  # the points still in the stack (indices into `points`)
         self.w = init_weights(arch, [p.seed for p in points], device)
-        self.params = list(self.w.values())
-        for p in self.params:  # gradients live outside the graph and are zeroed inside it
-            p.grad = torch.zeros_like(p)
-        self.opt = AdamW(self.params, torch.tensor([p.lr for p in points], device=device), settings)
+        self.opt = AdamW(list(self.w.values()), torch.tensor([p.lr for p in points], device=device), settings)
+        self._attach_grads()
         self.dtype = torch.bfloat16 if settings.precision == "bf16" else None
-        self.karange = torch.arange(k, device=device)[:, None]
         self.graph = None
         self.nll = torch.compile(sequence_nll, dynamic=False) if settings.compile else sequence_nll
 
+    def _attach_grads(self) -> None:
+        self.params = list(self.w.values())
+        self.opt.params = self.params
+        for p in self.params:  # gradients live outside the graph and are zeroed inside it
+            p.grad = torch.zeros_like(p)
+        self.karange = torch.arange(len(self.active), device=self.device)[:, None]
+        self.rows = torch.tensor(self.active, device=self.device)
+
+    def _keep(self, rows: list[int]) -> None:
+        """Shrink the stack to `rows` (weights, optimizer moments, rates, data); the graph is captured again."""
+        idx = torch.tensor(rows, device=self.device)
+        self.w = {n: t.detach()[idx].clone().requires_grad_() for n, t in self.w.items()}
+        self.opt.m = [m[idx].clone() for m in self.opt.m]
+        self.opt.v = [v[idx].clone() for v in self.opt.v]
+        self.opt.lrs, self.data, self.n = self.opt.lrs[idx], self.data[idx], self.n[idx]
+        self.active = [self.active[r] for r in rows]
+        self._attach_grads()
+        self.graph = None
+
     def _step(self) -> torch.Tensor:
         torch._foreach_zero_([p.grad for p in self.params])
-        k, b = len(self.points), self.s.batch
-        idx = (torch.rand(k, b, device=self.device) * self.n[:, None]).long()  # with replacement, on the device
+        # every point draws its batch from its own row of one draw over all points, so a point's batches do not
+        # depend on which others are still in the stack
+        draw = torch.rand(len(self.points), self.s.batch, device=self.device)[self.rows]
+        idx = (draw * self.n[:, None]).long()  # with replacement, on the device
         nll = self.nll(self.arch, self.w, self.data[self.karange, idx], self.bos, self.dtype)  # [K, B]
         loss = nll.mean(1) / self.data.shape[2]
         loss.sum().backward()  # copies share no weight: each one's gradient is its own loss's
-        scale = ((self.opt.t + 1) / max(1, self.s.warmup)).clamp(max=1.0)
-        self.opt.step(scale)
+        self.opt.step(lr_scale(self.opt.t + 1, self.s))
         return loss.detach()
 
     def step(self) -> None:
@@ -289,7 +331,7 @@ class StackedTrainer:
     @torch.no_grad()
     def measure(self, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
         """Per model: memorised bits sum_i max(0, S log2 V - bits_i) over its n sequences, and its bits [K]."""
-        mem = torch.zeros(len(self.points), device=self.device, dtype=torch.float64)
+        mem = torch.zeros(len(self.active), device=self.device, dtype=torch.float64)
         total = torch.zeros_like(mem)
         for r0 in range(0, self.data.shape[1], chunk):
             seqs = self.data[:, r0 : r0 + chunk]
@@ -299,39 +341,103 @@ class StackedTrainer:
             total += (bits * mask).sum(1)
         return mem, total
 
+    def _fingerprint(self) -> str:
+        """What a saved state must match to be continued; the cap is left out, so a cap can be raised."""
+        from dataclasses import replace
+
+        return repr((self.arch, self.points, replace(self.s, max_steps=0), self.bits_per_seq,
+                     tuple(self.data.shape[1:])))
+
+    def save(self, progress: dict) -> None:
+        """The whole stack and its progress, written whole (a kill mid-write leaves the previous state)."""
+        import os
+
+        if self.state_path is None:
+            return
+        state = {"fingerprint": self._fingerprint(), "active": self.active, "progress": progress,
+                 "w": {n: t.detach().cpu() for n, t in self.w.items()}, "m": [m.cpu() for m in self.opt.m],
+                 "v": [v.cpu() for v in self.opt.v], "t": self.opt.t.cpu(), "rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}
+        tmp = f"{self.state_path}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, self.state_path)
+
+    def load(self) -> dict | None:
+        """Continue from a saved state of the same points and settings; its progress, or None to start afresh."""
+        import os
+
+        if self.state_path is None or not os.path.isfile(self.state_path):
+            return None
+        state = torch.load(self.state_path, weights_only=False)
+        if state["fingerprint"] != self._fingerprint():
+            raise ValueError(f"{self.state_path}: saved for other points or settings; remove it to start again")
+        self._keep([self.active.index(j) for j in state["active"]])
+        self.w = {n: t.to(self.device).requires_grad_() for n, t in state["w"].items()}
+        self.opt.m = [m.to(self.device) for m in state["m"]]
+        self.opt.v = [v.to(self.device) for v in state["v"]]
+        self.opt.t = state["t"].to(self.device)
+        self._attach_grads()
+        torch.set_rng_state(state["rng"])
+        if state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        return state["progress"]
+
+    def _record(self, progress: dict, started: float) -> list[int]:
+        """Measure the stack, append to each active point's curve, and return the rows that stay in the stack: not
+        converged and not diverged (a non-finite loss; such a rate stores nothing, so it counts 0 bits)."""
+        import time
+
+        step, curves, done, diverged = progress["step"], progress["curves"], progress["done"], progress["diverged"]
+        mem, total = (x.tolist() for x in self.measure())
+        for r, j in enumerate(self.active):
+            if not math.isfinite(total[r]):
+                diverged[j] = step
+                curves[j].append({"step": step, "memorized_bits": 0.0, "nll_bits": None})
+                continue
+            curves[j].append({"step": step, "memorized_bits": round(mem[r], 3), "nll_bits": round(total[r], 3)})
+            if converged(curves[j], self.s):
+                done[j] = step
+        keep = [r for r, j in enumerate(self.active) if done[j] is None and diverged[j] is None]
+        marks = ["*" if done[j] else "!" if diverged[j] else "" for j in range(len(self.points))]
+        self.log(f"step {step}: memorised bits " + ", ".join(
+            f"{c[-1]['memorized_bits']:,.0f}{m}" for c, m in zip(curves, marks))
+            + f" (* converged, ! diverged; {len(keep)} still in the stack; {time.perf_counter() - started:.0f} s)")
+        return keep
+
     def run(self) -> tuple[list[PointResult], dict]:
         """Train until every model converged or the cap; (per point results, throughput)."""
         import time
 
-        k, s = len(self.points), self.s
-        curves: list[list[dict]] = [[] for _ in range(k)]
-        done: list[int | None] = [None] * k
-        step, t0 = 0, time.perf_counter()
-        train_s = 0.0
-        while step < s.max_steps and not all(d is not None for d in done):
-            t1 = time.perf_counter()
-            for _ in range(min(s.eval_every, s.max_steps - step)):
+        s, t0 = self.s, time.perf_counter()
+        k = len(self.points)
+        progress = self.load() or {"step": 0, "curves": [[] for _ in range(k)], "done": [None] * k,
+                                   "diverged": [None] * k, "train_s": 0.0, "tokens": 0}
+        if progress["step"]:
+            self.log(f"resumed at step {progress['step']} ({len(self.active)} points still in the stack)")
+        while progress["step"] < s.max_steps and self.active:
+            t1, n = time.perf_counter(), min(s.eval_every, s.max_steps - progress["step"])
+            for _ in range(n):
                 self.step()
-                step += 1
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
-            train_s += time.perf_counter() - t1
-            mem, total = (x.tolist() for x in self.measure())
-            for j in range(k):
-                curves[j].append({"step": step, "memorized_bits": round(mem[j], 3), "nll_bits": round(total[j], 3)})
-                if done[j] is None and converged(curves[j], s):
-                    done[j] = step
-            self.log(f"step {step}: memorised bits " + ", ".join(f"{m:,.0f}" + ("*" if d else "")
-                                                                for m, d in zip(mem, done))
-                     + f" (* converged; {time.perf_counter() - t0:.0f} s)")
-        tokens = k * s.batch * self.data.shape[2] * step
+            progress["train_s"] += time.perf_counter() - t1
+            progress["tokens"] += len(self.active) * s.batch * self.data.shape[2] * n
+            progress["step"] += n
+            keep = self._record(progress, t0)
+            if len(keep) < len(self.active) and keep:
+                self._keep(keep)
+            elif not keep:
+                self.active = []
+            self.save(progress)
         results = []
         for j, p in enumerate(self.points):
-            at = next(c for c in curves[j] if c["step"] == done[j]) if done[j] else curves[j][-1]
-            results.append(PointResult(p, curves[j], done[j] is not None, done[j], at["memorized_bits"],
-                                       p.n * self.bits_per_seq))
-        return results, {"steps": step, "train_seconds": round(train_s, 3), "models": k,
-                         "tokens_per_s": tokens / train_s if train_s else None}
+            curve, at = progress["curves"][j], progress["done"][j]
+            last = next(c for c in curve if c["step"] == at) if at else curve[-1]
+            results.append(PointResult(p, curve, at is not None, at, last["memorized_bits"], p.n * self.bits_per_seq,
+                                       progress["diverged"][j]))
+        train_s, tokens = progress["train_s"], progress["tokens"]
+        return results, {"steps": progress["step"], "train_seconds": round(train_s, 3), "models": len(self.points),
+                         "tokens": tokens, "tokens_per_s": tokens / train_s if train_s else None}
 
 
 def converged(curve: list[dict], s: StackedSettings) -> bool:
