@@ -333,6 +333,7 @@ def test_recitebench_capacity_stacked_labels_an_unconverged_capacity_a_lower_bou
     t = cap["models"]["t"]
     assert t["sizes"] == [round(0.5 * 3.6 * t["parameters"] / 24), round(2 * 3.6 * t["parameters"] / 24)]
     assert t["label"] == "lower bound" and cap["fits"]["fp32"]["alpha"] is None
+    assert "at_least" not in cap["fits"]["fp32"]  # one model: no slope, not even a bound
     assert any(not p["converged"] for s in t["per_seed"] for p in s["points"])
     md = (tmp_path / "out" / "capacity.md").read_text()
     assert "| lower bound |" in md and "not converged" in md and "lower bound" in capsys.readouterr().out
@@ -375,3 +376,9 @@ def test_the_read_off_rule_and_the_fitted_slope():
     y = np.array([s["capacity_bits"] for j in (0, 1) for s in (a["per_seed"][j], b["per_seed"][j])])
     assert fit["alpha"] == pytest.approx(float(np.linalg.lstsq(x[:, None], y, rcond=None)[0][0]))
     assert fit["models"] == ["a", "b"] and fit["left_out"] == ["r"] and fit["r2"] > 0.99
+    low = fit["at_least"]  # the slope over every model's figure, the rising one's lower bound included
+    y_all = np.array([s["capacity_bits"] for j in (0, 1) for s in (a["per_seed"][j], b["per_seed"][j],
+                                                                     rising["per_seed"][j])])
+    x_all = np.array([1e5, 2e5, 1e5] * 2)
+    assert low["alpha"] == pytest.approx(float(np.linalg.lstsq(x_all[:, None], y_all, rcond=None)[0][0]))
+    assert "at_least" not in fit_alpha({"a": a, "b": b}, [0, 1])

@@ -145,13 +145,17 @@ def stacked_figure(cap: dict) -> bytes:
     ax.legend(fontsize=6)
     biggest = max(m["parameters"] for m in cap["models"].values())
     for prec, fit in cap["fits"].items():
+        color = "0.15" if prec == "fp32" else "0.55"
         if fit.get("alpha"):
-            ax_fit.plot([0, biggest], [0, fit["alpha"] * biggest], color="0.15" if prec == "fp32" else "0.55",
-                        linewidth=0.8, label=f"{prec}: {fit['alpha']:.2f} bits/parameter")
+            ax_fit.plot([0, biggest], [0, fit["alpha"] * biggest], color=color, linewidth=0.8,
+                        label=f"{prec}: {fit['alpha']:.2f} bits/parameter")
+        if fit.get("at_least"):
+            ax_fit.plot([0, biggest], [0, fit["at_least"]["alpha"] * biggest], color=color, linewidth=0.8,
+                        linestyle="--", label=f"{prec}: >= {fit['at_least']['alpha']:.2f} (lower bounds)")
     ax_fit.set_xlabel("parameters")
     ax_fit.set_ylabel("capacity (bits; hollow: lower bound)")
     ax_fit.ticklabel_format(style="sci", scilimits=(0, 0))
-    if any(fit.get("alpha") for fit in cap["fits"].values()):
+    if any(fit.get("alpha") or fit.get("at_least") for fit in cap["fits"].values()):
         ax_fit.legend(fontsize=7)
     fig.tight_layout()
     return _png(fig)
@@ -176,9 +180,14 @@ def stacked_markdown(cap: dict) -> str:
     for prec, fit in cap["fits"].items():
         if fit.get("alpha") is None:
             lines.append(f"| {prec} | - | - | - | {', '.join(fit['models']) or '-'} | {', '.join(fit['left_out'])} |")
-            continue
-        lines.append(f"| {prec} | {fit['alpha']:.3f} | {_fmt_interval(fit['alpha_per_seed'], digits=3)} | "
-                     f"{fit['r2']:.4f} | {', '.join(fit['models'])} | {', '.join(fit['left_out']) or '-'} |")
+        else:
+            lines.append(f"| {prec} | {fit['alpha']:.3f} | {_fmt_interval(fit['alpha_per_seed'], digits=3)} | "
+                         f"{_r2(fit)} | {', '.join(fit['models'])} | {', '.join(fit['left_out']) or '-'} |")
+        low = fit.get("at_least")
+        if low:
+            lines.append(f"| {prec}, lower bounds included | >= {low['alpha']:.3f} (a lower bound) | "
+                         f">= {_fmt_interval(low['alpha_per_seed'], digits=3)} | {_r2(low)} | "
+                         f"{', '.join(low['models'])} | - |")
     lines += ["", "![capacity](capacity.png)", "",
               "| model | seed | size | dataset bits | memorised bits | converged at |",
               "|---|---:|---:|---:|---:|---:|"]
@@ -188,6 +197,10 @@ def stacked_markdown(cap: dict) -> str:
                 lines.append(f"| {name} | {s['seed']} | {p['n']:,} | {p['dataset_bits']:,.0f} | "
                              f"{p['memorized_bits']:,.0f} | {p['converged_step'] or 'not converged'} |")
     return "\n".join(lines) + "\n"
+
+
+def _r2(fit: dict) -> str:
+    return "-" if fit.get("r2") is None else f"{fit['r2']:.4f}"
 
 
 def _stacked_training(c: dict) -> str:
@@ -206,8 +219,11 @@ def capacity_summary(result: dict) -> str:
                  f"({m['bits_per_parameter']['mean']:.3f} bits/param, {m['precision']})"
                  for name, m in result["models"].items()]
         for prec, fit in result["fits"].items():
-            lines.append(f"{prec}: alpha {fit['alpha']:.3f} bits/parameter (R^2 {fit['r2']:.4f}) over "
+            lines.append(f"{prec}: alpha {fit['alpha']:.3f} bits/parameter (R^2 {_r2(fit)}) over "
                          f"{', '.join(fit['models'])}" if fit.get("alpha") else f"{prec}: no slope ({fit.get('note')})")
+            if fit.get("at_least"):
+                lines.append(f"{prec}: alpha >= {fit['at_least']['alpha']:.3f} bits/parameter over lower bounds "
+                             f"(R^2 {_r2(fit['at_least'])})")
         return "\n".join(lines)
     lines = []
     for name, m in result["models"].items():

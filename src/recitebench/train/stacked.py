@@ -414,6 +414,7 @@ class StackedTrainer:
                                    "diverged": [None] * k, "train_s": 0.0, "tokens": 0}
         if progress["step"]:
             self.log(f"resumed at step {progress['step']} ({len(self.active)} points still in the stack)")
+        wall0 = progress.get("wall_s", 0.0)  # over every invocation that trained this stack
         while progress["step"] < s.max_steps and self.active:
             t1, n = time.perf_counter(), min(s.eval_every, s.max_steps - progress["step"])
             for _ in range(n):
@@ -428,6 +429,7 @@ class StackedTrainer:
                 self._keep(keep)
             elif not keep:
                 self.active = []
+            progress["wall_s"] = wall0 + time.perf_counter() - t0
             self.save(progress)
         results = []
         for j, p in enumerate(self.points):
@@ -437,6 +439,7 @@ class StackedTrainer:
                                        progress["diverged"][j]))
         train_s, tokens = progress["train_s"], progress["tokens"]
         return results, {"steps": progress["step"], "train_seconds": round(train_s, 3), "models": len(self.points),
+                         "wall_seconds": round(progress.get("wall_s", 0.0), 3),
                          "tokens": tokens, "tokens_per_s": tokens / train_s if train_s else None}
 
 
