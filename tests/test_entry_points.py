@@ -176,6 +176,8 @@ def test_every_shipped_spec_dry_runs(spec, tmp_path, capsys):
         assert run_cli("capacity", spec, "--dry-run", "--out", tmp_path) == 0
         stacked = "points in one stack" in capsys.readouterr().out  # the stacked engine plans groups, not grids
         assert stacked or (tmp_path / "sweep.yaml").is_file()
+    elif spec.name == "verdicts.yaml":  # a study: its table from the shipped run folders
+        assert run_cli("study", spec) == 0 and "| verdict |" in capsys.readouterr().out
     else:
         assert run_cli("run", spec, "--dry-run", "--runs-dir", tmp_path) == 0
     assert "Traceback" not in capsys.readouterr().err

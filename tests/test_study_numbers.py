@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from recitebench.stats import mean_interval, welch_difference
+from recitebench.report.study import evaluate, load_study, markdown
+from recitebench.stats import seed_proportion_interval, welch_difference
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "study_results"
@@ -37,9 +38,10 @@ def study_text() -> str:
 @pytest.mark.parametrize("arm, quoted", [("long", "85.3"), ("en_scratch", "97.9"), ("cn_pretrained", "95.3"),
                                          ("cn_scratch", "72.1"), ("en_pretrained", "99.7"), ("short", "96.5")])
 def test_seed_means_in_study_are_the_files_means(study_text, arm, quoted):
-    iv = mean_interval(seeds(arm))
-    assert f"{iv['mean']:.1f}" == quoted
-    assert f"**{quoted} %** [{iv['low']:.1f}, {iv['high']:.1f}]" in study_text
+    runs = [json.loads((RESULTS / run / "results.json").read_text()) for run in ARMS[arm]]
+    iv = seed_proportion_interval([r["n_correct"] for r in runs], [r["n"] for r in runs])
+    assert f"{100 * iv['mean']:.1f}" == quoted and 0 < iv["low"] < iv["high"] < 1
+    assert f"**{quoted} %** [{100 * iv['low']:.1f}, {100 * iv['high']:.1f}]" in study_text
 
 
 @pytest.mark.parametrize("a, b", [("long", "short"), ("cn_pretrained", "cn_scratch"), ("en_pretrained", "en_scratch"),
@@ -47,3 +49,16 @@ def test_seed_means_in_study_are_the_files_means(study_text, arm, quoted):
 def test_differences_over_seeds_in_study_are_recomputed(study_text, a, b):
     d, lo, hi = welch_difference(seeds(a), seeds(b))
     assert f"{signed(d)} [{signed(lo)}, {signed(hi)}]" in study_text.replace(" points [", " [")
+
+
+def test_the_verdict_table_in_study_is_the_commands_output():
+    """STUDY.md carries `recitebench study configs/verdicts.yaml` verbatim: an edited verdict, a changed run file or
+    a changed rule fails here. Every interval of the table lies in [0, 100] %."""
+    study = evaluate(*load_study(ROOT / "configs" / "verdicts.yaml"))
+    assert markdown(study) in (ROOT / "docs" / "STUDY.md").read_text()
+    for c in study["claims"]:
+        for arm in (c["better"], c["other"]):
+            assert 0 <= arm["low"] <= arm["mean"] <= arm["high"] <= 1
+        assert c["verdict"] in ("supported", "not supported", "inconclusive")
+    by_name = {c["name"]: c for c in study["claims"]}
+    assert by_name["d_language_pretrained"]["p_welch"] < 0.05 < by_name["d_language_pretrained"]["p_holm"]

@@ -68,6 +68,7 @@ examples:
     "report": "examples:\n  recitebench report runs/demo        # writes runs/demo/report.html and report.md\n",
     "ls": "examples:\n  recitebench ls runs/demo\n  recitebench ls --models             # the model presets\n",
     "compare": "examples:\n  recitebench compare runs/demo/cn__tiny runs/demo/en__tiny\n",
+    "study": "examples:\n  recitebench study configs/verdicts.yaml   # the paper's claims from docs/study_results\n",
 }
 
 
@@ -146,6 +147,12 @@ def _add_listing_commands(sub) -> None:
     ls.add_argument("runs_dir", nargs="?", default="runs", help="folder holding runs [default: runs]")
     ls.add_argument("--models", action="store_true", help="list the model presets instead")
     ls.add_argument("--presets", action="store_true", help="list the dataset presets instead")
+    st = _parser_for(sub, "study", "the verdict table of a study's claims, computed from its run folders",
+                     "Read a study spec (claims, each comparing two arms of seeds and learning-rate grids), compute "
+                     "each arm's recall over seeds, each difference with seed variance (family-wise intervals, Holm "
+                     "over the claims), the design checks and the verdict, and print the Markdown table.")
+    st.add_argument("spec", nargs="?", default=None, help="study YAML (default: configs/verdicts.yaml)")
+    st.add_argument("--out", default=None, help="also write study.json and study.md into this folder")
     cp = _parser_for(sub, "compare", "print a side-by-side table of runs", "Compare finished runs side by side.")
     cp.add_argument("runs", nargs="+", help="run folders")
     ex = sub.add_parser("export", help="export a dataset as a task for another evaluation tool",
@@ -175,6 +182,7 @@ HANDLERS = {
     ("report", None): commands.report,
     ("ls", None): commands.ls,
     ("compare", None): commands.compare,
+    ("study", None): commands.study,
     ("export", "lm-eval"): commands.export_lmeval,
 }
 

@@ -111,6 +111,21 @@ def compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def study(args: argparse.Namespace) -> int:
+    from .experiment.spec import default_spec_path
+    from .io import write_json
+    from .report.study import evaluate, load_study, markdown
+
+    settings, claims = load_study(args.spec or default_spec_path("verdicts.yaml"))
+    result = evaluate(settings, claims)
+    table = markdown(result)
+    if args.out:
+        write_json(Path(args.out) / "study.json", result)
+        (Path(args.out) / "study.md").write_text(table, encoding="utf-8")
+    print(table, end="")
+    return 0
+
+
 def export_lmeval(args: argparse.Namespace) -> int:
     from .recall.lmeval_export import export_lmeval as export  # stage import
 

@@ -124,3 +124,27 @@ def verdict(low: float, high: float, paper_effect: float) -> str:
     if high < paper_effect:
         return "not supported"
     return "inconclusive"
+
+
+def welch_pvalue(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p of Welch's t-test of mean(a) = mean(b) over seeds (scipy), e.g. the seeds' exact recall."""
+    from scipy.stats import ttest_ind
+
+    return float(ttest_ind(list(a), list(b), equal_var=False).pvalue)
+
+
+def claim_verdict(low: float, high: float, effect_of_interest: float, p_adjusted: float | None, alpha: float,
+                  problems: Sequence[str] = ()) -> tuple[str, str]:
+    """(verdict, reason) of a claim that `better` memorises more, from its family-wise interval of the difference
+    and its multiplicity-adjusted p over seeds: supported needs both (interval above 0, adjusted p < alpha); not
+    supported needs the interval to exclude the effect of interest; a failed design check (one seed, an untuned
+    rate) makes any verdict inconclusive, and the reason says what the numbers alone would give."""
+    numbers = verdict(low, high, effect_of_interest)
+    if numbers == "supported" and (p_adjusted is None or p_adjusted >= alpha):
+        numbers = "inconclusive"
+    reasons = {"supported": f"interval above 0 and adjusted p < {alpha:g}",
+               "not supported": f"interval below the effect of interest ({100 * effect_of_interest:+.1f} points)",
+               "inconclusive": "the interval neither excludes 0 (with adjusted p < alpha) nor the effect of interest"}
+    if problems:
+        return "inconclusive", f"a design check fails (the numbers alone: {numbers})"
+    return numbers, reasons[numbers]
