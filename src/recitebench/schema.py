@@ -3,7 +3,8 @@
 results.json holds one `Results`; samples.jsonl one `Sample` per poem. `schema_version` counts breaking
 changes: 1 = the unversioned files of recitebench 0.1 (certified predictions were the placeholder
 "= target"), 2 = certified poems carry their real text, 3 = outcomes graded by overlap (LCS F1 of units) and a
-Wilson interval for exact_match. Readers accept every version.
+Wilson interval for exact_match, 4 = `controls` (held-out non-members and membership AUC; heldout.jsonl).
+Readers accept every version.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from .io import read_json, read_jsonl, write_json, write_jsonl
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LEGACY_CERTIFIED = "= target"  # schema 1's prediction for a certified poem
 # The paper's four outcomes of a memory query, best first (recall.graded decides them; the report shows them).
 OUTCOMES = ("correct", "minor_distortion", "severe_distortion", "forgotten")
@@ -94,6 +95,7 @@ class Results:
     speed: dict = field(default_factory=dict)  # epochs and training tokens to 50 % / 90 % recall (a run's curve)
     near_ties: dict = field(default_factory=dict)  # verdicts resting on a lead within the margin, and Acc's range
     error_rates: dict = field(default_factory=dict)  # per character, per token, and the curve's last three checks
+    controls: dict = field(default_factory=dict)  # held-out non-members beside the members, membership AUC (schema 4)
     versions: dict = field(default_factory=dict)
     git_commit: str | None = None
     hardware: dict = field(default_factory=dict)
@@ -109,9 +111,14 @@ class Results:
         )
 
 
-def write_recitation(out: Path, results: Results, samples: list[Sample]) -> None:
-    """samples.jsonl first, then results.json: a results file never points at missing samples."""
+def write_recitation(out: Path, results: Results, samples: list[Sample], heldout: list[dict] | None = None) -> None:
+    """samples.jsonl (and heldout.jsonl, the control set's per-poem bits) first, then results.json: a results file
+    never points at missing samples."""
     write_jsonl(out / "samples.jsonl", (asdict(s) for s in samples))
+    if heldout is not None:
+        write_jsonl(out / "heldout.jsonl", heldout)
+    elif (out / "heldout.jsonl").is_file():
+        (out / "heldout.jsonl").unlink()  # a recitation without a control set keeps no stale one
     write_json(out / "results.json", asdict(results))
 
 

@@ -21,11 +21,11 @@ from ..lock import writing
 from ..provenance import provenance
 from ..text import BIDI_CONTROLS
 from .config import DataConfig
+from .disjoint import exclude, parse_parts, split, unique_texts
+from .frozen import FORMAT, PARTS_FORMAT
 from .presets import COLUMN_ALIASES, get_preset, parse_columns, placeholders, target_template
 from .random_strings import random_manifest, random_rows, token_manifest, token_rows, write_symbol_tokenizer
 from .sources import BadRow, Row, open_source, resolve_spec
-
-FORMAT = "recitebench-frozen-dataset/1"
 
 
 def _resolve_columns(first: dict, wanted: tuple[str, ...], explicit: dict[str, str], where: str
@@ -117,7 +117,8 @@ def check_output(out: Path, cfg: DataConfig, overwrite: bool) -> None:
     manifest = out / "manifest.json"
     if not out.is_dir() or not any(out.iterdir()):
         return
-    other = sorted(p.name for p in out.iterdir() if p.name not in DATASET_FILES)
+    mine = set(DATASET_FILES) | set(parse_parts(cfg.parts) if cfg.parts else ())
+    other = sorted(p.name for p in out.iterdir() if p.name not in mine)
     if other:  # the folder is replaced whole: never one that holds anything but a dataset
         raise RecitebenchError(f"{out}: the folder holds other files ({', '.join(other[:3])}); choose an empty or "
                                f"new --out")
@@ -152,24 +153,38 @@ def _build(cfg: DataConfig, out: Path) -> dict[str, Any]:
                     "seed": cfg.seed}
     else:
         rows, manifest = sample_corpus(cfg)
-    manifest.update({
-        "special_token_strings": special_token_strings(rows),
-        "bidi_controls": bidi_controls(rows),
-        "length_histogram_chars": _length_histogram([r["chars"] for r in rows]),
-        "length_chars": {
-            "min": min(r["chars"] for r in rows),
-            "max": max(r["chars"] for r in rows),
-            "median": sorted(r["chars"] for r in rows)[len(rows) // 2],
-        },
-        "package_version": __version__,
-    })
     with atomic_dir(out) as tmp:
-        if cfg.preset == "random-tokens":
-            write_symbol_tokenizer(tmp / "tokenizer", cfg.vocab)
-        write_jsonl(tmp / "poems.jsonl", rows)
-        manifest["poems_sha256"] = sha256_file(tmp / "poems.jsonl")
-        manifest["provenance"] = provenance(timestamp=False)  # same arguments, same bytes: no wall-clock time
-        write_json(tmp / "manifest.json", manifest)
+        if not cfg.parts:
+            return _write_dataset(tmp, rows, manifest, cfg)
+        parts = parse_parts(cfg.parts)
+        sliced = split(rows, parts)
+        written = {name: _write_dataset(tmp / name, part, {**manifest, "part": name, "parts": parts}, cfg)
+                   for name, part in sliced.items()}
+        top = {"format": PARTS_FORMAT, "config": to_dict(cfg), "seed": cfg.seed, "source": manifest.get("source"),
+               "counts": manifest.get("counts"), "excluded": manifest.get("excluded"),
+               "parts": {name: {"n": len(sliced[name]), "poems_sha256": w["poems_sha256"]}
+                         for name, w in written.items()},
+               "provenance": provenance(timestamp=False), "package_version": __version__}
+        write_json(tmp / "manifest.json", top)
+        return top
+
+
+def _write_dataset(folder: Path, rows: list[dict], manifest: dict, cfg: DataConfig) -> dict[str, Any]:
+    """poems.jsonl and manifest.json (with the rows' own length and character statistics) into `folder`."""
+    manifest = {**manifest,
+                "special_token_strings": special_token_strings(rows),
+                "bidi_controls": bidi_controls(rows),
+                "length_histogram_chars": _length_histogram([r["chars"] for r in rows]),
+                "length_chars": {"min": min(r["chars"] for r in rows), "max": max(r["chars"] for r in rows),
+                                 "median": sorted(r["chars"] for r in rows)[len(rows) // 2]},
+                "package_version": __version__}
+    folder.mkdir(parents=True, exist_ok=True)
+    if cfg.preset == "random-tokens":
+        write_symbol_tokenizer(folder / "tokenizer", cfg.vocab)
+    write_jsonl(folder / "poems.jsonl", rows)
+    manifest["poems_sha256"] = sha256_file(folder / "poems.jsonl")
+    manifest["provenance"] = provenance(timestamp=False)  # same arguments, same bytes: no wall-clock time
+    write_json(folder / "manifest.json", manifest)
     return manifest
 
 
@@ -196,6 +211,9 @@ def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
     records, mapping, bad_examples = read_records(source, fmt, cfg, counts)
     unique = dedupe(records)
     counts["after_dedupe"] = len(unique)
+    unique, excluded = exclude(unique, cfg.exclude, counts)
+    if cfg.parts:
+        unique = unique_texts(unique, counts)
     kept, ambiguous = ambiguity_guard(unique, cfg.ambiguous)
     counts["after_ambiguity_guard"] = len(kept)
     candidates = length_rule(kept, cfg)
@@ -224,13 +242,15 @@ def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
             "examples": sorted(ambiguous)[:10],
         },
         "bad_rows": {"skipped": counts["bad_rows_skipped"], "examples": bad_examples},
+        **({"excluded": excluded} if excluded else {}),
     }
 
 
 def pick(n_candidates: int, cfg: DataConfig) -> list[int]:
     """Indices of the sampled candidates. Nested: a prefix of one seeded shuffle (N=250 is inside N=500), in that
-    order; otherwise random.sample in corpus order (the original rule: its datasets keep their bytes)."""
-    if cfg.nested:
+    order (also for parts: they are its consecutive slices); otherwise random.sample in corpus order (the original
+    rule: its datasets keep their bytes)."""
+    if cfg.nested or cfg.parts:
         order = list(range(n_candidates))
         random.Random(cfg.seed).shuffle(order)
         return order[: cfg.n]
@@ -365,9 +385,21 @@ def build_summary(man: dict, out) -> str:
     """What `data build` prints: the counts at each filter, the hash, and which source columns fed which field
     (guessed ones marked)."""
     c = man["counts"]
+    if man.get("format") == PARTS_FORMAT:
+        parts = ", ".join(f"{name} {p['n']} ({out}/{name})" for name, p in man["parts"].items())
+        ex = man.get("excluded") or {}
+        left = f"; left out {ex['by_id']} by id and {ex['by_text']} by text" if ex else ""
+        repeated = c.get("after_exclude", c["after_dedupe"]) - c["after_text_dedupe"]
+        return (f"wrote {c['sampled']} poems in parts: {parts}; no poem text in two parts ({repeated} repeated "
+                f"texts dropped{left})")
     lines = [f"wrote {c['sampled']} poems to {out}/poems.jsonl (read {c['read']}, valid {c['valid']}, "
              f"unambiguous {c['after_ambiguity_guard']}, within length {c['after_length_rule']}); "
              f"sha256 {man['poems_sha256'][:12]}"]
+    ex = man.get("excluded")
+    if ex:
+        names = ", ".join(d["path"] for d in ex["datasets"])
+        lines.append(f"left out the poems of {names}: {ex['by_id']} by id, {ex['by_text']} by the same text under "
+                     f"another id")
     amb = man.get("ambiguous_inputs") or {}
     if amb.get("policy") == "drop" and amb.get("poems"):
         lines.append(f"dropped {amb['poems']} poems whose input ({amb['inputs']} inputs) is shared by different poems "

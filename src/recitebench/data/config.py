@@ -70,6 +70,11 @@ class DataConfig:
     length: int = opt(64, "random-tokens preset: tokens S per sequence (S*log2(V) bits each)")
     keyed: bool = opt(False, "random-tokens preset: recite each sequence from a key prompt (default: unconditional, "
                       "the sequence is the whole example)")
+    exclude: list[str] = opt([], "frozen dataset folders whose poems are left out, by id and by normalised poem text "
+                                 "(the same poem under another id too)", example="data/cn256")
+    parts: str | None = opt(None, "split the draw into named parts, each its own dataset in OUT/NAME: consecutive "
+                                  "slices of one seeded shuffle, no poem text in two parts; sizes sum to n",
+                            example="member=2000,heldout=500,reference=8000")
     skip_bad_rows: bool = opt(False, "skip (and count) rows with missing/empty/mistyped fields instead of failing")
     strip: bool = opt(True, "strip leading/trailing whitespace of each field (inner text is never changed)")
 
@@ -95,5 +100,13 @@ class DataConfig:
             placeholders(self.prompt_template, "prompt_template")
         if self.target is not None:
             placeholders(target_template(self.target), "target")
+        if (self.exclude or self.parts) and self.preset in ("random", "random-tokens"):
+            raise ValueError(f"exclude and parts apply to poem corpora; the {self.preset} preset draws its own strings")
+        if self.parts is not None:
+            from .disjoint import parse_parts
+
+            total = sum(parse_parts(self.parts).values())
+            if total != self.n:
+                raise ValueError(f"parts sum to {total} poems but n is {self.n}: pass --n {total}")
         if (self.max_tokens or self.min_tokens) and not self.tokenizer:
             raise ValueError("a token-based length rule (max_tokens/min_tokens) needs tokenizer")

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ..errors import RecitebenchError
 from ..io import read_json, sha256_file
-from .build import FORMAT
+
+FORMAT = "recitebench-frozen-dataset/1"
+PARTS_FORMAT = "recitebench-frozen-parts/1"
 
 
 @dataclass
@@ -25,6 +27,9 @@ class FrozenDataset:
 def load_frozen(path: str | Path) -> FrozenDataset:
     path = Path(path)
     man_path, poems_path = path / "manifest.json", path / "poems.jsonl"
+    if man_path.is_file() and not poems_path.is_file() and _is_parts(man_path):
+        names = ", ".join(f"{path}/{name}" for name in read_json(man_path).get("parts", {}))
+        raise RecitebenchError(f"{path}: a dataset split into parts; name one of them ({names})")
     if not path.is_dir() or not man_path.is_file() or not poems_path.is_file():
         raise RecitebenchError(
             f"{path}: not a frozen dataset (expected manifest.json and poems.jsonl; "
@@ -34,6 +39,9 @@ def load_frozen(path: str | Path) -> FrozenDataset:
         manifest = read_json(man_path)
     except json.JSONDecodeError as e:
         raise RecitebenchError(f"{man_path}:{e.lineno}: broken JSON ({e.msg})") from None
+    if manifest.get("format") == PARTS_FORMAT:
+        names = ", ".join(f"{path}/{name}" for name in manifest.get("parts", {}))
+        raise RecitebenchError(f"{path}: a dataset split into parts; name one of them ({names})")
     if manifest.get("format") != FORMAT:
         raise RecitebenchError(f"{man_path}: not a recitebench manifest (format {manifest.get('format')!r})")
     if sha256_file(poems_path) != manifest.get("poems_sha256"):
@@ -50,3 +58,10 @@ def load_frozen(path: str | Path) -> FrozenDataset:
                     raise RecitebenchError(f"{poems_path}:{i}: field {key!r} missing or empty")
             poems.append(obj)
     return FrozenDataset(path, manifest, poems)
+
+
+def _is_parts(man_path: Path) -> bool:
+    try:
+        return read_json(man_path).get("format") == PARTS_FORMAT
+    except (ValueError, OSError):
+        return False

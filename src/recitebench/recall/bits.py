@@ -25,6 +25,7 @@ from ..models.config import ModelConfig
 from ..models.formatting import encode_many, end_token_ids
 from ..models.load import load_model
 from ..rundir import RunDir
+from .controls import check_unseen, trained_reference
 
 LN2 = math.log(2.0)
 
@@ -77,6 +78,12 @@ def reference_bits(job: BitsContext) -> Reference | None:
             raise RecitebenchError("--reference base needs --run (a model with no training run has no 'before'); "
                                    "name a reference model instead")
         return Reference(f"base: {job.base.model}, before training", model_bits(job, job.base))
+    trained = trained_reference(ref)
+    if trained is not None:  # a run folder: a reference trained on poems of the kind, never on these
+        mcfg, seen = trained
+        check_unseen(job.poems, seen, f"the training set of the reference {ref}")
+        return Reference(f"trained reference: {ref} (trained on {seen.path}, {len(seen.poems)} poems, sha256 "
+                         f"{seen.sha256[:12]})", model_bits(job, mcfg))
     mcfg = build(ModelConfig, {"model": ref, "template": job.template}, where="--reference")
     return Reference(f"model: {ref}", model_bits(job, mcfg))
 

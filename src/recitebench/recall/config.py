@@ -45,10 +45,18 @@ class ReciteConfig:
     reference: str = opt(
         "auto",
         "what memorised bits are measured against: base = the model before training (a run's base weights or its "
-        "random initialisation); truth = the known entropy of a random-string dataset; none; or any model (preset, "
-        "hub id, folder) to count only what it could not already predict; auto = truth for random strings, else "
-        "base for a run, else none",
+        "random initialisation); truth = the known entropy of a random-string dataset; none; a training run folder "
+        "(a trained reference: its final model, refused if it saw any recited poem); or any model (preset, hub id, "
+        "folder) to count only what it could not already predict; auto = truth for random strings, else base for "
+        "a run, else none",
         example="Qwen/Qwen2-1.5B-Instruct",
+    )
+    heldout: str | None = opt(
+        None,
+        "a frozen dataset of non-members scored as a control (bits under the model and the reference, membership "
+        "AUC; results.json `controls`, heldout.jsonl); none turns it off; default: the `heldout` part beside a "
+        "dataset built with `data build --parts`",
+        example="data/split/heldout",
     )
     batch_size: int = opt(256, "most sequences per teacher-forced batch")
     batch_tokens: int = opt(65536, "most padded tokens per teacher-forced (and draft) batch")

@@ -6,6 +6,7 @@ decode the rest -> verify a sample of certified poems -> grade each poem -> summ
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from ..schema import OUTCOMES, Results, Sample, write_recitation
 from ..stats import wilson_interval
 from .bits import LN2, BitsContext, Reference, memorized, memory_speed, memory_summary, reference_bits
 from .config import ReciteConfig
+from .controls import Scored, check_unseen, control_summary, heldout_set, score_set
 from .decoders import Decoder, resolve_decoder
 from .generate import generation_overrides
 from .graded import grade
@@ -103,6 +105,8 @@ def _recite(rcfg: ReciteConfig, where: Resolved, t0: float, log) -> Results:
         certified = certify(job)
     with _timed(job, "reference"):
         job.reference = reference_bits(job.bits_context())
+    with _timed(job, "controls"):
+        controls, heldout_rows = heldout_controls(job, certified)
     with _timed(job, "generate"):
         decoder = job.decoder(rcfg.decoder)
         with record_function("recitebench.decode"):  # named regions for bench/recite_bench.py --profile
@@ -112,7 +116,8 @@ def _recite(rcfg: ReciteConfig, where: Resolved, t0: float, log) -> Results:
         samples = [grade_poem(job, i, certified, decoded) for i in range(len(job.items))]
     job.timings["total"] = time.perf_counter() - t0
     results = summarise(job, samples, certified, decoder if decoded else None, verification)
-    write_recitation(job.out, results, samples)
+    results.controls = controls
+    write_recitation(job.out, results, samples, heldout_rows)
     log(
         f"exact recall {results.exact_match:.1%} ({results.n_correct}/{results.n}); decided by teacher forcing: "
         f"{len(certified.ids)}, by generation: {len(decoded)}; wrote {job.out}/results.json"
@@ -120,6 +125,27 @@ def _recite(rcfg: ReciteConfig, where: Resolved, t0: float, log) -> Results:
         + _near_tie_note(results.near_ties)
     )
     return results
+
+
+def heldout_controls(job: Job, certified: Certified) -> tuple[dict, list[dict] | None]:
+    """The held-out set scored beside the members (results.json `controls`, heldout.jsonl), or ({}, None)."""
+    ds = heldout_set(job.rcfg.heldout, job.data)
+    if ds is None:
+        return {}, None
+    check_unseen(ds.poems, job.data, "the recited set (held-out poems must be non-members)")
+    bits, tokens = score_set(job.model, job.tok, job.mcfg.template, job.scoring, ds.poems)
+    ref = None
+    if job.reference is not None:
+        ctx = dataclasses.replace(job.bits_context(), poems=ds.poems, dataset=ds.path)
+        held_ref = reference_bits(ctx)
+        ref = held_ref.bits if held_ref is not None else None
+    members = Scored([p["id"] for p in job.poems], [t.nll_sum / LN2 for t in certified.teacher],
+                     job.reference.bits if job.reference else None, [len(it.target_ids) for it in job.items])
+    heldout = Scored([p["id"] for p in ds.poems], bits, ref, tokens)
+    rows = [{"id": i, "nll_bits": round(b, 4), "ref_bits": None if ref is None else round(ref[k], 4), "tokens": n}
+            for k, (i, b, n) in enumerate(zip(heldout.ids, bits, tokens))]
+    label = job.reference.label if job.reference else None
+    return control_summary(members, heldout, label, ds), rows
 
 
 def _near_tie_note(t: dict) -> str:

@@ -93,16 +93,40 @@ def side_by_side(paths: list[str]) -> str:
     width = max(len(k) for k in keys)
     cols = [max(len(s) for s in [r["name"], *(fmt(r.get(k), k) for k in keys)]) for r in rows]  # widest cell
     paired = paired_row(runs)
-    width = max(width, len(PAIRED_LABEL))
-    cols = [max(c, len(x)) for c, x in zip(cols, paired)]
+    controls = control_rows(runs)
+    width = max([width, len(PAIRED_LABEL), *(len(label) for label in controls)])
+    cols = [max(c, len(x), *(len(v[j]) for v in controls.values())) for j, (c, x) in enumerate(zip(cols, paired))]
     lines = [" " * width + "  " + "  ".join(r["name"].ljust(c) for r, c in zip(rows, cols))]
     for k in keys:
         lines.append(k.ljust(width) + "  " + "  ".join(fmt(r.get(k), k).ljust(c) for r, c in zip(rows, cols)))
+    for label, cells in controls.items():
+        lines.append(label.ljust(width) + "  " + "  ".join(x.ljust(c) for x, c in zip(cells, cols)))
     lines.append(PAIRED_LABEL.ljust(width) + "  " + "  ".join(x.ljust(c) for x, c in zip(paired, cols)))
     return "\n".join(lines)
 
 
 PAIRED_LABEL = "vs first, poem-paired (one run each: no seed noise) [95%]"
+
+
+def control_rows(runs: list[RunDir]) -> dict[str, list[str]]:
+    """The held-out control of each run that has one (results.json `controls`): gains per poem against its
+    reference, members and non-members, and membership AUCs; {} when no run has a control set."""
+    ctl = [read_json(r.recite / "results.json").get("controls") or {} for r in runs]
+    if not any(ctl):
+        return {}
+
+    def gain(c: dict, side: str) -> str:
+        v = (c.get(side) or {}).get("gain_bits_per_poem")
+        return "-" if v is None else f"{v:+,.1f}"
+
+    def auc(c: dict, kind: str) -> str:
+        a = (c.get("mia_auc") or {}).get(kind) or {}
+        return "-" if a.get("auc") is None else f"{a['auc']:.3f} [{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]"
+
+    return {"member gain, bits/poem (vs reference)": [gain(c, "members") for c in ctl],
+            "held-out gain, bits/poem (generalisation)": [gain(c, "nonmembers") for c in ctl],
+            "membership AUC, loss [95%]": [auc(c, "loss") for c in ctl],
+            "membership AUC, ref-calibrated [95%]": [auc(c, "calibrated") for c in ctl]}
 
 
 def paired_row(runs: list[RunDir]) -> list[str]:

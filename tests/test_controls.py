@@ -1,0 +1,79 @@
+"""Memorised bits that mean memory (issue #27): against a reference trained on disjoint poems, the members' bits
+are large and the held-out poems' near zero, membership is detected, and the random-init reference inflates the
+figure; a reference or a held-out set that saw a member is refused."""
+import json
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def controls(tmp_path_factory, shared):
+    """One draw split three ways: 12 members, 12 held-out and 200 reference poems. The reference trains first, for
+    6 epochs on its 200 (it learns the kind of poem, not the members), and its tokenizer serves the member model
+    too: a tokenizer trained on the members would itself favour them (its merges are theirs). The member model
+    memorises its 12; it is recited against the reference and against its own random initialisation."""
+    root = tmp_path_factory.mktemp("controls")
+    assert run_cli("data", "build", "--preset", "cn-poems", "--source", shared / "data" / "cn_poems.jsonl.xz",
+                   "--n", "224", "--max-chars", "64", "--parts", "member=12,heldout=12,reference=200",
+                   "--out", root / "split") == 0
+    common = ["--model", "tiny", "--lr", "3e-3", "--recall-every", "0", "--no-progress"]
+    assert run_cli("train", "--data", root / "split" / "reference", *common, "--epochs", "6", "--batch-size", "8",
+                   "--out", root / "ref") == 0
+    assert run_cli("train", "--data", root / "split" / "member", *common, "--tokenizer", root / "ref" / "tokenizer",
+                   "--epochs", "60", "--batch-size", "4", "--out", root / "mem") == 0
+    out = {}
+    for name, ref in (("trained", root / "ref"), ("base", "base")):  # held-out: the draw's own part, found
+        assert run_cli("recite", "--run", root / "mem", "--reference", ref, "--out", root / name) == 0
+        out[name] = json.loads((root / name / "results.json").read_text())
+    return root, out
+
+
+@pytest.mark.slow
+def test_members_hold_bits_held_out_poems_none_and_membership_is_detected(controls):
+    root, res = controls
+    c = res["trained"]["controls"]
+    assert res["trained"]["memory"]["reference"].startswith("trained reference:")
+    member = c["members"]["gain_bits_per_poem"]
+    assert member > 50  # bits per memorised poem beyond what the reference predicts
+    assert c["member_minus_heldout_gain_bits_per_poem"] > member  # the held-out gain is negative here
+    assert c["nonmembers"]["memorized_bits"] / 12 < 0.05 * member  # held-out: within 5 % of the members' figure
+    assert c["mia_auc"]["loss"]["auc"] > 0.95 and c["mia_auc"]["calibrated"]["auc"] > 0.95
+    assert 0 <= c["mia_auc"]["loss"]["ci95"][0] <= c["mia_auc"]["loss"]["auc"] <= c["mia_auc"]["loss"]["ci95"][1] <= 1
+    rows = [json.loads(line) for line in (root / "trained" / "heldout.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and all(r["ref_bits"] is not None and r["tokens"] > 0 for r in rows)
+    assert res["trained"]["schema_version"] == 4
+
+
+@pytest.mark.slow
+def test_the_random_init_reference_inflates_the_members_figure(controls):
+    _, res = controls
+    trained, base = (res[k]["controls"]["members"]["gain_bits_per_poem"] for k in ("trained", "base"))
+    assert base > 1.1 * trained  # the base counts what any poem of the kind costs an untrained model
+    trained_h, base_h = (res[k]["controls"]["nonmembers"]["reference_bits"] for k in ("trained", "base"))
+    assert trained_h < 0.9 * base_h  # the trained reference learned the kind of poem: it predicts held-out ones
+
+
+def test_a_reference_or_held_out_set_that_saw_a_member_is_refused(trained_run, small_cn, tmp_path, capsys):
+    assert run_cli("recite", "--run", trained_run, "--reference", trained_run, "--heldout", "none",
+                   "--out", tmp_path / "a") != 0
+    assert "in the training set of the reference" in capsys.readouterr().err
+    assert run_cli("recite", "--run", trained_run, "--heldout", small_cn, "--out", tmp_path / "b") != 0
+    assert "held-out poems must be non-members" in capsys.readouterr().err
+    assert not (tmp_path / "a" / "results.json").exists() and not (tmp_path / "b" / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_compare_shows_the_controls(controls, capsys):
+    root, _ = controls
+    from recitebench.report.tables import control_rows
+    from recitebench.rundir import RunDir
+
+    class Recited(RunDir):  # a recitation folder outside a run: point RUN/recite at it
+        recite = property(lambda self: self.path)
+
+    rows = control_rows([Recited(root / "trained"), Recited(root / "base")])
+    assert rows["membership AUC, loss [95%]"][0].startswith("1.000") or float(
+        rows["membership AUC, loss [95%]"][0].split()[0]) > 0.95
+    assert rows["held-out gain, bits/poem (generalisation)"][0].startswith("-")
