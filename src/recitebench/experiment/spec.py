@@ -80,9 +80,17 @@ class Spec:
 
 
 def default_spec_path(name: str = "demo.yaml") -> Path:
-    """configs/NAME of the working folder or of the checkout this package runs from."""
-    here = Path(__file__).resolve()
-    for cand in (Path.cwd() / "configs" / name, here.parents[3] / "configs" / name):
+    """configs/NAME of the working folder, else the package's own copy (the wheel ships configs/ as the package
+    data `recitebench.configs`), else the checkout this package runs from."""
+    cands = [Path.cwd() / "configs" / name]
+    try:
+        from importlib.resources import files
+
+        cands.append(Path(str(files("recitebench.configs") / name)))
+    except (ModuleNotFoundError, TypeError):  # a source tree on PYTHONPATH: configs/ is beside src/, not inside
+        pass
+    cands.append(Path(__file__).resolve().parents[3] / "configs" / name)
+    for cand in cands:
         if cand.is_file():
             return cand
     raise RecitebenchError(f"no spec given and configs/{name} not found; pass a spec file")
