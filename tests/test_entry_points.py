@@ -201,3 +201,13 @@ def test_a_full_disk_during_training_says_so(tmp_path, small_cn, capsys):
         assert not list(disk.rglob("*.tmp"))  # no half-written checkpoint beside the run
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("argv, usage", [(["train", "--bogus"], "recitebench train"),
+                                         (["data", "build", "--out", "x", "--nope"], "recitebench data build"),
+                                         (["study", "--what"], "recitebench study")])
+def test_an_unknown_option_is_reported_by_its_subcommand(argv, usage, capsys):
+    with pytest.raises(SystemExit) as e:
+        run_cli(*argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(f"usage: {usage} ") and f"{usage}: error: unrecognized" in err

@@ -463,3 +463,11 @@ def test_bloom_without_sdpa_falls_back_to_eager_attention(tmp_path, small_cn, sh
     assert run_cli("train", "--data", small_cn, "--model", tmp_path / "bloom", "--epochs", "1", "--no-progress",
                    "--out", out) == 0
     assert run_cli("recite", "--run", out, "--limit", "2") == 0
+
+
+def test_without_a_terminal_training_prints_plain_progress_lines(small_cn, tmp_path, capsys):
+    """No TTY and no recall checks: the first and the last epoch are still reported (not nothing until the end)."""
+    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "3", "--recall-every", "0",
+                   "--out", tmp_path / "r") == 0
+    out = capsys.readouterr().out
+    assert "epoch 1/3  loss" in out and "epoch 3/3  loss" in out and "recall" not in out.split("epoch 1/3")[1][:40]

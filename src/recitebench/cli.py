@@ -187,9 +187,22 @@ HANDLERS = {
 }
 
 
+def _subparser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)parser that parsed `args`: `recitebench train --bogus` names train's usage, not the top level's."""
+    current = parser
+    for name in (getattr(args, "command", None), getattr(args, "action", None)):
+        subs = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not name or not subs or name not in subs[0].choices:
+            break
+        current = subs[0].choices[name]
+    return current
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # an unknown option is reported by the subcommand it was given to, with that subcommand's usage
+        _subparser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
     handler = HANDLERS.get((args.command, getattr(args, "action", None)))
     if handler is None:
         parser.print_help(sys.stderr)

@@ -1,5 +1,6 @@
-"""What a run reports while it trains: metrics.jsonl, a progress bar (terminals) or one line per recall
-check (logs), and optionally TensorBoard. Only the main process writes."""
+"""What a run reports while it trains: metrics.jsonl, a progress bar (terminals) or plain lines (logs: the first
+and last epoch, every recall check, and an epoch at least every LINE_EVERY_S seconds), and optionally TensorBoard.
+Only the main process writes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from ..errors import RecitebenchError
 from ..rundir import RunDir
 from .config import TrainConfig
 
+LINE_EVERY_S = 5.0  # without a terminal: a log line at least this often, not one per tiny epoch
+
 
 class EpochLog:
     def __init__(
@@ -19,6 +22,7 @@ class EpochLog:
         self.run, self.tcfg, self.enabled, self.log, self.start_epoch = run, tcfg, enabled, log, start_epoch
         self.tb = _tensorboard(run) if tcfg.tensorboard and enabled else None
         self.bar = None
+        self.last_line = None  # wall time of the last plain progress line
         if enabled and tcfg.progress:
             # Imported here: tqdm picks its terminal or notebook flavour at import time.
             from tqdm.auto import tqdm
@@ -47,10 +51,11 @@ class EpochLog:
             self.bar.set_description(f"epoch {done}/{self.tcfg.epochs}")
             recall = {"recall": f"{row['recall']:.1%}"} if "recall" in row else {}
             self.bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.0f}", **recall)
-        elif self.tcfg.progress and "recall" in row:
+        elif self.tcfg.progress and self._line_due(row):
             eta = elapsed / (done - self.start_epoch) * (self.tcfg.epochs - done) if done > self.start_epoch else 0.0
+            recall = f"  recall {row['recall']:.1%}" if "recall" in row else ""
             self.log(
-                f"epoch {done}/{self.tcfg.epochs}  loss {row['loss']:.4f}  recall {row['recall']:.1%}  "
+                f"epoch {done}/{self.tcfg.epochs}  loss {row['loss']:.4f}{recall}  "
                 f"{row['tokens_per_s']:.0f} tok/s  elapsed {elapsed:.0f}s  eta {eta:.0f}s"
             )
         self.run.append_metrics(row)
@@ -58,6 +63,14 @@ class EpochLog:
             for k, v in row.items():
                 if k != "epoch" and isinstance(v, (int, float)):
                     self.tb.add_scalar(k, v, done)
+
+    def _line_due(self, row: dict) -> bool:
+        now = time.monotonic()
+        due = (self.last_line is None or "recall" in row or row["epoch"] == self.tcfg.epochs
+               or now - self.last_line >= LINE_EVERY_S)
+        if due:
+            self.last_line = now
+        return due
 
     def close(self) -> None:
         if self.bar is not None:
