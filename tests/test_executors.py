@@ -207,3 +207,17 @@ def test_a_model_with_two_gpus_per_run_trains_under_torchrun(tmp_path):
     config = (run / "config.yaml").read_text()
     assert "world_size: 2" in config
     assert (run / "recite" / "results.json").is_file()
+
+
+def test_slurm_without_sbatch_is_refused_not_run_here(tmp_path, sequential, capsys, monkeypatch):
+    """submitit would fall back to local processes and drop --partition/--account; the dry run refuses as the run
+    would, and --cluster local still runs locally on purpose."""
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch anywhere
+    spec = write_spec(tmp_path / "s.yaml", tmp_path / "runs", epochs=1)
+    for extra in ([], ["--dry-run"]):
+        assert run_cli("run", spec, "--executor", "slurm", "--partition", "gpu", "--account", "lab", *extra) == 1
+        err = capsys.readouterr().err
+        assert "no `sbatch` on this host" in err and "--partition gpu, --account lab would be ignored" in err
+    assert not (tmp_path / "runs").exists()
+    assert run_cli("run", spec, "--executor", "slurm", "--cluster", "local", "--dry-run") == 0

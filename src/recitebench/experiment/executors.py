@@ -9,9 +9,11 @@ ray    Ray tasks on a cluster or a local instance (fractional GPUs are Ray's own
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +39,21 @@ def run_all(spec: Spec, todo: list[PlannedRun], xcfg: ExecutorConfig, log) -> li
     if name == "slurm":
         return _slurm(spec, todo, xcfg, log)
     return _ray(spec, todo, xcfg, log)
+
+
+def check_executor(xcfg: ExecutorConfig) -> None:
+    """Refuse an executor that cannot run here before anything runs (a dry run too). Slurm without `sbatch` is
+    refused rather than left to submitit's fallback, which would run every job on this host and drop the partition
+    and account; `--cluster local` asks for that on purpose."""
+    if resolve_executor(xcfg) != "slurm":
+        return
+    if importlib.util.find_spec("submitit") is None:
+        raise RecitebenchError("executor slurm needs submitit: pip install 'recitebench[slurm]'")
+    if xcfg.cluster is None and shutil.which("sbatch") is None:
+        asked = ", ".join(f"--{k} {v}" for k, v in (("partition", xcfg.partition), ("account", xcfg.account)) if v)
+        raise RecitebenchError("executor slurm: no `sbatch` on this host, so no job would reach Slurm"
+                               + (f" ({asked} would be ignored)" if asked else "")
+                               + "; run from a Slurm login node, or pass --cluster local to run the jobs here")
 
 
 def resolve_executor(xcfg: ExecutorConfig) -> str:

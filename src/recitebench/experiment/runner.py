@@ -13,7 +13,7 @@ from ..errors import RecitebenchError
 from ..io import read_json, write_json
 from ..lock import writing
 from .config import ExecutorConfig
-from .executors import run_all
+from .executors import check_executor, run_all
 from .index import update_index
 from .spec import PlannedRun, Spec
 from .worker import Outcome
@@ -25,6 +25,7 @@ def run_spec(spec: Spec, xcfg: ExecutorConfig | None = None, *, dry_run: bool = 
              retry_failed: bool = True, log=print) -> list[Outcome]:
     """Run what is not done; return one outcome per run attempted."""
     xcfg = xcfg or build(ExecutorConfig, spec.executor)
+    check_executor(xcfg)  # before the dry run returns: it fails where the run would
     runs = [r for r in spec.runs if not only or only in r.name]
     log(f"experiment {spec.name}: {len(runs)} runs in {spec.runs_dir}")
     for r in runs:
