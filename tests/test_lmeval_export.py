@@ -4,6 +4,7 @@ model, gives the same per-poem verdicts as `recitebench recite`."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -19,8 +20,10 @@ def test_exported_task_gives_recitebench_verdicts(half_trained_run, small_cn, tm
     assert run_cli("recite", "--run", half_trained_run, "--no-certify", "--out", tmp_path / "rb") == 0
     ours = {s["prompt"]: s["exact"] for s in read_jsonl(tmp_path / "rb" / "samples.jsonl")}
     assert 0 < sum(ours.values()) < len(ours)  # mixed verdicts: agreement is not trivial
-    task_dir = tmp_path / "task"
-    assert run_cli("export", "lm-eval", small_cn, "--out", task_dir) == 0
+    assert run_cli("export", "lm-eval", small_cn, "--out", tmp_path / "exported") == 0
+    task_dir = tmp_path / "elsewhere" / "task"
+    task_dir.parent.mkdir()
+    shutil.move(tmp_path / "exported", task_dir)  # relocatable: the task reads the poems beside its utils.py
     (yaml_path,) = task_dir.glob("recitebench_*.yaml")
     out = lm_eval.simple_evaluate(
         model="hf",
@@ -42,3 +45,16 @@ def test_export_names_a_missing_dataset(tmp_path, capsys):
     assert run_cli("export", "lm-eval", tmp_path / "nope", "--out", tmp_path / "t") == 1
     err = capsys.readouterr().err.strip()
     assert "not a frozen dataset" in err and len(err.splitlines()) == 1
+
+
+def test_the_task_names_no_absolute_data_path_and_follows_the_template(small_cn, tmp_path):
+    import yaml
+
+    for template, text in (("plain", "{{prompt}}\n"), ("chat", "{{prompt}}")):
+        out = tmp_path / template
+        assert run_cli("export", "lm-eval", small_cn, "--out", out, "--template", template) == 0
+        (path,) = out.glob("recitebench_*.yaml")
+        raw = path.read_text()
+        task = yaml.safe_load(raw.replace("!function ", ""))
+        assert task["doc_to_text"] == text and "data_files" not in raw and "custom_dataset" in task
+        assert str(out) not in raw.split("metadata:")[0]  # no path of this machine in what the harness loads

@@ -168,6 +168,9 @@ def _add_listing_commands(sub) -> None:
     lm.add_argument("--normalize", default="none", choices=("none", "whitespace", "width", "whitespace+width"),
                     help="normalisation before comparing, as `recite --normalize` [default: none]")
     lm.add_argument("--overwrite", action="store_true", help="replace the task files in a --out that holds some")
+    lm.add_argument("--template", default="plain", choices=("plain", "chat"),
+                    help="the prompt format of the runs it evaluates: plain feeds prompt + newline; chat the bare "
+                         "prompt, for lm_eval --apply_chat_template [default: plain]")
     lm.add_argument("--max-gen-toks", type=int, default=None,
                     help="generation budget per poem (default: 4 tokens per character of the longest poem + 16); "
                          "set it below a small model's context length")

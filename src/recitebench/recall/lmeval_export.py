@@ -1,10 +1,12 @@
 """Export a frozen dataset as an lm-evaluation-harness task: the same exact-recall verdict, any lm-eval backend.
 
-The task feeds the prompt as recitebench does (`prompt + "\\n"`, the plain template), decodes greedily
+The task feeds the prompt as recitebench does (`prompt + "\\n"` for the plain template; the bare prompt for the chat
+template, which lm-eval's `--apply_chat_template` wraps as the user turn, as `recite` does), decodes greedily
 (`generate_until`, temperature 0) until the model's end token, and scores the continuation with recitebench's own
 normalisation, copied into the task's utils.py so the task runs where recitebench is not installed. `max_gen_toks`
 is four tokens per character of the longest poem (a byte-level BPE needs at most three per CJK character), so a
 model that never emits its end token always produces more than the poem and cannot pass by being cut off.
+The poems are read by utils.py from beside itself (`custom_dataset`), so the task folder can be copied anywhere.
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ _CJK_PUNCT = str.maketrans({punct!r})
 
 
 {normalize_source}
+
+def load_docs(**kwargs):
+    """The poems from poems.jsonl beside this file, wherever the task folder was copied (lm-eval's custom_dataset)."""
+    import json
+    import os
+
+    import datasets
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "poems.jsonl")
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return datasets.DatasetDict({{"test": datasets.Dataset.from_list(rows)}})
+
 
 def process_results(doc, results):
     prediction = results[0]
@@ -58,9 +73,14 @@ def generation_budget(rows: list[dict], max_gen_toks: int | None, log) -> int:
     return max_gen_toks
 
 
+TEMPLATES = {"plain": "{{prompt}}\n", "chat": "{{prompt}}"}  # what recitebench feeds the model before the poem
+
+
 def export_lmeval(data: str | Path, out: str | Path, normalization: str = "none", *, overwrite: bool = False,
-                  max_gen_toks: int | None = None, log=print) -> Path:
+                  max_gen_toks: int | None = None, template: str = "plain", log=print) -> Path:
     """Write OUT/NAME.yaml, OUT/poems.jsonl and OUT/utils.py; return the YAML path."""
+    if template not in TEMPLATES:
+        raise RecitebenchError(f"--template must be one of {', '.join(TEMPLATES)}, got {template!r}")
     ds = load_frozen(data)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -83,21 +103,23 @@ def export_lmeval(data: str | Path, out: str | Path, normalization: str = "none"
                                     normalize_source=inspect.getsource(normalize)), encoding="utf-8")
     task = {
         "task": name,
-        "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {"test": str((out / "poems.jsonl").resolve())}},
+        "dataset_path": "json",  # unused: custom_dataset reads poems.jsonl beside utils.py
+        "custom_dataset": "!function utils.load_docs",
         "test_split": "test",
         "output_type": "generate_until",
-        "doc_to_text": "{{prompt}}\n",
+        "doc_to_text": TEMPLATES[template],
         "doc_to_target": "{{target}}",
         "generation_kwargs": {"until": [], "do_sample": False, "temperature": 0.0,
                               "max_gen_toks": generation_budget(rows, max_gen_toks, log)},
         "process_results": "!function utils.process_results",
         "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
         "metadata": {"version": 1.0, "recitebench_dataset": str(Path(data).resolve()),
-                     "poems_sha256": ds.sha256, "normalization": normalization},
+                     "poems_sha256": ds.sha256, "normalization": normalization, "template": template,
+                     **({"run_with": "--apply_chat_template"} if template == "chat" else {})},
     }
     text = yaml.safe_dump(task, allow_unicode=True, sort_keys=False)
-    text = text.replace("'!function utils.process_results'", "!function utils.process_results")
+    for fn in ("utils.process_results", "utils.load_docs"):
+        text = text.replace(f"'!function {fn}'", f"!function {fn}")
     with atomic_path(out / f"{name}.yaml") as tmp:
         tmp.write_text(text, encoding="utf-8")
     return out / f"{name}.yaml"
