@@ -211,3 +211,19 @@ def test_an_unknown_option_is_reported_by_its_subcommand(argv, usage, capsys):
         run_cli(*argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith(f"usage: {usage} ") and f"{usage}: error: unrecognized" in err
+
+
+def test_dotted_overrides_reach_the_spec_and_bad_ones_are_one_line(tmp_path, capsys):
+    demo = ROOT / "configs" / "demo.yaml"
+    assert run_cli("run", demo, "--dry-run", "--runs-dir", tmp_path, "--set", "train.epochs=3",
+                   "--set", "models.tiny.train.epochs=7") == 0
+    out = capsys.readouterr().out
+    assert "model=tiny epochs=7" in out and "model=small epochs=3" in out
+    for bad, message in [("train.epochs", "expected KEY.PATH=VALUE"), ("name.x=1", "is not a mapping"),
+                         ("models.tiny.train.lr=fast", "field 'lr' must be float"), ("colour=red", "unknown key")]:
+        assert run_cli("run", demo, "--dry-run", "--runs-dir", tmp_path, "--set", bad) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert run_cli("capacity", ROOT / "configs" / "capacity_tokens.yaml", "--dry-run", "--out", tmp_path / "c",
+                   "--set", "capacity.seeds=[0, 1, 2]") == 0
+    assert "11 points in one stack" in capsys.readouterr().out  # 3 sizes x 3 seeds + 2 more rates (8 with 2 seeds)

@@ -129,6 +129,9 @@ def _add_listing_commands(sub) -> None:
     rn.add_argument("--dry-run", action="store_true", help="validate the spec and list its runs without running them")
     rn.add_argument("--runs-dir", default=None, help="override the spec's runs_dir")
     rn.add_argument("--only", default=None, help="run only runs whose name contains this text")
+    rn.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
+                    help="override a spec setting (repeatable; the value is YAML), e.g. --set train.lr=1e-3 "
+                         "--set models.tiny.train.epochs=5")
     add_arguments(rn, ExecutorConfig)
     cap = _parser_for(sub, "capacity", "measure memory capacity: nested subsets of growing size until recall "
                       "saturates", CAPACITY_PROTOCOL)
@@ -136,6 +139,8 @@ def _add_listing_commands(sub) -> None:
                      help="capacity spec YAML (default: the embedded configs/capacity_demo.yaml)")
     cap.add_argument("--out", default=None, help="output folder (default: the spec's runs_dir)")
     cap.add_argument("--dry-run", action="store_true", help="write and validate the pilot and sweep grids, run nothing")
+    cap.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
+                     help="override a spec setting (repeatable; the value is YAML), e.g. --set capacity.seeds=[0,1]")
     add_arguments(cap, CapacityConfig)
     add_arguments(cap, ExecutorConfig)
     rp = _parser_for(sub, "report", "write the HTML + Markdown report of a runs folder",

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from .experiment.spec import default_spec_path, load_spec
     from .report.render import render
 
-    spec = load_spec(args.spec or default_spec_path(), runs_dir=args.runs_dir)
+    spec = load_spec(args.spec or default_spec_path(), runs_dir=args.runs_dir, overrides=args.overrides)
     xcfg = merge(ExecutorConfig, yaml=spec.executor, flags=args, where=f"{spec.path}: executor")
     outcomes = run_spec(spec, xcfg, dry_run=args.dry_run, only=args.only)
     if args.dry_run:
@@ -74,7 +74,7 @@ def capacity(args: argparse.Namespace) -> int:
     from .experiment.spec import default_spec_path, load_spec
     from .report.capacity import capacity_summary, write_capacity_report
 
-    spec = load_spec(args.spec or default_spec_path("capacity_demo.yaml"))
+    spec = load_spec(args.spec or default_spec_path("capacity_demo.yaml"), overrides=args.overrides)
     ccfg = merge(CapacityConfig, yaml=spec.capacity, flags=args, where=f"{spec.path}: capacity")
     xcfg = merge(ExecutorConfig, yaml=spec.executor, flags=args, where=f"{spec.path}: executor")
     result = measure(spec, ccfg, xcfg, out=args.out, dry_run=args.dry_run)

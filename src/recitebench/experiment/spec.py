@@ -99,10 +99,36 @@ def default_spec_path(name: str = "demo.yaml") -> Path:
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*(_[A-Za-z0-9.-]+)*$")  # no "__": it separates dataset and model
 
 
-def load_spec(path: str | Path, runs_dir: str | None = None) -> Spec:
-    """Read and validate a spec completely (every section, every config, every input path) before anything runs."""
+def apply_overrides(raw: dict, overrides: list[str], where: str) -> dict:
+    """`train.lr=1e-3`, `models.tiny.train.epochs=5`, `capacity.seeds=[0, 1]`: each dotted key set to its value
+    read as YAML (a number, a list, a word), in a copy of the spec; the spec's own checks then apply to it."""
+    import copy
+
+    import yaml
+
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise RecitebenchError(f"--set {item!r}: expected KEY.PATH=VALUE, e.g. train.lr=1e-3")
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise RecitebenchError(f"--set {item!r}: {'.'.join(parts[: i + 1])} in {where} is not a mapping")
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise RecitebenchError(f"--set {item!r}: the value is not YAML ({str(e).splitlines()[0]})") from None
+    return raw
+
+
+def load_spec(path: str | Path, runs_dir: str | None = None, overrides: list[str] | None = None) -> Spec:
+    """Read and validate a spec completely (every section, every config, every input path) before anything runs;
+    `overrides` (`--set KEY.PATH=VALUE`) are applied to the file's contents first."""
     path = Path(path)
-    raw = load_yaml(path)
+    raw = apply_overrides(load_yaml(path), overrides or [], str(path))
     unknown = sorted(set(raw) - SPEC_KEYS)
     if unknown:
         raise RecitebenchError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(SPEC_KEYS))})")
