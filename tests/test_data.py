@@ -310,3 +310,13 @@ def test_batched_encoding_equals_one_poem_at_a_time(small_cn, shared, template):
         target = tok(p["target"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         assert it.prompt_ids == ids and it.target_ids == target
     assert items[0].prompt_ids[-1] != tok.eos_token_id
+
+
+def test_a_dataset_folder_loads_with_hugging_face_datasets_through_its_card(small_cn):
+    """The card's front matter points load_dataset at poems.jsonl (manifest.json is not data)."""
+    datasets = pytest.importorskip("datasets")
+    rows = read_jsonl(small_cn / "poems.jsonl")
+    ds = datasets.load_dataset(str(small_cn))
+    assert list(ds) == ["train"] and ds["train"].num_rows == len(rows) == 20
+    assert ds["train"][0]["target"] == rows[0]["target"] and "poems_sha256" not in ds["train"].column_names
+    assert "sha256" in (small_cn / "README.md").read_text()

@@ -471,3 +471,8 @@ def test_without_a_terminal_training_prints_plain_progress_lines(small_cn, tmp_p
                    "--out", tmp_path / "r") == 0
     out = capsys.readouterr().out
     assert "epoch 1/3  loss" in out and "epoch 3/3  loss" in out and "recall" not in out.split("epoch 1/3")[1][:40]
+
+
+def test_a_trained_model_folder_has_a_model_card(trained_run):
+    card = (trained_run / "model" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers") and "poems sha256" in card and "60 epochs" in card

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..cards import dataset_card
 from ..config import to_dict
 from ..errors import RecitebenchError
 from ..io import atomic_dir, read_json, sha256_file, write_json, write_jsonl
@@ -100,7 +101,7 @@ def _length_histogram(lengths: list[int], width: int = 32) -> dict[str, int]:
 SPECIAL_TOKEN_TEXT = re.compile(r"<\|[^|<>\s]{1,40}\|>|</?s>|\[(?:CLS|SEP|PAD|MASK|UNK|BOS|EOS)\]")
 
 
-DATASET_FILES = ("poems.jsonl", "manifest.json", "tokenizer")
+DATASET_FILES = ("poems.jsonl", "manifest.json", "tokenizer", "README.md")
 
 
 def check_writable(out: Path) -> None:
@@ -185,6 +186,7 @@ def _write_dataset(folder: Path, rows: list[dict], manifest: dict, cfg: DataConf
     manifest["poems_sha256"] = sha256_file(folder / "poems.jsonl")
     manifest["provenance"] = provenance(timestamp=False)  # same arguments, same bytes: no wall-clock time
     write_json(folder / "manifest.json", manifest)
+    (folder / "README.md").write_text(dataset_card(manifest, len(rows)), encoding="utf-8")
     return manifest
 
 

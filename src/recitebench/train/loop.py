@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..cards import model_card
 from ..config import build, to_dict
 from ..data.frozen import FrozenDataset, load_frozen
 from ..devices import default_margin, pick_device, resolve_precision, train_precision
@@ -365,6 +366,8 @@ def finish(
             **extra,
         }
         run.write_summary(summary)
+        saved = run.read_config()
+        (run.model / "README.md").write_text(model_card(saved, summary, saved.get("dataset", {})), encoding="utf-8")
         recall = f", certified recall {last['recall']:.1%}" if "recall" in last else ""
         log(
             f"trained {last.get('epoch')} epochs in {elapsed:.1f}s; final loss {last.get('loss', float('nan')):.4f}"
