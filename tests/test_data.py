@@ -320,3 +320,21 @@ def test_a_dataset_folder_loads_with_hugging_face_datasets_through_its_card(smal
     assert list(ds) == ["train"] and ds["train"].num_rows == len(rows) == 20
     assert ds["train"][0]["target"] == rows[0]["target"] and "poems_sha256" not in ds["train"].column_names
     assert "sha256" in (small_cn / "README.md").read_text()
+
+
+def test_hf_sources_take_options_load_save_to_disk_folders_and_record_what_they_resolved(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(EN_ROWS)}).save_to_disk(str(tmp_path / "disk"))
+    files = write_jsonl(tmp_path / "en.jsonl", EN_ROWS)
+    for source, loader in ((f"hf:{tmp_path / 'disk'}", "load_from_disk"), (f"hf:json?data_files={files}",
+                                                                           "load_dataset")):
+        code, out = build(tmp_path, source, out_name=loader)
+        assert_ok(code, out)
+        info = json.loads((out / "manifest.json").read_text())["source_info"]
+        assert info["loader"] == loader and info["rows"] == 12 and info["fingerprint"]
+        if loader == "load_dataset":
+            assert info["data_files"] == str(files) and info["ref"] == "json"
+        again, out2 = build(tmp_path, source, out_name=loader + "2")
+        assert (out2 / "manifest.json").read_bytes() == (out / "manifest.json").read_bytes()
+    code, _ = build(tmp_path, "hf:json?colour=red", out_name="bad")
+    assert code == 1 and "unknown option 'colour' (hf: takes name, revision, data_files)" in capsys.readouterr().err

@@ -229,6 +229,7 @@ def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
         "format": FORMAT,
         "source": source,
         "source_sha256": sha256_file(source) if Path(source).is_file() else None,
+        **({"source_info": mapping["source_info"]} if mapping.get("source_info") else {}),
         "preset": preset.name,
         "template": prompt,
         **({"target_template": target} if cfg.target else {}),
@@ -281,7 +282,8 @@ def read_records(source: str, fmt: tuple, cfg: DataConfig, counts: dict) -> tupl
     cols: dict[str, str] | None = None
     guessed: list[str] = []
     n_read = 0
-    for row in open_source(source):
+    source_info: dict = {}
+    for row in open_source(source, source_info):
         n_read += 1
         try:
             if row.error:
@@ -306,7 +308,7 @@ def read_records(source: str, fmt: tuple, cfg: DataConfig, counts: dict) -> tupl
     counts["valid"] = len(records)
     if not records:
         raise RecitebenchError(f"{source}: no usable rows")
-    return records, {"columns": cols or {}, "guessed": guessed}, bad_examples
+    return records, {"columns": cols or {}, "guessed": guessed, "source_info": source_info}, bad_examples
 
 
 def dedupe(records: list[dict]) -> list[dict]:

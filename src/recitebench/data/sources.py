@@ -2,8 +2,11 @@
 
 Spec forms:
   path/to/file.{jsonl,json,csv,parquet}[.gz|.xz]   a local file
-  hf:OWNER/NAME[:SPLIT]                           a Hugging Face dataset (datasets.load_dataset)
-  hf:/local/dir[:SPLIT]                           the same loader on a local dataset folder
+  hf:OWNER/NAME[:SPLIT][?name=C&revision=R&data_files=GLOB]
+                                                  a Hugging Face dataset (datasets.load_dataset; a config name,
+                                                  a revision, data files; what it resolved to is recorded)
+  hf:/local/dir[:SPLIT]                           the same loader on a local dataset folder, or
+                                                  datasets.load_from_disk on a `save_to_disk` folder
   shared:cn_poems | shared:en_poems               the corpora in ../shared/data (RECITEBENCH_SHARED overrides)
 """
 
@@ -186,12 +189,26 @@ def _iter_parquet(path: Path) -> Iterator[Row]:
         yield Row(f"{path}[row {i}]", i, rec)
 
 
-def _iter_hf(spec: str) -> Iterator[Row]:
-    ref = spec[3:]
+HF_OPTIONS = ("name", "revision", "data_files")
+
+
+def parse_hf(spec: str) -> tuple[str, str, dict[str, str]]:
+    """`hf:REF[:SPLIT][?k=v&...]` -> (ref, split, load_dataset options)."""
+    from urllib.parse import parse_qsl
+
+    ref, _, query = spec[3:].partition("?")
+    options = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+    unknown = sorted(set(options) - set(HF_OPTIONS))
+    if unknown:
+        raise RecitebenchError(f"{spec}: unknown option {unknown[0]!r} (hf: takes {', '.join(HF_OPTIONS)})")
     split = "train"
     # "owner/name:split" but not a Windows drive or a bare local path containing ':'
     if ":" in ref and not Path(ref).exists():
         ref, split = ref.rsplit(":", 1)
+    return ref, split, options
+
+
+def _load_hf(spec: str, ref: str, split: str, options: dict):
     try:
         import datasets  # lazy: the GPU image and minimal installs lack it
     except ImportError:
@@ -199,20 +216,50 @@ def _iter_hf(spec: str) -> Iterator[Row]:
             f"{spec}: Hugging Face sources need the datasets package (pip install 'recitebench[hf]')"
         ) from None
     try:
-        ds = datasets.load_dataset(ref, split=split)
+        if (Path(ref) / "dataset_dict.json").is_file() or (Path(ref) / "state.json").is_file():
+            if options:
+                raise RecitebenchError(f"{spec}: a save_to_disk folder takes no {', '.join(options)}")
+            ds = datasets.load_from_disk(ref)  # a save_to_disk folder: a Dataset or a DatasetDict
+            return ds[split] if isinstance(ds, datasets.DatasetDict) else ds, "load_from_disk"
+        return datasets.load_dataset(ref, split=split, **options), "load_dataset"
+    except RecitebenchError:
+        raise
     except Exception as e:  # hub, network and format errors come in many types
         raise RecitebenchError(
             f"{spec}: cannot load dataset: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
         ) from None
+
+
+def _iter_hf(spec: str, info: dict | None = None) -> Iterator[Row]:
+    ref, split, options = parse_hf(spec)
+    ds, how = _load_hf(spec, ref, split, options)
+    if info is not None:  # what the spec resolved to, for the manifest
+        info.update({"kind": "huggingface", "loader": how, "ref": ref, "split": split, **options,
+                     "fingerprint": getattr(ds, "_fingerprint", None), "rows": ds.num_rows,
+                     "cache_files": [Path(c["filename"]).name for c in getattr(ds, "cache_files", [])][:8],
+                     "resolved_revision": _cached_revision(ds)})
     for i, rec in enumerate(ds):
         yield Row(f"{spec}[{split} row {i}]", i, dict(rec))
 
 
-def open_source(spec: str) -> Iterator[Row]:
-    """Yield the raw rows of a source; a row that cannot be parsed carries `error`."""
+def _cached_revision(ds) -> str | None:
+    """The commit a hub dataset was read at, from its cache path (datasets keeps each commit in a folder named by
+    its hash); None for local sources."""
+    import re
+
+    for c in getattr(ds, "cache_files", []):
+        for part in Path(c["filename"]).parts:
+            if re.fullmatch(r"[0-9a-f]{40}", part):
+                return part
+    return None
+
+
+def open_source(spec: str, info: dict | None = None) -> Iterator[Row]:
+    """Yield the raw rows of a source; a row that cannot be parsed carries `error`. `info`, if given, receives what
+    a Hugging Face source resolved to (options, fingerprint, revision)."""
     spec = resolve_spec(spec)
     if spec.startswith("hf:"):
-        yield from _iter_hf(spec)
+        yield from _iter_hf(spec, info)
         return
     path = Path(spec)
     if not path.exists():
