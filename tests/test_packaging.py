@@ -59,3 +59,22 @@ def test_every_source_package_is_listed_for_the_wheel():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.parent.relative_to(ROOT / "src").parts) for p in (ROOT / "src").rglob("__init__.py")}
     assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"
+
+
+def test_constraints_pin_every_dependency_and_the_extras_pin_nothing():
+    import re
+
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+
+    def name(req: str) -> str:
+        return re.split(r"[<>=!~\[; ]", req, maxsplit=1)[0].lower().replace("_", "-")
+
+    pinned = {k.lower().replace("_", "-") for k in pins}
+    needed = {name(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    assert needed <= pinned, f"pin {sorted(needed - pinned)} in constraints.txt"
+    assert not any("==" in r for extra in project["optional-dependencies"].values() for r in extra)
+    assert "torch" in pinned and all(re.fullmatch(r"\d+(\.\d+)*", v) for v in pins.values())
