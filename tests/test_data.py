@@ -248,7 +248,7 @@ def test_existing_output_is_replaced_atomically(tmp_path):
     before = (out / "poems.jsonl").read_bytes()
     code, out = build(tmp_path, src, "--n", "99")  # fails: the good files from the first build stay
     assert code == 1 and (out / "poems.jsonl").read_bytes() == before
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "poems.jsonl"]  # no temp files left
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "manifest.json", "poems.jsonl"]  # no temp files
 
 
 @pytest.mark.parametrize("preset,corpus,extra", [
