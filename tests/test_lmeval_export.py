@@ -39,6 +39,16 @@ def test_exported_task_gives_recitebench_verdicts(half_trained_run, small_cn, tm
     assert theirs == ours
     acc = out["results"][yaml_path.stem]["exact_match,none"]
     assert acc == pytest.approx(json.loads((tmp_path / "rb" / "results.json").read_text())["exact_match"])
+    # lm-eval's samples back into recitebench: the same verdicts, and the model's bits as `recite` measured them
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(s, default=str) + "\n" for s in samples))
+    assert run_cli("import", "lm-eval", tmp_path / "samples.jsonl", "--data", small_cn, "--out", tmp_path / "imp",
+                   "--model", half_trained_run / "model") == 0
+    imported = {s["prompt"]: s for s in read_jsonl(tmp_path / "imp" / "samples.jsonl")}
+    assert {k: s["exact"] for k, s in imported.items()} == ours
+    bits = {s["prompt"]: s["nll_bits"] for s in read_jsonl(tmp_path / "rb" / "samples.jsonl")}
+    assert all(imported[k]["nll_bits"] == pytest.approx(bits[k], rel=1e-4) for k in bits)
+    res = json.loads((tmp_path / "imp" / "results.json").read_text())
+    assert res["exact_match"] == pytest.approx(acc) and res["decoder"] == "lm-eval"
 
 
 def test_export_names_a_missing_dataset(tmp_path, capsys):
@@ -58,3 +68,24 @@ def test_the_task_names_no_absolute_data_path_and_follows_the_template(small_cn,
         task = yaml.safe_load(raw.replace("!function ", ""))
         assert task["doc_to_text"] == text and "data_files" not in raw and "custom_dataset" in task
         assert str(out) not in raw.split("metadata:")[0]  # no path of this machine in what the harness loads
+
+
+def test_import_grades_an_lmeval_samples_file_and_names_bad_lines(small_cn, tmp_path, capsys):
+    poems = read_jsonl(small_cn / "poems.jsonl")
+    rows = [{"doc_id": i, "doc": {"id": p["id"], "prompt": p["prompt"], "target": p["target"]},
+             "filtered_resps": [p["target"] if i % 2 == 0 else p["target"][:3]]} for i, p in enumerate(poems)]
+    f = tmp_path / "samples.jsonl"
+    f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    assert run_cli("import", "lm-eval", f, "--data", small_cn, "--out", tmp_path / "imp") == 0
+    res = json.loads((tmp_path / "imp" / "results.json").read_text())
+    assert res["n"] == 20 and res["n_correct"] == 10 and res["outcomes"]["correct"] == 10
+    assert res["memory"] == {} and all(s["nll_bits"] is None for s in read_jsonl(tmp_path / "imp" / "samples.jsonl"))
+    first = rows[0]
+    for bad, message in [({**first, "doc": {**first["doc"], "id": "nope"}}, "samples.jsonl:1: document 'nope' is not"),
+                         ({**first, "doc": {**first["doc"], "target": "x"}}, "has another poem text"),
+                         ({"doc": first["doc"]}, "no text response")]:
+        f.write_text(json.dumps(bad, ensure_ascii=False) + "\n")
+        assert run_cli("import", "lm-eval", f, "--data", small_cn, "--out", tmp_path / "bad") == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()

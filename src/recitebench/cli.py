@@ -180,6 +180,22 @@ def _add_listing_commands(sub) -> None:
                     help="generation budget per poem (default: 4 tokens per character of the longest poem + 16); "
                          "set it below a small model's context length")
 
+    im = sub.add_parser("import", help="import another evaluation tool's outputs as a recitation",
+                        description="Grade another tool's outputs by recitebench's rules.")
+    li = _parser_for(im.add_subparsers(dest="action", metavar="FORMAT"), "lm-eval",
+                     "grade an lm-eval --log_samples file of an exported task as a recitation folder",
+                     "Match each document of an lm-evaluation-harness samples file (from a task written by "
+                     "`recitebench export lm-eval`) to its frozen dataset, grade it (exact match and the four "
+                     "outcomes) and write OUT/results.json + samples.jsonl; with --model, also the poems' bits.")
+    li.add_argument("samples", help="lm-eval's samples_TASK_*.jsonl (lm_eval ... --log_samples --output_path)")
+    li.add_argument("--data", required=True, help="the frozen dataset the task was exported from")
+    li.add_argument("--out", required=True, help="folder for results.json and samples.jsonl")
+    li.add_argument("--model", default=None, help="the model lm-eval ran (folder or hub id): adds bits and tokens")
+    li.add_argument("--template", default="plain", choices=("plain", "chat"),
+                    help="the prompt format the task used (as `export lm-eval --template`) [default: plain]")
+    li.add_argument("--normalize", default="none", choices=("none", "whitespace", "width", "whitespace+width"),
+                    help="normalisation before comparing, as `recite --normalize` [default: none]")
+
 
 HANDLERS = {
     ("data", "build"): commands.data_build,
@@ -192,6 +208,7 @@ HANDLERS = {
     ("compare", None): commands.compare,
     ("study", None): commands.study,
     ("export", "lm-eval"): commands.export_lmeval,
+    ("import", "lm-eval"): commands.import_lmeval,
 }
 
 

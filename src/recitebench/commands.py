@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .config import load_yaml, merge, sections
+from .config import build, load_yaml, merge, sections
 from .data.config import DataConfig
 from .experiment.config import CapacityConfig, ExecutorConfig
 from .models.config import ModelConfig
@@ -134,4 +134,14 @@ def export_lmeval(args: argparse.Namespace) -> int:
     chat = " --apply_chat_template" if args.template == "chat" else ""
     print(f"wrote {path} (lm-eval task {path.stem}); run it with: lm_eval --model hf --model_args pretrained=MODEL "
           f"--include_path {args.out} --tasks {path.stem}{chat}")
+    return 0
+
+
+def import_lmeval(args: argparse.Namespace) -> int:
+    from .recall.lmeval_import import import_lmeval as run_import  # stage import
+
+    rcfg = build(ReciteConfig, {"normalize": args.normalize}, where="import lm-eval")
+    res = run_import(args.samples, args.data, args.out, model=args.model, template=args.template, rcfg=rcfg)
+    print(f"imported {res.n} lm-eval samples: exact recall {res.exact_match:.1%} ({res.n_correct}/{res.n}), outcomes "
+          f"{res.outcomes}; wrote {args.out}/results.json")
     return 0
