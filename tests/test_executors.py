@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -127,10 +128,29 @@ def test_ray_local_instance_matches_sequential(tmp_path, sequential):
         print(reason)
         pytest.skip(reason)
     spec = write_spec(tmp_path / "s.yaml", tmp_path / "runs")
-    done = subprocess.run([sys.executable, "-m", "recitebench", "run", str(spec), "--executor", "ray", "--jobs", "2"],
+    done = subprocess.run([sys.executable, "-m", "recitebench", "run", str(spec), "--executor", "ray", "--jobs", "2",
+                           "--ray-runtime-env", "{env_vars: {RECITEBENCH_COMMIT: ray-probe}}"],
                           env=ENV, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert fingerprint(tmp_path / "runs") == sequential
+    for name in sequential:  # the spec's runtime_env reached the tasks: their provenance names its commit
+        assert json.loads((tmp_path / "runs" / name / "recite" / "results.json").read_text())["git_commit"] == (
+            "ray-probe")
+
+
+def test_the_ray_runtime_env_carries_the_shared_data_this_code_and_the_specs_entries(monkeypatch, tmp_path, capsys):
+    from recitebench.experiment.config import ExecutorConfig
+    from recitebench.experiment.executors import ray_runtime_env
+
+    monkeypatch.setenv("RECITEBENCH_SHARED", "/data/shared")
+    cfg = ExecutorConfig(executor="ray", ray_address="ray://head:10001",
+                         ray_runtime_env="{env_vars: {HF_HOME: /data/hf}, pip: [rapidfuzz]}")
+    env = ray_runtime_env(cfg, local=False)
+    assert env["env_vars"] == {"RECITEBENCH_SHARED": "/data/shared", "HF_HOME": "/data/hf"}
+    assert env["pip"] == ["rapidfuzz"] and Path(env["py_modules"][0]).name == "recitebench"
+    spec = write_spec(tmp_path / "s.yaml", tmp_path / "runs")
+    assert run_cli("run", spec, "--dry-run", "--executor", "ray", "--ray-runtime-env", "[1, 2]") == 1
+    assert "ray_runtime_env must be a mapping" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -56,9 +56,22 @@ class ExecutorConfig:
         choices=(None, "slurm", "local", "debug"),
     )
     ray_address: str | None = opt(None, "ray: cluster address (default: start a local Ray instance)")
+    ray_runtime_env: str | None = opt(
+        None, "ray: a YAML mapping merged into every task's runtime_env (env_vars merge key by key; pip, py_modules, "
+              "... replace); RECITEBENCH_SHARED and RECITEBENCH_COMMIT travel by default, and on a remote cluster "
+              "this recitebench as py_modules", example="{env_vars: {HF_HOME: /data/hf}}")
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.ray_runtime_env is not None:
+            import yaml
+
+            try:
+                env = yaml.safe_load(self.ray_runtime_env)
+            except yaml.YAMLError as e:
+                raise ValueError(f"ray_runtime_env is not YAML ({str(e).splitlines()[0]})") from None
+            if not isinstance(env, dict) or not isinstance(env.get("env_vars", {}), dict):
+                raise ValueError("ray_runtime_env must be a mapping (e.g. {env_vars: {HF_HOME: /data/hf}})")
         check_positive(self, "jobs", "gpus_per_run", "time_limit_min", "max_parallel", "cpus_per_run")
         if self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
             raise ValueError(f"gpus_per_run above 1 must be a whole number of GPUs, got {self.gpus_per_run}")

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import RecitebenchError
 from .config import ExecutorConfig
@@ -277,6 +278,24 @@ def _wait_jobs(jobs: list, log) -> list[Outcome]:
     return out
 
 
+def ray_runtime_env(xcfg: ExecutorConfig, local: bool) -> dict:
+    """Each Ray task's runtime_env: the shared data and commit this driver names, this recitebench on a remote
+    cluster (its workers may hold another version or none), and the spec's own entries on top."""
+    import yaml
+
+    env_vars = {k: os.environ[k] for k in ("RECITEBENCH_SHARED", "RECITEBENCH_COMMIT") if os.environ.get(k)}
+    if local:  # Ray pins a 1-CPU task to one thread; CPU float sums depend on the thread count, so a local instance
+        # keeps torch's default (what the local and pool executors use) and gives the same bits
+        env_vars["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))
+    env: dict = {} if local else {"py_modules": [str(Path(__file__).resolve().parents[1])]}
+    extra = yaml.safe_load(xcfg.ray_runtime_env) if xcfg.ray_runtime_env else {}
+    env_vars.update(extra.pop("env_vars", {}) or {})
+    env.update(extra)
+    if env_vars:
+        env["env_vars"] = {k: str(v) for k, v in env_vars.items()}
+    return env
+
+
 def _ray(spec: Spec, todo: list[PlannedRun], xcfg: ExecutorConfig, log) -> list[Outcome]:
     try:
         import ray
@@ -285,9 +304,7 @@ def _ray(spec: Spec, todo: list[PlannedRun], xcfg: ExecutorConfig, log) -> list[
     local = xcfg.ray_address is None
     ray.init(address=xcfg.ray_address, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
              **({"num_cpus": xcfg.jobs or os.cpu_count(), "object_store_memory": 256 << 20} if local else {}))
-    # Ray pins a 1-CPU task to one thread; CPU float sums depend on the thread count, so a local instance keeps
-    # torch's default (what the local and pool executors use) and gives the same bits.
-    env = {"env_vars": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))}} if local else {}
+    env = ray_runtime_env(xcfg, local)
     task = ray.remote(execute_run)
     refs = {}
     for r in todo:
