@@ -27,8 +27,9 @@ class FrozenDataset:
 def load_frozen(path: str | Path) -> FrozenDataset:
     path = Path(path)
     man_path, poems_path = path / "manifest.json", path / "poems.jsonl"
-    if man_path.is_file() and not poems_path.is_file() and _is_parts(man_path):
-        names = ", ".join(f"{path}/{name}" for name in read_json(man_path).get("parts", {}))
+    parts = _parts_of(man_path)
+    if parts is not None:
+        names = ", ".join(f"{path}/{name}" for name in parts)
         raise RecitebenchError(f"{path}: a dataset split into parts; name one of them ({names})")
     if not path.is_dir() or not man_path.is_file() or not poems_path.is_file():
         raise RecitebenchError(
@@ -39,9 +40,6 @@ def load_frozen(path: str | Path) -> FrozenDataset:
         manifest = read_json(man_path)
     except json.JSONDecodeError as e:
         raise RecitebenchError(f"{man_path}:{e.lineno}: broken JSON ({e.msg})") from None
-    if manifest.get("format") == PARTS_FORMAT:
-        names = ", ".join(f"{path}/{name}" for name in manifest.get("parts", {}))
-        raise RecitebenchError(f"{path}: a dataset split into parts; name one of them ({names})")
     if manifest.get("format") != FORMAT:
         raise RecitebenchError(f"{man_path}: not a recitebench manifest (format {manifest.get('format')!r})")
     if sha256_file(poems_path) != manifest.get("poems_sha256"):
@@ -60,8 +58,11 @@ def load_frozen(path: str | Path) -> FrozenDataset:
     return FrozenDataset(path, manifest, poems)
 
 
-def _is_parts(man_path: Path) -> bool:
+def _parts_of(man_path: Path) -> list[str] | None:
+    """The part names when `man_path` is the manifest of a draw split into parts (`data build --parts`), else None
+    (no manifest, or an unreadable one: the checks after this name what is wrong with it)."""
     try:
-        return read_json(man_path).get("format") == PARTS_FORMAT
+        manifest = read_json(man_path)
     except (ValueError, OSError):
-        return False
+        return None
+    return list(manifest.get("parts", {})) if manifest.get("format") == PARTS_FORMAT else None
