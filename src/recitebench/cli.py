@@ -21,7 +21,7 @@ from .data.config import DataConfig
 from .errors import RecitebenchError
 from .experiment.config import CAPACITY_PROTOCOL, CapacityConfig, ExecutorConfig
 from .models.config import ModelConfig
-from .recall.config import ReciteConfig
+from .recall.config import NORMALIZATIONS, ReciteConfig
 from .train.config import TrainConfig
 
 EXAMPLES = {
@@ -129,9 +129,7 @@ def _add_listing_commands(sub) -> None:
     rn.add_argument("--dry-run", action="store_true", help="validate the spec and list its runs without running them")
     rn.add_argument("--runs-dir", default=None, help="override the spec's runs_dir")
     rn.add_argument("--only", default=None, help="run only runs whose name contains this text")
-    rn.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
-                    help="override a spec setting (repeatable; the value is YAML), e.g. --set train.lr=1e-3 "
-                         "--set models.tiny.train.epochs=5")
+    _add_overrides(rn, "--set train.lr=1e-3 --set models.tiny.train.epochs=5")
     add_arguments(rn, ExecutorConfig)
     cap = _parser_for(sub, "capacity", "measure memory capacity: nested subsets of growing size until recall "
                       "saturates", CAPACITY_PROTOCOL)
@@ -139,8 +137,7 @@ def _add_listing_commands(sub) -> None:
                      help="capacity spec YAML (default: the embedded configs/capacity_demo.yaml)")
     cap.add_argument("--out", default=None, help="output folder (default: the spec's runs_dir)")
     cap.add_argument("--dry-run", action="store_true", help="write and validate the pilot and sweep grids, run nothing")
-    cap.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
-                     help="override a spec setting (repeatable; the value is YAML), e.g. --set capacity.seeds=[0,1]")
+    _add_overrides(cap, "--set capacity.seeds=[0,1]")
     add_arguments(cap, CapacityConfig)
     add_arguments(cap, ExecutorConfig)
     rp = _parser_for(sub, "report", "write the HTML + Markdown report of a runs folder",
@@ -170,12 +167,9 @@ def _add_listing_commands(sub) -> None:
                      "--tasks recitebench_NAME")
     lm.add_argument("data", help="frozen dataset folder (from `recitebench data build`)")
     lm.add_argument("--out", required=True, help="folder for the task files")
-    lm.add_argument("--normalize", default="none", choices=("none", "whitespace", "width", "whitespace+width"),
-                    help="normalisation before comparing, as `recite --normalize` [default: none]")
+    _add_task_format(lm, "the prompt format of the runs it evaluates: plain feeds prompt + newline; chat the bare "
+                         "prompt, for lm_eval --apply_chat_template")
     lm.add_argument("--overwrite", action="store_true", help="replace the task files in a --out that holds some")
-    lm.add_argument("--template", default="plain", choices=("plain", "chat"),
-                    help="the prompt format of the runs it evaluates: plain feeds prompt + newline; chat the bare "
-                         "prompt, for lm_eval --apply_chat_template [default: plain]")
     lm.add_argument("--max-gen-toks", type=int, default=None,
                     help="generation budget per poem (default: 4 tokens per character of the longest poem + 16); "
                          "set it below a small model's context length")
@@ -191,10 +185,20 @@ def _add_listing_commands(sub) -> None:
     li.add_argument("--data", required=True, help="the frozen dataset the task was exported from")
     li.add_argument("--out", required=True, help="folder for results.json and samples.jsonl")
     li.add_argument("--model", default=None, help="the model lm-eval ran (folder or hub id): adds bits and tokens")
-    li.add_argument("--template", default="plain", choices=("plain", "chat"),
-                    help="the prompt format the task used (as `export lm-eval --template`) [default: plain]")
-    li.add_argument("--normalize", default="none", choices=("none", "whitespace", "width", "whitespace+width"),
-                    help="normalisation before comparing, as `recite --normalize` [default: none]")
+    _add_task_format(li, "the prompt format the task used (as `export lm-eval --template`)")
+
+
+
+def _add_task_format(p: argparse.ArgumentParser, template_help: str) -> None:
+    """--template and --normalize of an lm-eval task, the same for its export and its import."""
+    p.add_argument("--template", default="plain", choices=("plain", "chat"), help=f"{template_help} [default: plain]")
+    p.add_argument("--normalize", default="none", choices=NORMALIZATIONS,
+                   help="normalisation before comparing, as `recite --normalize` [default: none]")
+
+
+def _add_overrides(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", dest="overrides",
+                   help=f"override a spec setting (repeatable; the value is YAML), e.g. {example}")
 
 
 HANDLERS = {

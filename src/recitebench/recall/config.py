@@ -14,6 +14,7 @@ from ..rundir import RunDir
 
 DECODERS = ("auto", "static", "generate", "draft", "vllm")
 REFERENCES = ("auto", "base", "truth", "none")
+NORMALIZATIONS = ("none", "whitespace", "width", "whitespace+width")
 
 
 @dataclass
@@ -73,7 +74,7 @@ class ReciteConfig:
     normalize: str = opt(
         "none",
         "normalisation before comparing (exact means exact: off by default)",
-        choices=("none", "whitespace", "width", "whitespace+width"),
+        choices=NORMALIZATIONS,
     )
     minor_overlap: float = opt(
         0.75, "overlap (LCS F1 of words, or of CJK characters) at or above which a wrong recitation is a minor "
