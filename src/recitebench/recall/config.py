@@ -102,6 +102,10 @@ class ReciteConfig:
             raise ValueError("verify and extra_tokens must be >= 0")
         self.check_reference()
 
+    def thresholds(self) -> dict:
+        """The grading thresholds as results.json records them."""
+        return {"measure": "overlap", "minor_overlap": self.minor_overlap, "forgotten_overlap": self.forgotten_overlap}
+
     def check_reference(self) -> None:
         """A reference is a keyword or a model: `bsae` is a typo (did you mean base?), not a hub id to try."""
         if self.reference in REFERENCES:

@@ -21,6 +21,11 @@ import re
 import unicodedata
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from ..schema import OUTCOMES
+from ..stats import wilson_interval
+
 _REFUSALS = re.compile(
     r"(i\s*(do\s*not|don'?t)\s*know|i'?m\s*not\s*sure|i\s*(cannot|can'?t)\s*(recall|remember)|no\s*idea|"
     r"不知道|不清楚|不记得|无法回答|抱歉)",
@@ -128,3 +133,21 @@ def grade(
     return Graded(
         outcome, exact, sim, len(os.path.commonprefix([p, t])), line_acc, 100.0 if p == t else chrf(p, t), refusal, ov
     )
+
+
+def sample_totals(samples: list) -> dict:
+    """Results' aggregate of graded samples: exact recall with its Wilson interval, the outcome counts, and the
+    means of the per-poem figures (None where a sample lacks one, e.g. token counts of an import without a
+    tokenizer)."""
+    n, hits = len(samples), sum(s.exact for s in samples)
+
+    def mean(key: str) -> float | None:
+        vals = [getattr(s, key) for s in samples]
+        if not vals:
+            return 0.0
+        return None if any(v is None for v in vals) else float(np.mean(vals))
+
+    return {"exact_match": hits / n if n else 0.0, "n": n, "n_correct": hits,
+            "exact_match_ci95": wilson_interval(hits, n), "exact_match_ci_method": "wilson",
+            "outcomes": {o: sum(1 for s in samples if s.outcome == o) for o in OUTCOMES},
+            **{f"mean_{k}": mean(k) for k in ("similarity", "prefix_chars", "prefix_tokens", "line_accuracy", "chrf")}}

@@ -15,17 +15,14 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..config import to_dict
 from ..data.frozen import load_frozen
 from ..errors import RecitebenchError
 from ..models.config import ModelConfig
 from ..provenance import provenance
-from ..schema import OUTCOMES, Results, Sample, write_recitation
-from ..stats import wilson_interval
+from ..schema import Results, Sample, write_recitation
 from .config import ReciteConfig
-from .graded import grade
+from .graded import grade, sample_totals
 
 DECIDED_BY = "lm-eval"
 
@@ -121,22 +118,12 @@ def import_lmeval(samples: str | Path, data: str | Path, out: str | Path, *, mod
 
 def _results(samples: list[Sample], ds, path: Path, model: str | None, template: str, rcfg: ReciteConfig,
              seconds: float) -> Results:
-    hits = [s.exact for s in samples]
     n = len(samples)
-
-    def mean(key: str):
-        vals = [getattr(s, key) for s in samples]
-        return None if any(v is None for v in vals) else float(np.mean(vals))
-
     return Results(
-        exact_match=sum(hits) / n, n=n, n_correct=sum(hits), exact_match_ci95=wilson_interval(sum(hits), n),
-        exact_match_ci_method="wilson", outcomes={o: sum(1 for s in samples if s.outcome == o) for o in OUTCOMES},
-        mean_similarity=mean("similarity"), mean_prefix_chars=mean("prefix_chars"),
-        mean_prefix_tokens=mean("prefix_tokens"), mean_line_accuracy=mean("line_accuracy"), mean_chrf=mean("chrf"),
+        **sample_totals(samples),
         decided_by={"certified": 0, "generated": 0, DECIDED_BY: n}, decoder=DECIDED_BY, kernels="n/a",
         verification={"n": 0, "agree": 0, "rate": None}, normalization=rcfg.normalize,
-        thresholds={"measure": "overlap", "minor_overlap": rcfg.minor_overlap,
-                    "forgotten_overlap": rcfg.forgotten_overlap},
+        thresholds=rcfg.thresholds(),
         certify_margin=None, model={"model": model, "source": f"lm-eval samples {path}"}, template=template,
         dataset={"path": str(ds.path), "poems_sha256": ds.sha256, "preset": ds.manifest.get("preset"),
                  "source": ds.manifest.get("source"), "training_set": None, "poems_in_samples": n,

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.profiler import record_function
 
@@ -28,14 +27,13 @@ from ..models.kernels import apply_kernels
 from ..models.load import load_model
 from ..provenance import provenance
 from ..rundir import RunDir
-from ..schema import OUTCOMES, Results, Sample, write_recitation
-from ..stats import wilson_interval
+from ..schema import Results, Sample, write_recitation
 from .bits import LN2, BitsContext, Reference, memorized, memory_speed, memory_summary, reference_bits
 from .config import ReciteConfig
 from .controls import Scored, check_unseen, control_summary, heldout_set, score_set
 from .decoders import Decoder, resolve_decoder
 from .generate import generation_overrides
-from .graded import grade
+from .graded import grade, sample_totals
 
 
 @dataclass
@@ -339,22 +337,8 @@ def summarise(
 ) -> Results:
     rcfg, n = job.rcfg, len(samples)
     hits = [s.exact for s in samples]
-
-    def mean(key: str) -> float:
-        return float(np.mean([getattr(s, key) for s in samples])) if samples else 0.0
-
     return Results(
-        exact_match=sum(hits) / n if n else 0.0,
-        n=n,
-        n_correct=sum(hits),
-        exact_match_ci95=wilson_interval(sum(hits), n),
-        exact_match_ci_method="wilson",
-        outcomes={o: sum(1 for s in samples if s.outcome == o) for o in OUTCOMES},
-        mean_similarity=mean("similarity"),
-        mean_prefix_chars=mean("prefix_chars"),
-        mean_prefix_tokens=mean("prefix_tokens"),
-        mean_line_accuracy=mean("line_accuracy"),
-        mean_chrf=mean("chrf"),
+        **sample_totals(samples),
         invalid_utf8=sum(invalid_utf8(s.prediction, s.target) for s in samples),
         decided_by={
             "certified": len(certified.ids),
@@ -365,8 +349,7 @@ def summarise(
         kernels=job.kernels,
         verification=verification,
         normalization=rcfg.normalize,
-        thresholds={"measure": "overlap", "minor_overlap": rcfg.minor_overlap,
-                    "forgotten_overlap": rcfg.forgotten_overlap},
+        thresholds=rcfg.thresholds(),
         end_token_ids=list(job.scoring.end_ids), generation=rcfg.generation,
         generation_overrides=generation_overrides(job.model),
         not_round_trip=sum(not it.round_trip for it in job.items),
