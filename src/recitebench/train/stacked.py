@@ -411,10 +411,10 @@ class StackedTrainer:
         s, t0 = self.s, time.perf_counter()
         k = len(self.points)
         progress = self.load() or {"step": 0, "curves": [[] for _ in range(k)], "done": [None] * k,
-                                   "diverged": [None] * k, "train_s": 0.0, "tokens": 0}
+                                   "diverged": [None] * k, "train_s": 0.0, "wall_s": 0.0, "tokens": 0}
         if progress["step"]:
             self.log(f"resumed at step {progress['step']} ({len(self.active)} points still in the stack)")
-        wall0 = progress.get("wall_s", 0.0)  # over every invocation that trained this stack
+        wall0 = progress["wall_s"]  # over every invocation that trained this stack
         while progress["step"] < s.max_steps and self.active:
             t1, n = time.perf_counter(), min(s.eval_every, s.max_steps - progress["step"])
             for _ in range(n):
@@ -439,7 +439,7 @@ class StackedTrainer:
                                        progress["diverged"][j]))
         train_s, tokens = progress["train_s"], progress["tokens"]
         return results, {"steps": progress["step"], "train_seconds": round(train_s, 3), "models": len(self.points),
-                         "wall_seconds": round(progress.get("wall_s", 0.0), 3),
+                         "wall_seconds": round(progress["wall_s"], 3),
                          "tokens": tokens, "tokens_per_s": tokens / train_s if train_s else None}
 
 
