@@ -308,6 +308,32 @@ def test_a_diverged_rate_leaves_the_stack_and_no_point_depends_on_its_stack_mate
     assert blown[0].curve == calm[0].curve and blown[0].memorized_bits > 0
 
 
+def test_annealed_measurements_at_budgets_four_thirds_apart_leave_the_trunk_as_it_was():
+    """With anneal_steps, a measurement is of an annealed copy at budgets 4/3 apart; the trunk goes on as if the
+    anneal never ran (its bits equal a run without anneals at the same steps), and annealing gains bits."""
+    from recitebench.train.stacked import Arch, Point, StackedSettings, StackedTrainer
+
+    s = StackedSettings(min_steps=4000, anneal_steps=500)
+    chain = [s.next_measurement(0)]
+    while chain[-1] < 13000:
+        chain.append(s.next_measurement(chain[-1]))
+    assert chain == [3000, 4000, 5400, 7200, 9600, 12800, 17100]
+    assert all(a <= 0.75 * b for a, b in zip(chain, chain[1:]))
+    assert StackedSettings().next_measurement(3000) == 4000
+    data = {0: torch.randint(0, 16, (64, 32), generator=torch.Generator().manual_seed(2))}
+    arch = Arch(vocab=20, hidden=16, layers=1, heads=2, kv_heads=1, ffn=32)
+    cfg = {"batch": 8, "max_steps": 600, "min_steps": 400, "warmup": 20, "tolerance": 0.0}
+
+    def run(**extra):
+        return StackedTrainer(arch, [Point(64, 0, 3e-2)], data, 16, 128.0, StackedSettings(**cfg, **extra),
+                              torch.device("cpu"), log=lambda m: None).run()[0][0].curve
+
+    annealed, plain = run(anneal_steps=50), {c["step"]: c["memorized_bits"] for c in run(eval_every=100)}
+    assert [c["step"] for c in annealed] == [300, 400, 600]
+    assert all(c["trunk_memorized_bits"] == plain[c["step"]] for c in annealed)
+    assert all(c["memorized_bits"] > c["trunk_memorized_bits"] for c in annealed)
+
+
 STACKED_SPEC = """
 runs_dir: {out}
 datasets:
@@ -343,12 +369,15 @@ def test_recitebench_capacity_stacked_labels_an_unconverged_capacity_a_lower_bou
     assert "resumed at step 200" in (tmp_path / "out" / "stacked" / "t" / "run.log").read_text()
 
 
-def _group(params: int, bits: dict, converged: bool = True, best_lr: float = 2e-3) -> dict:
-    """A stacked group's record: sizes 100/400/800, seeds 0-1 at the middle rate, the grid at the largest size."""
-    pts = [{"n": n, "seed": s, "lr": 2e-3, "converged": converged, "converged_step": 5000 if converged else None,
+def _group(params: int, bits: dict, converged: bool = True, best_lr: float = 2e-3,
+           lrs: tuple = (1e-3, 2e-3, 4e-3), below: float = 0.9) -> dict:
+    """A stacked group's record: sizes 100/400/800, seeds 0-1 at the middle rate, the grid at the largest size (the
+    other rates store `below` x the middle one's bits, the best 1 % more)."""
+    mid = lrs[len(lrs) // 2]
+    pts = [{"n": n, "seed": s, "lr": mid, "converged": converged, "converged_step": 5000 if converged else None,
             "memorized_bits": bits[n] * (1 + 0.01 * s), "dataset_bits": 704.0 * n} for s in (0, 1) for n in bits]
     pts += [{"n": 800, "seed": 0, "lr": lr, "converged": True, "converged_step": 5000, "dataset_bits": 704.0 * 800,
-             "memorized_bits": bits[800] * (1.01 if lr == best_lr else 0.9)} for lr in (1e-3, 4e-3)]
+             "memorized_bits": bits[800] * (1.01 if lr == best_lr else below)} for lr in lrs if lr != mid]
     return {"parameters": params, "precision": "fp32", "sizes": sorted(bits), "points": pts,
             "throughput": {}, "wall_seconds": 1.0, "device": "cpu"}
 
@@ -371,6 +400,15 @@ def test_the_read_off_rule_and_the_fitted_slope():
     assert read_off(_group(100_000, flat, converged=False), ccfg)["label"] == "lower bound"
     edge = read_off(_group(100_000, flat, best_lr=4e-3), ccfg)
     assert edge["lr_best"] == 4e-3 and not edge["lr_interior"] and edge["label"] == "lower bound"
+    four = (1e-3, 2e-3, 4e-3, 8e-3)  # the middle rate is 4e-3; the best, 2e-3, is inside the grid
+    near = read_off(_group(100_000, flat, best_lr=2e-3, lrs=four), CapacityConfig(**{**ccfg.__dict__, "lrs": four}))
+    assert near["lr_best"] == 2e-3 and near["lr_interior"] and 0 < near["lr_gap"] < 0.01 and near["label"] == "capacity"
+    far = _group(100_000, flat, best_lr=2e-3, lrs=four)
+    for p in far["points"]:
+        if p["lr"] == 2e-3:
+            p["memorized_bits"] *= 1.05
+    far = read_off(far, CapacityConfig(**{**ccfg.__dict__, "lrs": four}))
+    assert far["lr_gap"] > 0.01 and far["label"] == "lower bound"
     fit = fit_alpha({"a": a, "b": b, "r": rising}, [0, 1])
     x = np.array([1e5, 2e5, 1e5, 2e5])
     y = np.array([s["capacity_bits"] for j in (0, 1) for s in (a["per_seed"][j], b["per_seed"][j])])

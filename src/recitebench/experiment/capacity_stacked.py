@@ -124,7 +124,7 @@ def run_group(raw: dict, ccfg: CapacityConfig, m: str, root: Path, log=print) ->
     settings = StackedSettings(batch=ccfg.batch, max_steps=ccfg.max_steps, min_steps=ccfg.min_steps,
                                eval_every=ccfg.eval_every, tolerance=ccfg.tolerance, precision=p["precision"],
                                schedule=ccfg.schedule, decay_steps=ccfg.decay_steps, compile=ccfg.compile,
-                               seed=ccfg.seeds[0])
+                               anneal_steps=ccfg.anneal_steps, seed=ccfg.seeds[0])
     vocab = DataConfig(**raw["data"]).vocab  # <bos> is the first special after the symbols
     trainer = StackedTrainer(p["arch"], p["points"], data, vocab, bits_per_sequence(raw["data"]), settings, device,
                              log=lambda msg: log(f"{m}: {msg}"), state_path=root / "stacked" / m / "state.pt")
@@ -214,7 +214,8 @@ def summarise_stacked(raw: dict, ccfg: CapacityConfig, root: Path, plans: dict) 
 
 
 def read_off(group: dict, ccfg: CapacityConfig) -> dict:
-    """One model's learning rate (best at the largest size, first seed; flagged at an edge of the grid) and its
+    """One model's learning rate (the grid's middle; the best at the largest size, first seed, must be inside the
+    grid and the middle within `tolerance` of it) and its
     capacity per seed: the plateau of its two largest sizes, both converged and within plateau_tolerance, else the
     largest memorised bits as a lower bound."""
     pts, sizes, seed0 = group["points"], group["sizes"], ccfg.seeds[0]
@@ -236,10 +237,13 @@ def read_off(group: dict, ccfg: CapacityConfig) -> dict:
                                                        "converged_step")} for p in curve]})
     params = group["parameters"]
     caps = [x["capacity_bits"] for x in per_seed]
-    measured = all(x["kind"] == "plateau" for x in per_seed) and interior and best == mid
+    # the sizes and seeds train at the grid's middle rate: it measures the capacity when the grid's best is
+    # bracketed and the middle rate stores within `tolerance` (the convergence rule's own resolution) of the best
+    gap = 1.0 - grid[mid]["memorized_bits"] / max(grid[best]["memorized_bits"], 1.0)
+    measured = all(x["kind"] == "plateau" for x in per_seed) and interior and gap < ccfg.tolerance
     return {"parameters": params, "precision": group["precision"], "sizes": sizes, "lr": mid,
             "lr_grid": {f"{lr:g}": grid[lr]["memorized_bits"] for lr in lrs}, "lr_best": best,
-            "lr_interior": interior, "per_seed": per_seed, "capacity_bits": mean_interval(caps),
+            "lr_interior": interior, "lr_gap": gap, "per_seed": per_seed, "capacity_bits": mean_interval(caps),
             "bits_per_parameter": mean_interval([c / params for c in caps]),
             "label": "capacity" if measured else "lower bound", "throughput": group["throughput"],
             "wall_seconds": group["wall_seconds"], "device": group["device"]}

@@ -115,6 +115,8 @@ class CapacityConfig:
                                     "cap does not end it)", choices=("constant", "inverse-sqrt"))
     decay_steps: int = opt(1000, "stacked: inverse-sqrt decays as sqrt(decay_steps / step) from this step on")
     compile: bool = opt(False, "stacked: torch.compile the forward and loss before the step is captured as a graph")
+    anneal_steps: int = opt(0, "stacked: > 0: measure an annealed copy (rate linearly to 0 over this many steps) at "
+                               "budgets 4/3 apart, so convergence compares annealed budgets T and 3T/4")
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -124,6 +126,8 @@ class CapacityConfig:
             raise ValueError(f"size_multiples must be positive and increasing, got {self.size_multiples}")
         if any(lr <= 0 or lr != lr for lr in self.lrs):
             raise ValueError(f"lrs must be positive learning rates, got {self.lrs}")
+        if self.anneal_steps < 0:
+            raise ValueError(f"anneal_steps must be >= 0, got {self.anneal_steps}")
         if not self.sizes or any(n <= 0 for n in self.sizes) or self.sizes != sorted(set(self.sizes)):
             raise ValueError(f"sizes must be positive and increasing, got {self.sizes}")
         if not self.seeds:

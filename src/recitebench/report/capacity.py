@@ -172,6 +172,8 @@ def stacked_markdown(cap: dict) -> str:
     for name, m in cap["models"].items():
         grid = ", ".join(f"{lr}: {bits:,.0f}" for lr, bits in m["lr_grid"].items())
         edge = "" if m["lr_interior"] else " (best rate at the grid's edge)"
+        if m.get("lr_gap", 0.0) > 0:
+            edge += f" (best {m['lr_best']:g}; the rate used stores {m['lr_gap']:.1%} less)"
         lines.append(f"| {name} | {m['precision']} | {m['parameters']:,} | {m['lr']:g} ({grid}){edge} | "
                      f"{_fmt_interval(m['capacity_bits'])} | {_fmt_interval(m['bits_per_parameter'], digits=3)} | "
                      f"{m['label']} |")
@@ -207,9 +209,15 @@ def _stacked_training(c: dict) -> str:
     schedule = c.get("schedule", "constant")
     if schedule == "inverse-sqrt":
         schedule += f" from step {c['decay_steps']:,}"
-    return (f"Training: AdamW, {c['batch']} sequences per step, learning rate {schedule} after warmup; a point "
-            f"converged when its memorised bits changed by < {c['tolerance']:.0%} over the last quarter of its steps "
-            f"(not before step {c['min_steps']:,}, measured every {c['eval_every']:,}), cap {c['max_steps']:,} steps.")
+    head = f"Training: AdamW, {c['batch']} sequences per step, learning rate {schedule} after warmup; "
+    if c.get("anneal_steps"):
+        return head + (f"every measurement is of a copy annealed over {c['anneal_steps']:,} steps (rate linearly to 0; "
+                       f"training goes on from before it), at budgets 4/3 apart; a point converged when its annealed "
+                       f"memorised bits after T steps and after 3T/4 differ by < {c['tolerance']:.0%} (not before step "
+                       f"{c['min_steps']:,}), cap {c['max_steps']:,} steps.")
+    return head + (f"a point converged when its memorised bits changed by < {c['tolerance']:.0%} over the last quarter "
+                   f"of its steps (not before step {c['min_steps']:,}, measured every {c['eval_every']:,}), cap "
+                   f"{c['max_steps']:,} steps.")
 
 
 def capacity_summary(result: dict) -> str:

@@ -193,10 +193,26 @@ class StackedSettings:
     graphs: bool = True  # one CUDA graph per step on a GPU
     seed: int = 0  # the batches' sampling (initialisations follow each point's own seed)
     compile: bool = False  # torch.compile the forward and loss (fuses the elementwise passes), then graph the step
+    # > 0: every measurement is of an annealed copy (its rate falls linearly to 0 over this many steps; training goes
+    # on from before the anneal), taken at budgets 4/3 apart from min_steps * 3/4, so convergence compares the bits
+    # the model reaches when annealed after T steps with those after 3T/4: what a longer budget would add
+    anneal_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.anneal_steps < 0:
+            raise ValueError(f"anneal_steps must be >= 0, got {self.anneal_steps}")
+
+    def next_measurement(self, step: int) -> int:
+        """The step of the measurement after `step`: every eval_every steps, or with annealing at budgets 4/3 apart
+        (rounded up to 100 steps, so the previous budget is at most 3/4 of the next)."""
+        if not self.anneal_steps:
+            return step + self.eval_every
+        first = max(100, math.ceil(0.75 * self.min_steps / 100) * 100)
+        if step < first:
+            return first
+        return math.ceil(step * 4 / 3 / 100) * 100
 
 
 SCHEDULES = ("constant", "inverse-sqrt")
@@ -278,6 +294,7 @@ class StackedTrainer:
         self.opt = AdamW(list(self.w.values()), torch.tensor([p.lr for p in points], device=device), settings)
         self._attach_grads()
         self.dtype = torch.bfloat16 if settings.precision == "bf16" else None
+        self.mult = torch.ones((), device=device)  # the anneal's factor on every rate, read by the captured step
         self.graph = None
         self.nll = torch.compile(sequence_nll, dynamic=False) if settings.compile else sequence_nll
 
@@ -309,7 +326,7 @@ class StackedTrainer:
         nll = self.nll(self.arch, self.w, self.data[self.karange, idx], self.bos, self.dtype)  # [K, B]
         loss = nll.mean(1) / self.data.shape[2]
         loss.sum().backward()  # copies share no weight: each one's gradient is its own loss's
-        self.opt.step(lr_scale(self.opt.t + 1, self.s))
+        self.opt.step(lr_scale(self.opt.t + 1, self.s) * self.mult)
         return loss.detach()
 
     def step(self) -> None:
@@ -341,6 +358,31 @@ class StackedTrainer:
             total += (bits * mask).sum(1)
         return mem, total
 
+    def annealed_measure(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`measure` of a copy of the stack annealed over anneal_steps (rate falling linearly to 0); the stack is
+        then put back as it was before the anneal (in place, so the captured step stays valid)."""
+        saved = [t.detach().clone() for t in (*self.params, *self.opt.m, *self.opt.v, self.opt.t)]
+        rng = self._rng_state()  # the trunk's batches after the anneal are the ones it would have drawn without it
+        a = self.s.anneal_steps
+        for i in range(a):
+            self.mult.fill_(1.0 - i / a)
+            self.step()
+        out = self.measure()
+        with torch.no_grad():
+            for t, v in zip((*self.params, *self.opt.m, *self.opt.v, self.opt.t), saved):
+                t.copy_(v)
+        self.mult.fill_(1.0)
+        self._set_rng_state(rng)
+        return out
+
+    def _rng_state(self) -> tuple:
+        return torch.get_rng_state(), torch.cuda.get_rng_state() if self.device.type == "cuda" else None
+
+    def _set_rng_state(self, state: tuple) -> None:
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state(state[1])
+
     def _fingerprint(self) -> str:
         """What a saved state must match to be continued; the cap is left out, so a cap can be raised."""
         from dataclasses import replace
@@ -356,8 +398,8 @@ class StackedTrainer:
             return
         state = {"fingerprint": self._fingerprint(), "active": self.active, "progress": progress,
                  "w": {n: t.detach().cpu() for n, t in self.w.items()}, "m": [m.cpu() for m in self.opt.m],
-                 "v": [v.cpu() for v in self.opt.v], "t": self.opt.t.cpu(), "rng": torch.get_rng_state(),
-                 "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None}
+                 "v": [v.cpu() for v in self.opt.v], "t": self.opt.t.cpu(), "rng": self._rng_state()[0],
+                 "cuda_rng": self._rng_state()[1]}
         tmp = f"{self.state_path}.tmp"
         torch.save(state, tmp)
         os.replace(tmp, self.state_path)
@@ -377,9 +419,7 @@ class StackedTrainer:
         self.opt.v = [v.to(self.device) for v in state["v"]]
         self.opt.t = state["t"].to(self.device)
         self._attach_grads()
-        torch.set_rng_state(state["rng"])
-        if state["cuda_rng"] is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"])
+        self._set_rng_state((state["rng"], state["cuda_rng"]))
         return state["progress"]
 
     def _record(self, progress: dict, started: float) -> list[int]:
@@ -389,12 +429,16 @@ class StackedTrainer:
 
         step, curves, done, diverged = progress["step"], progress["curves"], progress["done"], progress["diverged"]
         mem, total = (x.tolist() for x in self.measure())
+        if self.s.anneal_steps:  # the trunk's own bits stay in the curve beside the annealed copy's
+            trunk, (mem, total) = mem, (x.tolist() for x in self.annealed_measure())
         for r, j in enumerate(self.active):
             if not math.isfinite(total[r]):
                 diverged[j] = step
                 curves[j].append({"step": step, "memorized_bits": 0.0, "nll_bits": None})
                 continue
             curves[j].append({"step": step, "memorized_bits": round(mem[r], 3), "nll_bits": round(total[r], 3)})
+            if self.s.anneal_steps:
+                curves[j][-1]["trunk_memorized_bits"] = round(trunk[r], 3)
             if converged(curves[j], self.s):
                 done[j] = step
         keep = [r for r, j in enumerate(self.active) if done[j] is None and diverged[j] is None]
@@ -416,7 +460,7 @@ class StackedTrainer:
             self.log(f"resumed at step {progress['step']} ({len(self.active)} points still in the stack)")
         wall0 = progress["wall_s"]  # over every invocation that trained this stack
         while progress["step"] < s.max_steps and self.active:
-            t1, n = time.perf_counter(), min(s.eval_every, s.max_steps - progress["step"])
+            t1, n = time.perf_counter(), min(s.next_measurement(progress["step"]), s.max_steps) - progress["step"]
             for _ in range(n):
                 self.step()
             if self.device.type == "cuda":
