@@ -308,7 +308,7 @@ def test_a_diverged_rate_leaves_the_stack_and_no_point_depends_on_its_stack_mate
     assert blown[0].curve == calm[0].curve and blown[0].memorized_bits > 0
 
 
-def test_annealed_measurements_at_budgets_four_thirds_apart_leave_the_trunk_as_it_was():
+def test_annealed_measurements_at_budgets_four_thirds_apart_leave_the_trunk_as_it_was(tmp_path):
     """With anneal_steps, a measurement is of an annealed copy at budgets 4/3 apart; the trunk goes on as if the
     anneal never ran (its bits equal a run without anneals at the same steps), and annealing gains bits."""
     from recitebench.train.stacked import Arch, Point, StackedSettings, StackedTrainer
@@ -332,6 +332,28 @@ def test_annealed_measurements_at_budgets_four_thirds_apart_leave_the_trunk_as_i
     assert [c["step"] for c in annealed] == [300, 400, 600]
     assert all(c["trunk_memorized_bits"] == plain[c["step"]] for c in annealed)
     assert all(c["memorized_bits"] > c["trunk_memorized_bits"] for c in annealed)
+    # killed between two measurements (at trunk step 450), it continues from its last save (every eval_every = 100
+    # steps: step 400) to the same curve as the uninterrupted run
+    state = tmp_path / "state.pt"
+    tr = StackedTrainer(arch, [Point(64, 0, 3e-2)], data, 16, 128.0,
+                        StackedSettings(**cfg, anneal_steps=50, eval_every=100), torch.device("cpu"),
+                        log=lambda m: None, state_path=state)
+    calls, step = [0], tr.step
+
+    def killed():
+        calls[0] += 1
+        if calls[0] > 300 + 50 + 100 + 50 + 50:
+            raise KeyboardInterrupt
+        step()
+
+    tr.step = killed
+    with pytest.raises(KeyboardInterrupt):
+        tr.run()
+    assert torch.load(state, weights_only=False)["progress"]["step"] == 400
+    again = StackedTrainer(arch, [Point(64, 0, 3e-2)], data, 16, 128.0,
+                           StackedSettings(**cfg, anneal_steps=50, eval_every=100), torch.device("cpu"),
+                           log=lambda m: None, state_path=state).run()[0][0].curve
+    assert again == run(anneal_steps=50, eval_every=100)
 
 
 STACKED_SPEC = """

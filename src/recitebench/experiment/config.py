@@ -106,7 +106,8 @@ class CapacityConfig:
     batch: int = opt(256, "stacked: sequences per step per model")
     max_steps: int = opt(40000, "stacked: the cap; a point not converged by then is reported as a lower bound")
     min_steps: int = opt(2000, "stacked: no convergence is declared before this many steps")
-    eval_every: int = opt(1000, "stacked: steps between two measurements of memorised bits")
+    eval_every: int = opt(1000, "stacked: steps between two measurements of memorised bits (with anneal_steps: "
+                                    "between two saves of the state)")
     tolerance: float = opt(0.01, "stacked: converged when memorised bits change by less than this share over the last "
                                  "quarter of the steps")
     plateau_tolerance: float = opt(0.05, "stacked: a capacity is a plateau when the two largest sizes are within this "

@@ -181,7 +181,7 @@ class StackedSettings:
     batch: int = 256  # sequences per step per model
     max_steps: int = 40000  # the cap: a model not converged by then is reported as not converged
     min_steps: int = 2000  # no convergence is declared before this
-    eval_every: int = 1000  # steps between two measurements of memorised bits
+    eval_every: int = 1000  # steps between two measurements of memorised bits (with annealing: between two saves)
     tolerance: float = 0.01  # converged: memorised bits grew by less than this share over the last quarter of steps
     warmup: int = 500
     schedule: str = "constant"  # constant, or inverse-sqrt: lr x sqrt(decay_steps / step) once step > decay_steps
@@ -448,6 +448,13 @@ class StackedTrainer:
             + f" (* converged, ! diverged; {len(keep)} still in the stack; {time.perf_counter() - started:.0f} s)")
         return keep
 
+    def _measure_and_shrink(self, progress: dict, started: float) -> None:
+        keep = self._record(progress, started)
+        if len(keep) < len(self.active) and keep:
+            self._keep(keep)
+        elif not keep:
+            self.active = []
+
     def run(self) -> tuple[list[PointResult], dict]:
         """Train until every model converged or the cap; (per point results, throughput)."""
         import time
@@ -460,7 +467,11 @@ class StackedTrainer:
             self.log(f"resumed at step {progress['step']} ({len(self.active)} points still in the stack)")
         wall0 = progress["wall_s"]  # over every invocation that trained this stack
         while progress["step"] < s.max_steps and self.active:
-            t1, n = time.perf_counter(), min(s.next_measurement(progress["step"]), s.max_steps) - progress["step"]
+            target = progress.get("next", 0)  # the next measurement; the state is saved every eval_every steps too
+            if target <= progress["step"]:
+                target = s.next_measurement(progress["step"])
+            target = progress["next"] = min(target, s.max_steps)
+            t1, n = time.perf_counter(), min(s.eval_every, target - progress["step"])
             for _ in range(n):
                 self.step()
             if self.device.type == "cuda":
@@ -468,11 +479,8 @@ class StackedTrainer:
             progress["train_s"] += time.perf_counter() - t1
             progress["tokens"] += len(self.active) * s.batch * self.data.shape[2] * n
             progress["step"] += n
-            keep = self._record(progress, t0)
-            if len(keep) < len(self.active) and keep:
-                self._keep(keep)
-            elif not keep:
-                self.active = []
+            if progress["step"] >= target:
+                self._measure_and_shrink(progress, t0)
             progress["wall_s"] = wall0 + time.perf_counter() - t0
             self.save(progress)
         results = []
