@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One H200 call for the random-token capacity ladder (issue #25): the throughput of the stacked engine against a
 # plain single-model loop (bench/capacity_bench.py, side by side), then `recitebench capacity` on the shipped spec.
-#   COMMIT=<sha> MAX_STEPS=60000 BUDGET=560 BENCH=1 bash bench/gpu_capacity_tokens.sh
+#   COMMIT=<sha> MAX_STEPS=60000 BUDGET=560 BENCH=1 [SEED=docs/capacity_results/...] bash bench/gpu_capacity_tokens.sh
 set -uo pipefail
 LABEL="capacity_tokens" . bench/gpu_env.sh
 BUDGET=${BUDGET:-560}; start=$SECONDS
@@ -11,6 +11,12 @@ if [ "${BENCH:-1}" = 1 ]; then
       --json "$OUT/capacity_bench.json"
 fi
 SPEC=${SPEC:-configs/capacity_tokens.yaml}; ROOT=runs/$(basename "$SPEC" .yaml)
+# SEED=DIR: the finished groups of an earlier call (DIR/MODEL.group.json); `capacity` reuses a group only when its
+# points and settings are the spec's, and trains the others
+if [ -n "${SEED:-}" ]; then
+  for g in "$SEED"/*.group.json; do m=$(basename "$g" .group.json); mkdir -p "$ROOT/stacked/$m"
+    [ -f "$ROOT/stacked/$m/group.json" ] || cp "$g" "$ROOT/stacked/$m/group.json"; done
+fi
 step capacity "$(( $(left) - 25 ))" python3 -m recitebench capacity "$SPEC" --out "$ROOT" \
     --max-steps "${MAX_STEPS:-60000}" ${ARGS:-}
 nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader >> "$OUT/device.txt"

@@ -166,6 +166,11 @@ def test_capacity_dry_run_validates_both_grids(tmp_path, capsys):
     spec.write_text(CAPACITY_SPEC.format(out=tmp_path / "cap").replace("sizes: [4, 8, 16]", "sizes: [8, 4]"))
     assert run_cli("capacity", spec, "--dry-run") == 1
     assert "sizes must be positive and increasing" in capsys.readouterr().err
+    own = CAPACITY_SPEC.replace("tiny: {{model: tiny}}", "tiny: {{model: tiny, capacity: {{lrs: [1.0e-3, 3.0e-3]}}}}")
+    spec.write_text(own.format(out=tmp_path / "cap"))
+    assert run_cli("capacity", spec, "--dry-run") == 1
+    assert "models.tiny.capacity: a model's own learning-rate grid is read by `engine: stacked` only" in (
+        capsys.readouterr().err)
 
 
 def test_capacity_spec_paths_are_relative_to_the_spec_file(tmp_path, capsys, monkeypatch):
@@ -389,6 +394,21 @@ def test_recitebench_capacity_stacked_labels_an_unconverged_capacity_a_lower_bou
     group = json.loads((tmp_path / "out" / "stacked" / "t" / "group.json").read_text())
     assert group["settings"]["max_steps"] == group["throughput"]["steps"] == 300
     assert "resumed at step 200" in (tmp_path / "out" / "stacked" / "t" / "run.log").read_text()
+    # a model's own grid: a group written for other rates is not reused (its stale state is named, not continued)
+    (tmp_path / "out" / "stacked" / "t" / "state.pt").unlink()
+    own = STACKED_SPEC.replace("t: {{model: t.json}}",
+                               "t: {{model: t.json, capacity: {{lrs: [1.0e-3, 3.0e-3, 1.0e-2]}}}}")
+    spec.write_text(own.format(out=tmp_path / "out"))
+    assert run_cli("capacity", spec, "--max-steps", "300") == 0
+    group = json.loads((tmp_path / "out" / "stacked" / "t" / "group.json").read_text())
+    assert group["lrs"] == [1e-3, 3e-3, 1e-2] and {p["lr"] for p in group["points"]} == {1e-3, 3e-3, 1e-2}
+    assert json.loads((tmp_path / "out" / "capacity.json").read_text())["models"]["t"]["lr"] == 3e-3
+    for bad, says in (("[1.0e-2, 1.0e-3]", "increasing positive"), ("[]", "increasing positive")):
+        spec.write_text(own.replace("[1.0e-3, 3.0e-3, 1.0e-2]", bad).format(out=tmp_path / "out"))
+        capsys.readouterr()
+        assert run_cli("capacity", spec, "--dry-run") != 0
+        err = capsys.readouterr().err
+        assert "models.t.capacity.lrs" in err and says in err and "Traceback" not in err
 
 
 def _group(params: int, bits: dict, converged: bool = True, best_lr: float = 2e-3,
@@ -442,3 +462,23 @@ def test_the_read_off_rule_and_the_fitted_slope():
     x_all = np.array([1e5, 2e5, 1e5] * 2)
     assert low["alpha"] == pytest.approx(float(np.linalg.lstsq(x_all[:, None], y_all, rcond=None)[0][0]))
     assert "at_least" not in fit_alpha({"a": a, "b": b}, [0, 1])
+
+
+def test_the_published_annealed_ladder_reads_off_as_docs_capacity_says():
+    """docs/CAPACITY.md's annealed ladder recomputes from its raw group files with the shipped spec's settings."""
+    from recitebench.config import build, load_yaml
+    from recitebench.experiment.capacity_stacked import fit_alpha, read_off
+    from recitebench.experiment.config import CapacityConfig
+
+    folder = ROOT / "docs" / "capacity_results" / "tokens_h200" / "6_ladder_annealed"
+    ccfg = build(CapacityConfig, load_yaml(ROOT / "configs" / "capacity_tokens.yaml")["capacity"], where="spec")
+    models = {m: read_off(json.loads((folder / f"{m}.group.json").read_text()), ccfg)
+              for m in ("tok-100k", "tok-200k", "tok-250k", "tok-100k-bf16", "tok-200k-bf16")}
+    got = {m: (v["label"], round(v["bits_per_parameter"]["mean"], 3)) for m, v in models.items()}
+    assert got == {"tok-100k": ("capacity", 3.862), "tok-200k": ("lower bound", 3.885),
+                   "tok-250k": ("lower bound", 3.806), "tok-100k-bf16": ("capacity", 3.787),
+                   "tok-200k-bf16": ("capacity", 3.842)}
+    bf16 = fit_alpha({m: v for m, v in models.items() if v["precision"] == "bf16"}, ccfg.seeds)
+    assert round(bf16["alpha"], 3) == 3.828 and bf16["r2"] > 0.999
+    text = (ROOT / "docs" / "CAPACITY.md").read_text()
+    assert all(f"{bpp:.3f}" in text for _, bpp in got.values()) and "3.828" in text

@@ -226,4 +226,4 @@ def test_dotted_overrides_reach_the_spec_and_bad_ones_are_one_line(tmp_path, cap
         assert message in err and len(err.strip().splitlines()) == 1
     assert run_cli("capacity", ROOT / "configs" / "capacity_tokens.yaml", "--dry-run", "--out", tmp_path / "c",
                    "--set", "capacity.seeds=[0, 1, 2]") == 0
-    assert "11 points in one stack" in capsys.readouterr().out  # 3 sizes x 3 seeds + 2 more rates (8 with 2 seeds)
+    assert "12 points in one stack" in capsys.readouterr().out  # 3 sizes x 3 seeds + 3 more rates (9 with 2 seeds)

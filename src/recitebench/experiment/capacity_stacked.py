@@ -85,12 +85,19 @@ def plan(raw: dict, ccfg: CapacityConfig) -> dict[str, dict]:
     for m in raw["models"]:
         arch, precision = model_arch(raw, m, vocab)
         sizes = sizes_for(arch.parameters(), data, ccfg)
-        mid = ccfg.lrs[len(ccfg.lrs) // 2]
+        lrs = model_lrs(raw, m, ccfg)
+        mid = lrs[len(lrs) // 2]
         points = [Point(n, s, mid) for s in ccfg.seeds for n in sizes]
-        points += [Point(sizes[-1], ccfg.seeds[0], lr) for lr in ccfg.lrs if lr != mid]
+        points += [Point(sizes[-1], ccfg.seeds[0], lr) for lr in lrs if lr != mid]
         out[m] = {"arch": arch, "precision": precision, "parameters": arch.parameters(), "sizes": sizes,
-                  "points": points}
+                  "lrs": lrs, "points": points}
     return out
+
+
+def model_lrs(raw: dict, m: str, ccfg: CapacityConfig) -> list[float]:
+    """A model's learning-rate grid: its entry's `capacity: {lrs: ...}` (validated with the spec), else the spec's."""
+    own = ((raw["models"][m] or {}).get("capacity") or {}).get("lrs")
+    return [float(x) for x in own] if own else list(ccfg.lrs)
 
 
 def prepare_data(raw: dict, ccfg: CapacityConfig, plans: dict, root: Path, log) -> dict[int, Path]:
@@ -107,12 +114,21 @@ def prepare_data(raw: dict, ccfg: CapacityConfig, plans: dict, root: Path, log) 
     return folders
 
 
+def stacked_settings(ccfg: CapacityConfig, precision: str):
+    from ..train.stacked import StackedSettings
+
+    return StackedSettings(batch=ccfg.batch, max_steps=ccfg.max_steps, min_steps=ccfg.min_steps,
+                           eval_every=ccfg.eval_every, tolerance=ccfg.tolerance, precision=precision,
+                           schedule=ccfg.schedule, decay_steps=ccfg.decay_steps, compile=ccfg.compile,
+                           anneal_steps=ccfg.anneal_steps, seed=ccfg.seeds[0])
+
+
 def run_group(raw: dict, ccfg: CapacityConfig, m: str, root: Path, log=print) -> dict:
     """Train one model's points together; write and return OUT/stacked/MODEL/group.json."""
     import torch
 
     from ..devices import pick_device
-    from ..train.stacked import StackedSettings, StackedTrainer
+    from ..train.stacked import StackedTrainer
 
     plans = plan(raw, ccfg)
     p = plans[m]
@@ -121,15 +137,13 @@ def run_group(raw: dict, ccfg: CapacityConfig, m: str, root: Path, log=print) ->
     device = pick_device("auto")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights and optimizer; TF32 products
-    settings = StackedSettings(batch=ccfg.batch, max_steps=ccfg.max_steps, min_steps=ccfg.min_steps,
-                               eval_every=ccfg.eval_every, tolerance=ccfg.tolerance, precision=p["precision"],
-                               schedule=ccfg.schedule, decay_steps=ccfg.decay_steps, compile=ccfg.compile,
-                               anneal_steps=ccfg.anneal_steps, seed=ccfg.seeds[0])
+    settings = stacked_settings(ccfg, p["precision"])
     vocab = DataConfig(**raw["data"]).vocab  # <bos> is the first special after the symbols
     trainer = StackedTrainer(p["arch"], p["points"], data, vocab, bits_per_sequence(raw["data"]), settings, device,
                              log=lambda msg: log(f"{m}: {msg}"), state_path=root / "stacked" / m / "state.pt")
     results, throughput = trainer.run()
     group = {"model": m, "parameters": p["parameters"], "precision": p["precision"], "sizes": p["sizes"],
+             "lrs": p["lrs"],
              "settings": settings.__dict__, "throughput": throughput,
              "wall_seconds": throughput["wall_seconds"],  # summed over the invocations that trained it
              "points": [{"n": r.point.n, "seed": r.point.seed, "lr": r.point.lr, "converged": r.converged,
@@ -145,12 +159,12 @@ def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run:
     """Every model's group (in `jobs` processes at once), then OUT/capacity.json."""
     plans = plan(raw, ccfg)
     for m, p in plans.items():
-        log(f"  {m:24s} {p['parameters']:>10,} parameters, {p['precision']}, sizes {p['sizes']}, "
-            f"{len(p['points'])} points in one stack")
+        log(f"  {m:24s} {p['parameters']:>10,} parameters, {p['precision']}, sizes {p['sizes']}, rates "
+            f"{'/'.join(f'{lr:g}' for lr in p['lrs'])}, {len(p['points'])} points in one stack")
     if dry_run:
         return None
     prepare_data(raw, ccfg, plans, root, log)
-    todo = [m for m in plans if not _group_finished(root / "stacked" / m / "group.json", ccfg)]
+    todo = [m for m in plans if not _group_finished(root / "stacked" / m / "group.json", ccfg, plans[m])]
     spec_file = root / "capacity_spec.json"
     write_json(spec_file, {"raw": raw, "capacity": ccfg.__dict__})
     running: list[tuple[str, subprocess.Popen]] = []
@@ -180,13 +194,19 @@ def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run:
     return result
 
 
-def _group_finished(path: Path, ccfg: CapacityConfig) -> bool:
-    """A group is not trained again once written, unless it stopped at a lower cap with points still learning."""
+def _group_finished(path: Path, ccfg: CapacityConfig, p: dict) -> bool:
+    """A group is not trained again once written for the same points and settings, unless it stopped at a lower cap
+    with points still learning (a group written for other points or settings is trained again)."""
+    from dataclasses import asdict
+
     if not path.is_file():
         return False
     group = json.loads(path.read_text(encoding="utf-8"))
-    learning = any(not p["converged"] for p in group["points"])
-    return not (learning and group["settings"]["max_steps"] < ccfg.max_steps)
+    same_points = [(q["n"], q["seed"], q["lr"]) for q in group["points"]] == [(q.n, q.seed, q.lr) for q in p["points"]]
+    now = json.loads(json.dumps(asdict(stacked_settings(ccfg, p["precision"]))))
+    same = same_points and {**group["settings"], "max_steps": 0} == {**now, "max_steps": 0}
+    learning = any(not q["converged"] for q in group["points"])
+    return same and not (learning and group["settings"]["max_steps"] < ccfg.max_steps)
 
 
 def _exit_on_term(signum, frame):
@@ -223,7 +243,8 @@ def read_off(group: dict, ccfg: CapacityConfig) -> dict:
     best = max(grid, key=lambda lr: grid[lr]["memorized_bits"])
     lrs = sorted(grid)
     interior = lrs[0] < best < lrs[-1]
-    mid = ccfg.lrs[len(ccfg.lrs) // 2]
+    grid_lrs = group.get("lrs", ccfg.lrs)  # the model's own grid (older group files: the spec's)
+    mid = grid_lrs[len(grid_lrs) // 2]
     per_seed = []
     for s in ccfg.seeds:
         curve = [next(p for p in pts if p["n"] == n and p["seed"] == s and p["lr"] == mid) for n in sizes]

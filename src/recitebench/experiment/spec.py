@@ -12,7 +12,8 @@ grid: [[cn, tiny]]   # optional: the pairs to run (default: every dataset x ever
 executor: {executor: pool, jobs: 2}   # optional: ExecutorConfig fields (flags override)
 
 A model entry may also set `gpus_per_run` (a fraction shares a GPU; 2+ trains under torchrun). A capacity spec
-(`recitebench capacity`) is the same grammar with one dataset and a `capacity:` section.
+(`recitebench capacity`) is the same grammar with one dataset and a `capacity:` section; with `engine: stacked` a
+model entry may set its own grid, `capacity: {lrs: [...]}`.
 
 Paths: a relative model, tokenizer or source path is read from the spec file's folder (so a spec works from any
 working directory and from an installed package); outputs (`runs_dir`) are relative to the working directory. A
@@ -219,6 +220,7 @@ def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[Model
     shared one."""
     mvals = _section(values, f"{path}: models.{name}")
     overrides = _section(mvals.pop("train", None), f"{path}: models.{name}.train")
+    _capacity_override(mvals.pop("capacity", None), f"{path}: models.{name}.capacity")
     gpus = mvals.pop("gpus_per_run", None)
     if gpus is not None:
         build(ExecutorConfig, {"gpus_per_run": float(gpus) if isinstance(gpus, int) else gpus},
@@ -231,6 +233,17 @@ def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[Model
             raise RecitebenchError(f"{path}: train.{forbidden} is set by the experiment runner; remove it")
     build(TrainConfig, tvals, where=f"{path}: models.{name}.train")  # validate now, before anything runs
     return mcfg, tvals, gpus
+
+
+def _capacity_override(value, where: str) -> None:
+    """A model's own learning-rate grid for `recitebench capacity` (the best rate falls as models grow)."""
+    extra = _section(value, where)
+    if set(extra) - {"lrs"}:
+        raise RecitebenchError(f"{where}: only `lrs` may be set per model, not {sorted(set(extra) - {'lrs'})[0]!r}")
+    lrs = extra.get("lrs", [1.0])
+    if (not isinstance(lrs, list) or not lrs or lrs != sorted(set(lrs))
+            or any(not isinstance(x, (int, float)) or isinstance(x, bool) or not x > 0 for x in lrs)):
+        raise RecitebenchError(f"{where}.lrs: a list of increasing positive learning rates, got {lrs!r}")
 
 
 def _grid(path: Path, grid, datasets: dict, models: dict) -> list[tuple[str, str, dict]]:
