@@ -77,3 +77,45 @@ def test_compare_shows_the_controls(controls, capsys):
     assert rows["membership AUC, loss [95%]"][0].startswith("1.000") or float(
         rows["membership AUC, loss [95%]"][0].split()[0]) > 0.95
     assert rows["held-out gain, bits/poem (generalisation)"][0].startswith("-")
+
+
+@pytest.mark.slow
+def test_members_and_held_out_poems_share_one_load_of_the_reference(controls, tmp_path, monkeypatch):
+    """The reference scores the members and the held-out set in one load; with the base reference the members'
+    bits come from the run's record and only the held-out poems are scored by the base model."""
+    import recitebench.recall.bits as bits
+
+    root, res = controls
+    loads = []
+    real = bits.load_model
+    monkeypatch.setattr(bits, "load_model", lambda *a, **k: loads.append(a[0].model) or real(*a, **k))
+    assert run_cli("recite", "--run", root / "mem", "--reference", root / "ref", "--out", tmp_path / "t") == 0
+    assert len(loads) == 1
+    again = json.loads((tmp_path / "t" / "results.json").read_text())["controls"]
+    assert again == res["trained"]["controls"]
+    loads.clear()
+    assert run_cli("recite", "--run", root / "mem", "--reference", "base", "--out", tmp_path / "b") == 0
+    base = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert len(loads) == 1 and "as recorded by the run at its start" in base["memory"]["reference"]
+    assert base["memory"]["reference_bits"] == res["base"]["memory"]["reference_bits"]
+
+
+def test_the_runs_record_of_base_bits_is_matched_by_text_not_by_id_alone(tmp_path):
+    from recitebench.data.frozen import poem_hash
+    from recitebench.recall.bits import BitsContext, saved_base_bits
+    from recitebench.rundir import RunDir
+
+    run = RunDir(tmp_path)
+    poems = [{"id": "a", "prompt": "P", "target": "one"}, {"id": "b", "prompt": "P", "target": "two"}]
+    other = [{"id": "a", "prompt": "P", "target": "not one"}, {"id": "b", "prompt": "P", "target": "two"}]
+    run.base_bits.write_text(json.dumps({"ids": ["a", "b"], "bits": [10.0, 20.0],
+                                         "text_sha256": [poem_hash(p) for p in poems]}))
+
+    def ctx(ps, **kw):
+        return BitsContext("base", ps, tmp_path, "plain", None, None, None, run, **kw)
+
+    assert saved_base_bits(ctx(poems)) == {"a": 10.0, "b": 20.0}
+    assert saved_base_bits(ctx(other)) == {"b": 20.0}  # the same id with another text is not that poem
+    run.base_bits.write_text(json.dumps({"ids": ["a", "b"], "bits": [10.0, 20.0]}))  # an older record: ids only
+    assert saved_base_bits(ctx(other)) == {}  # not the run's own training set: nothing is taken by id
+    assert saved_base_bits(ctx(poems, own_training_set=True, recited=1)) == {"a": 10.0}  # held-out rows: never

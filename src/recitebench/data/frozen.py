@@ -24,6 +24,14 @@ class FrozenDataset:
         return self.manifest["poems_sha256"]
 
 
+def poem_hash(poem: dict) -> str:
+    """A poem's identity by content (its prompt and target text): what a record of per-poem figures is matched on,
+    so a poem of another dataset under the same id never takes its place."""
+    import hashlib
+
+    return hashlib.sha256(f"{poem['prompt']}\x00{poem['target']}".encode()).hexdigest()[:16]
+
+
 def load_frozen(path: str | Path) -> FrozenDataset:
     path = Path(path)
     man_path, poems_path = path / "manifest.json", path / "poems.jsonl"

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..config import build
+from ..data.frozen import poem_hash
 from ..errors import RecitebenchError
 from ..io import read_json
 from ..models.certify import Scoring, teacher_forced
@@ -48,6 +49,8 @@ class BitsContext:
     scoring: Scoring
     base: ModelConfig | None = None  # the run's model before training
     run: RunDir | None = None
+    own_training_set: bool = False  # the recited poems are the run's training set (old base_bits records: by id)
+    recited: int | None = None  # poems[:recited] are the recited ones, the rest held-out (None: all recited)
 
 
 def truth_bits(poems: list[dict]) -> list[float] | None:
@@ -69,15 +72,21 @@ def reference_bits(job: BitsContext) -> Reference | None:
         return Reference("truth: the known entropy of each random string", truth)
     if ref in ("auto", "base"):
         saved = saved_base_bits(job)
-        if saved is not None:
+        if len(saved) == len(job.poems):
             model = job.base.model if job.base else "the run's model"
-            return Reference(f"base: {model}, before training (recorded by the run at its start)", saved)
+            return Reference(f"base: {model}, before training (recorded by the run at its start)",
+                             [saved[p["id"]] for p in job.poems])
         if job.base is None:
             if ref == "auto":
                 return None
             raise RecitebenchError("--reference base needs --run (a model with no training run has no 'before'); "
                                    "name a reference model instead")
-        return Reference(f"base: {job.base.model}, before training", model_bits(job, job.base))
+        # the poems the run's record lacks (a held-out set) are scored by the base model itself
+        rest = [p for p in job.poems if p["id"] not in saved]
+        scored = dict(zip((p["id"] for p in rest), model_bits(dataclasses.replace(job, poems=rest), job.base)))
+        note = " (the recited poems as recorded by the run at its start)" if saved else ""
+        return Reference(f"base: {job.base.model}, before training{note}",
+                         [saved[p["id"]] if p["id"] in saved else scored[p["id"]] for p in job.poems])
     trained = trained_reference(ref)
     if trained is not None:  # a run folder: a reference trained on poems of the kind, never on these
         mcfg, seen = trained
@@ -88,15 +97,19 @@ def reference_bits(job: BitsContext) -> Reference | None:
     return Reference(f"model: {ref}", model_bits(job, mcfg))
 
 
-def saved_base_bits(job: BitsContext) -> list[float] | None:
-    """The run's own record of the base model's code lengths, if it covers every poem recited (same ids)."""
+def saved_base_bits(job: BitsContext) -> dict[str, float]:
+    """The run's own record of the base model's code lengths, for the poems of `job` it covers: by id and text (a
+    record without text hashes, from an older run, by id for the run's own training set only)."""
     if job.run is None or not job.run.base_bits.is_file():
-        return None
+        return {}
     saved = read_json(job.run.base_bits)
+    if "text_sha256" in saved:
+        known = {(i, h): float(b) for i, h, b in zip(saved["ids"], saved["text_sha256"], saved["bits"])}
+        return {p["id"]: known[(p["id"], poem_hash(p))] for p in job.poems if (p["id"], poem_hash(p)) in known}
+    if not job.own_training_set:
+        return {}
     by_id = dict(zip(saved["ids"], saved["bits"]))
-    if any(p["id"] not in by_id for p in job.poems):
-        return None
-    return [float(by_id[p["id"]]) for p in job.poems]
+    return {p["id"]: float(by_id[p["id"]]) for p in job.poems[: job.recited] if p["id"] in by_id}
 
 
 def model_bits(job: BitsContext, mcfg: ModelConfig) -> list[float]:

@@ -6,7 +6,6 @@ decode the rest -> verify a sample of certified poems -> grade each poem -> summ
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import time
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ class Job:
     run: RunDir | None = None
     reference: Reference | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    trained_on: str | None = None  # the run's training set's sha256 when that set is the one recited
 
     @property
     def device(self) -> torch.device:
@@ -66,9 +66,11 @@ class Job:
         return resolve_decoder(cfg, self.model, model_dir=self.mcfg.model, scoring=self.scoring,
                                clean=self.rcfg.generation == "greedy")
 
-    def bits_context(self) -> BitsContext:
-        return BitsContext(self.rcfg.reference, self.poems, self.data.path, self.mcfg.template, self.dtype,
-                           self.scoring, self.base, self.run)
+    def bits_context(self, extra: list[dict] = ()) -> BitsContext:
+        """What the reference is computed from: the recited poems, then `extra` ones (the held-out set)."""
+        return BitsContext(self.rcfg.reference, self.poems + list(extra), self.data.path, self.mcfg.template,
+                           self.dtype, self.scoring, self.base, self.run, own_training_set=self.trained_on is not None,
+                           recited=len(self.poems))
 
 
 @dataclass
@@ -101,10 +103,15 @@ def _recite(rcfg: ReciteConfig, where: Resolved, t0: float, log) -> Results:
     )
     with _timed(job, "teacher_forced"), record_function("recitebench.teacher_forced"):
         certified = certify(job)
-    with _timed(job, "reference"):
-        job.reference = reference_bits(job.bits_context())
+    held = heldout_set(rcfg.heldout, job.data)
+    if held is not None:
+        check_unseen(held.poems, job.data, "the recited set (held-out poems must be non-members)")
+    with _timed(job, "reference"):  # members and held-out poems under one load of the reference
+        both = reference_bits(job.bits_context(extra=held.poems if held else []))
+        job.reference = None if both is None else Reference(both.label, both.bits[: len(job.poems)])
     with _timed(job, "controls"):
-        controls, heldout_rows = heldout_controls(job, certified)
+        held_ref = None if both is None else both.bits[len(job.poems):]
+        controls, heldout_rows = heldout_controls(job, certified, held, held_ref)
     with _timed(job, "generate"):
         decoder = job.decoder(rcfg.decoder)
         with record_function("recitebench.decode"):  # named regions for bench/recite_bench.py --profile
@@ -125,18 +132,13 @@ def _recite(rcfg: ReciteConfig, where: Resolved, t0: float, log) -> Results:
     return results
 
 
-def heldout_controls(job: Job, certified: Certified) -> tuple[dict, list[dict] | None]:
-    """The held-out set scored beside the members (results.json `controls`, heldout.jsonl), or ({}, None)."""
-    ds = heldout_set(job.rcfg.heldout, job.data)
+def heldout_controls(job: Job, certified: Certified, ds: FrozenDataset | None,
+                     ref: list[float] | None) -> tuple[dict, list[dict] | None]:
+    """The held-out set `ds` scored beside the members (results.json `controls`, heldout.jsonl), or ({}, None);
+    `ref`: its poems' bits under the reference (scored with the members')."""
     if ds is None:
         return {}, None
-    check_unseen(ds.poems, job.data, "the recited set (held-out poems must be non-members)")
     bits, tokens = score_set(job.model, job.tok, job.mcfg.template, job.scoring, ds.poems)
-    ref = None
-    if job.reference is not None:
-        ctx = dataclasses.replace(job.bits_context(), poems=ds.poems, dataset=ds.path)
-        held_ref = reference_bits(ctx)
-        ref = held_ref.bits if held_ref is not None else None
     members = Scored([p["id"] for p in job.poems], [t.nll_sum / LN2 for t in certified.teacher],
                      job.reference.bits if job.reference else None, [len(it.target_ids) for it in job.items])
     heldout = Scored([p["id"] for p in ds.poems], bits, ref, tokens)
@@ -231,7 +233,7 @@ def prepare(rcfg: ReciteConfig, where: Resolved) -> Job:
     scoring = Scoring(device, tok.pad_token_id, end_token_ids(tok, model), margin, None, rcfg.batch_size,
                       rcfg.batch_tokens)
     return Job(rcfg, mcfg, ds, poems, items, model, tok, info, dtype, scoring, kernels, where.out, where.base,
-               where.run, timings=parts)
+               where.run, timings=parts, trained_on=where.trained_on)
 
 
 def certify(job: Job) -> Certified:

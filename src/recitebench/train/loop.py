@@ -17,7 +17,7 @@ import torch
 
 from ..cards import model_card
 from ..config import build, to_dict
-from ..data.frozen import FrozenDataset, load_frozen
+from ..data.frozen import FrozenDataset, load_frozen, poem_hash
 from ..devices import default_margin, pick_device, resolve_precision, train_precision
 from ..errors import RecitebenchError
 from ..io import atomic_dir, write_json
@@ -84,7 +84,7 @@ def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, l
         progress = {"epoch": 0, "step": 0, "elapsed": 0.0}
         if world.is_main:
             start_run_folder(run, tok, resolved_config(tcfg, mcfg, ds, world, device, extra))
-        save_base_bits(run, model, items, scoring, world)
+        save_base_bits(run, model, items, ds.poems, scoring, world)
         if tcfg.fsdp:
             scored.reshard()
     laps.lap("resume" if tcfg.resume else "base_bits")
@@ -321,12 +321,16 @@ def divergence_advice(precision: str) -> str:
     return "Lower --lr, or use --precision fp32"
 
 
-def save_base_bits(run: RunDir, model, items: list[Encoded], scoring: Scoring, world: World) -> None:
+def save_base_bits(run: RunDir, model, items: list[Encoded], poems: list[dict], scoring: Scoring,
+                   world: World) -> None:
     """Every poem's code length under the model before its first step (RUN/base_bits.json): the default reference
-    of memorised bits, so recitation uses the exact initial weights and needs no second model load."""
+    of memorised bits, so recitation uses the exact initial weights and needs no second model load. Each poem's
+    text hash travels with it, so a recited poem is matched by its text, never by an id alone."""
     res = teacher_forced(model, items, scoring)
+    text = {p["id"]: poem_hash(p) for p in poems}
     if world.is_main:
-        write_json(run.base_bits, {"ids": [r.id for r in res], "bits": [r.nll_sum / math.log(2) for r in res]})
+        write_json(run.base_bits, {"ids": [r.id for r in res], "bits": [r.nll_sum / math.log(2) for r in res],
+                                   "text_sha256": [text[r.id] for r in res]})
 
 
 def recall_check(model, items: list[Encoded], scoring: Scoring) -> dict:
