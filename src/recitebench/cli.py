@@ -3,6 +3,7 @@
 recitebench data build --preset cn-poems --source shared:cn_poems --n 2000 --out data/cn256
 recitebench train --data data/cn256 --model qwen2-0.5b-instruct --out runs/qwen2-cn
 recitebench recite --run runs/qwen2-cn
+recitebench extract --run runs/qwen2-cn --prefix-tokens 0 8 32
 recitebench run configs/demo.yaml
 recitebench report runs/demo
 recitebench ls runs/demo
@@ -21,7 +22,7 @@ from .data.config import DataConfig
 from .errors import RecitebenchError
 from .experiment.config import CAPACITY_PROTOCOL, CapacityConfig, ExecutorConfig
 from .models.config import ModelConfig
-from .recall.config import NORMALIZATIONS, ReciteConfig
+from .recall.config import NORMALIZATIONS, ExtractConfig, ReciteConfig
 from .train.config import TrainConfig
 
 EXAMPLES = {
@@ -53,6 +54,11 @@ examples:
   recitebench recite --model Qwen/Qwen2-0.5B-Instruct --data data/cn256 --out probes/qwen2
   recitebench recite --run runs/tiny --verify 50             # also generate 50 certified poems to check agreement
 """,
+    "extract": """\
+examples:
+  recitebench extract --run runs/qwen2-cn                        # k = m = 32 (Pythia) on the run's own poems
+  recitebench extract --model smollm2-135m-instruct --data data/en256 --prefix-tokens 0 8 16 32 --out probes/smol
+""",
     "run": """\
 examples:
   recitebench run                       # the embedded demo (configs/demo.yaml): memorise, recite, report on the CPU
@@ -80,6 +86,11 @@ CONFIGURED = [
     ("recite", "score exact and graded recall of a model on a dataset",
      "Recite every poem from its input alone: the certified teacher-forced pass decides most poems in one forward "
      "pass, greedy decoding decides the rest. Writes results.json and samples.jsonl.", (ReciteConfig, ModelConfig),
+     ("vocab_size", "init_seed")),
+    ("extract", "the extraction probe: greedy continuation after each poem's prompt and first k tokens",
+     "Pythia's memorisation score for any model: after a poem's prompt and its first k tokens (a sweep over k), "
+     "decode m tokens greedily and score them against the poem's next m (exact, and the share of matching tokens). "
+     "Writes extraction.json (per k) and extraction.jsonl (per poem and k).", (ExtractConfig, ModelConfig),
      ("vocab_size", "init_seed")),
 ]
 
@@ -205,6 +216,7 @@ HANDLERS = {
     ("data", "build"): commands.data_build,
     ("train", None): commands.train,
     ("recite", None): commands.recite,
+    ("extract", None): commands.extract,
     ("run", None): commands.run,
     ("capacity", None): commands.capacity,
     ("report", None): commands.report,

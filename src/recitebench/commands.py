@@ -53,6 +53,15 @@ def recite(args: argparse.Namespace) -> int:
     return 0
 
 
+def extract(args: argparse.Namespace) -> int:
+    from .recall.config import ExtractConfig, extract_configs
+    from .recall.extract import extract as run_probe  # stage import (loads torch)
+
+    values = sections(_yaml(args), {"extract": ExtractConfig, "model": ModelConfig}, _where(args))
+    run_probe(*extract_configs(values, args, where=_where(args)))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from .experiment.runner import raise_if_failed, run_spec  # stage import
     from .experiment.spec import default_spec_path, load_spec

@@ -8,6 +8,7 @@ RUN/model/               the final model (safetensors + tokenizer), loadable by 
 RUN/train_summary.json   how training ended, and where its wall time went (timings_s per phase)
 RUN/recite/results.json  the aggregate verdict (schema: recitebench.schema.Results)
 RUN/recite/samples.jsonl one row per poem (schema: recitebench.schema.Sample)
+RUN/extract/             the extraction probe (a spec's `extract:` section): extraction.json per k, .jsonl per poem
 RUN/base_bits.json       each poem's code length under the model before training (the default reference of bits)
 RUN/logs/run.log         the output of the run when a grid executor ran it (kept when a run is started again)
 RUN/logs/failed.json     why the last attempt failed (removed when the run is done)
@@ -43,6 +44,7 @@ class RunDir:
     summary = property(lambda self: self.path / "train_summary.json")
     tensorboard = property(lambda self: self.path / "tensorboard")
     recite = property(lambda self: self.path / "recite")
+    extract = property(lambda self: self.path / "extract")
     base_bits = property(lambda self: self.path / "base_bits.json")
     logs = property(lambda self: self.path / "logs")
     log = property(lambda self: self.path / "logs" / "run.log")

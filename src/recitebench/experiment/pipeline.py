@@ -4,7 +4,7 @@ Every executor's worker calls `do_run` under the run's lock."""
 from __future__ import annotations
 
 from ..config import build, to_dict
-from ..recall.config import ReciteConfig
+from ..recall.config import ExtractConfig, ReciteConfig
 from ..recall.recite import recite
 from ..train.config import TrainConfig
 from ..train.loop import train
@@ -12,9 +12,13 @@ from .spec import PlannedRun
 
 
 def do_run(r: PlannedRun, log, train_fn=None) -> None:
-    """Bring one run to `done`: train (fresh, restarted or resumed) where needed, then recite."""
+    """Bring one run to `done`: train (fresh, restarted or resumed) where needed, then recite (and probe, with the
+    spec's `extract:`)."""
     status = r.run.status()
     if r.finished():
+        return
+    if status == "done" and r.stop_after != "train":  # recited: only the probe is missing
+        _extract(r, log)
         return
     if status == "partial":  # died before its first checkpoint: nothing to resume, start it again
         r.run.clear()
@@ -26,3 +30,11 @@ def do_run(r: PlannedRun, log, train_fn=None) -> None:
     if r.stop_after == "train":
         return
     recite(build(ReciteConfig, {**to_dict(r.recite_cfg), "run": str(r.path)}), None, log=log)
+    _extract(r, log)
+
+
+def _extract(r: PlannedRun, log) -> None:
+    if r.extract_cfg is not None:
+        from ..recall.extract import extract
+
+        extract(build(ExtractConfig, {**to_dict(r.extract_cfg), "run": str(r.path)}), None, log=log)

@@ -8,6 +8,7 @@ models:              # name -> ModelConfig fields, plus optional per-model `trai
   tiny: {model: tiny, train: {lr: 3.0e-3}}
 train: {epochs: 60}  # TrainConfig fields shared by every run
 recite: {}           # ReciteConfig fields
+extract: {prefix_tokens: [0, 8, 32]}  # optional: every run also runs the extraction probe (ExtractConfig fields)
 grid: [[cn, tiny]]   # optional: the pairs to run (default: every dataset x every model)
 executor: {executor: pool, jobs: 2}   # optional: ExecutorConfig fields (flags override)
 
@@ -33,12 +34,13 @@ from ..data.config import DataConfig
 from ..errors import RecitebenchError
 from ..models.config import ModelConfig
 from ..models.presets import MODEL_PRESETS, looks_like_path
-from ..recall.config import ReciteConfig
+from ..recall.config import ExtractConfig, ReciteConfig
 from ..rundir import RunDir
 from ..train.config import TrainConfig
 from .config import ExecutorConfig
 
-SPEC_KEYS = {"name", "description", "runs_dir", "datasets", "models", "train", "recite", "grid", "executor", "capacity",
+SPEC_KEYS = {"name", "description", "runs_dir", "datasets", "models", "train", "recite", "extract", "grid", "executor",
+             "capacity",
              "stop_after"}
 
 
@@ -54,9 +56,15 @@ class PlannedRun:
     run: RunDir
     gpus_per_run: float | None = None  # the model entry's own (None: the executor's)
     stop_after: str = "recite"  # the spec's stop_after
+    extract_cfg: ExtractConfig | None = None  # the spec's `extract:` section: the probe after recitation
 
     def finished(self) -> bool:
-        return self.run.status() == "done" or (self.stop_after == "train" and self.run.status() == "trained")
+        if self.stop_after == "train":
+            return self.run.status() in ("trained", "done")
+        return self.run.status() == "done" and (self.extract_cfg is None or self.extracted())
+
+    def extracted(self) -> bool:
+        return (self.run.extract / "extraction.json").is_file()
 
     @property
     def path(self) -> Path:
@@ -148,6 +156,7 @@ def load_spec(path: str | Path, runs_dir: str | None = None, overrides: list[str
         for d in raw["datasets"]
     }
     recite_cfg = build(ReciteConfig, _section(raw.get("recite"), f"{path}: recite"), where=f"{path}: recite")
+    extract_cfg = _extract_section(raw.get("extract"), f"{path}: extract")
     train_base = _section(raw.get("train"), f"{path}: train")
     models = {m: _model_entry(path, m, raw["models"][m], train_base) for m in raw["models"]}
     executor = _section(raw.get("executor"), f"{path}: executor")
@@ -165,7 +174,7 @@ def load_spec(path: str | Path, runs_dir: str | None = None, overrides: list[str
             where=f"{path}: grid [{d}, {m}]",
         )
         runs.append(PlannedRun(f"{d}__{m}", d, m, datasets[d], mcfg, tcfg, recite_cfg, RunDir(run_path), gpus,
-                               stop_after))
+                               stop_after, extract_cfg))
     return Spec(str(path), name, rdir, datasets, runs, raw.get("description", ""), executor,
                 _section(raw.get("capacity"), f"{path}: capacity"), stop_after, raw)
 
@@ -233,6 +242,18 @@ def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[Model
             raise RecitebenchError(f"{path}: train.{forbidden} is set by the experiment runner; remove it")
     build(TrainConfig, tvals, where=f"{path}: models.{name}.train")  # validate now, before anything runs
     return mcfg, tvals, gpus
+
+
+def _extract_section(value, where: str) -> ExtractConfig | None:
+    """The spec's `extract:` section: the probe every run gets after its recitation (on the run's own poems)."""
+    if value is None:
+        return None
+    values = _section(value, where)
+    for fixed in ("run", "data", "out"):
+        if fixed in values:
+            raise RecitebenchError(f"{where}.{fixed} is set by the experiment runner (each run, its own poems); "
+                                   f"remove it")
+    return build(ExtractConfig, values, where=where)
 
 
 def _capacity_override(value, where: str) -> None:

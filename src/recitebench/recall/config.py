@@ -142,3 +142,42 @@ def recite_configs(values: dict[str, dict], flags: argparse.Namespace | None, wh
                                f"({', '.join(f'{k} {base.get(k)!r}' for k in clash)} in {RunDir(rcfg.run).config}); "
                                f"drop the option, or recite another model with --model MODEL --data DATASET")
     return rcfg, merge(ModelConfig, saved=saved, yaml=given, where=f"{where}: model")
+
+
+@dataclass
+class ExtractConfig:
+    """The extraction probe: which model, which poems, which context lengths."""
+
+    run: str | None = opt(None, "a training run folder: its final model and dataset", example="runs/qwen2-cn")
+    data: str | None = opt(None, "a frozen dataset folder (default: the run's dataset)")
+    out: str | None = opt(None, "output folder for extraction.json and extraction.jsonl (default: RUN/extract)")
+    prefix_tokens: list[int] = opt([32], "k: poem tokens given after the prompt (several: a sweep)", example="0 8 32")
+    continuation_tokens: int = opt(32, "m: greedy tokens scored after them (Pythia: 32)")
+    batch_size: int = opt(64, "sequences per decoding batch")
+    precision: str = opt("auto", "auto: bf16 on GPU, fp32 on CPU", choices=("auto", "fp32", "bf16"))
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N")
+    limit: int | None = opt(None, "probe only the first N poems")
+
+    def __post_init__(self) -> None:
+        check_positive(self, "continuation_tokens", "batch_size", "limit")
+        if not self.prefix_tokens or any(k < 0 for k in self.prefix_tokens) or (
+                self.prefix_tokens != sorted(set(self.prefix_tokens))):
+            raise ValueError(f"prefix_tokens must be increasing and >= 0, got {self.prefix_tokens}")
+
+
+def extract_configs(values: dict[str, dict], flags: argparse.Namespace | None, where: str = "command line"
+                    ) -> tuple[ExtractConfig, ModelConfig | None]:
+    """(ExtractConfig, ModelConfig) from a config file's `extract`/`model` values and flags; with --run the model is
+    the run's own (an option naming another model is refused)."""
+    ecfg = merge(ExtractConfig, yaml=values.get("extract"), flags=flags, where=f"{where}: extract")
+    names = set(ModelConfig.__dataclass_fields__)
+    given = {**(values.get("model") or {}), **{k: v for k, v in vars(flags or argparse.Namespace()).items()
+                                               if k in names and v is not None}}
+    if not ecfg.run:
+        return ecfg, (merge(ModelConfig, yaml=given, where=f"{where}: model") if given else None)
+    base = {**to_dict(ModelConfig()), **(RunDir(ecfg.run).read_config().get("model") or {})}
+    clash = [k for k in RUN_FIXED_MODEL if k in given and given[k] != base.get(k)]
+    if clash:
+        raise RecitebenchError(f"{where}: --{clash[0].replace('_', '-')}: extract --run probes the run's own model; "
+                               f"drop the option, or probe another model with --model MODEL --data DATASET")
+    return ecfg, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..io import read_json
 from ..rundir import RunDir
 from ..schema import Results, Sample, read_results, read_samples
 
@@ -19,6 +20,7 @@ class RunView:
     metrics: list[dict]
     samples: list[Sample] | None  # None: the run was kept without recite/samples.jsonl (results only)
     summary: dict
+    extraction: dict | None = None  # RUN/extract/extraction.json: the extraction probe, when the spec asked for it
 
 
 def collect(runs_dir: Path) -> list[RunView]:
@@ -36,6 +38,7 @@ def collect(runs_dir: Path) -> list[RunView]:
                 run.read_metrics(),
                 read_samples(run.recite),
                 run.read_summary(),
+                read_json(run.extract / "extraction.json") if (run.extract / "extraction.json").is_file() else None,
             )
         )
     return runs

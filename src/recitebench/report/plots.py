@@ -136,3 +136,23 @@ def outcome_bars(runs: list[RunView]) -> bytes:
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return _png(fig)
+
+
+def extraction_curves(runs: list[RunView]) -> bytes:
+    """Exact extraction (Wilson 95 % band) against the poem tokens given, per run that ran the probe."""
+    setup_matplotlib()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for r in sorted((r for r in runs if r.extraction), key=lambda r: r.name):
+        per_k = r.extraction["per_k"]
+        ks = [p["k"] for p in per_k]
+        ax.plot(ks, [100 * p["exact"] for p in per_k], marker="o", label=r.name)
+        ax.fill_between(ks, [100 * p["exact_ci95"][0] for p in per_k], [100 * p["exact_ci95"][1] for p in per_k],
+                        alpha=0.15)
+    m = next(r.extraction["config"]["continuation_tokens"] for r in runs if r.extraction)
+    ax.set(xlabel="poem tokens given after the prompt (k)", ylabel=f"next {m} tokens exact (%)",
+           title="Extraction probe: greedy continuation after k poem tokens", ylim=(0, 100))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)

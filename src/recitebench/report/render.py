@@ -16,7 +16,8 @@ from .collect import RunView, collect
 from .diff import diff_html, diff_text
 from .explorer import explorer_html
 
-FIGURES = {"memory_curves": "memory curves", "accuracy_by_length": "accuracy by length", "outcomes": "outcomes"}
+FIGURES = {"memory_curves": "memory curves", "accuracy_by_length": "accuracy by length", "outcomes": "outcomes",
+           "extraction": "extraction probe"}
 
 CSS = """body{font-family:'WenQuanYi Micro Hei','Noto Sans CJK SC','Noto Sans SC',sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#111}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;
@@ -42,6 +43,8 @@ def render(runs_dir: str | Path, title: str | None = None) -> Path:
         "accuracy_by_length": plots.accuracy_by_length(runs),
         "outcomes": plots.outcome_bars(runs),
     }
+    if any(r.extraction for r in runs):
+        figs["extraction"] = plots.extraction_curves(runs)
     files = runs_dir / "report_files"
     files.mkdir(exist_ok=True)
     for name, png in figs.items():
@@ -52,6 +55,17 @@ def render(runs_dir: str | Path, title: str | None = None) -> Path:
     with atomic_path(runs_dir / "report.md") as tmp:
         tmp.write_text(markdown_report(runs, runs_dir, title), encoding="utf-8")
     return runs_dir / "report.html"
+
+
+def extraction_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
+    """One row per run and k of the extraction probe."""
+    rows = []
+    for r in runs:
+        for p in (r.extraction or {}).get("per_k", []):
+            lo, hi = p["exact_ci95"]
+            rows.append([r.name, str(p["k"]), str(r.extraction["config"]["continuation_tokens"]), str(p["n"]),
+                         f"{100 * p['exact']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]", f"{p['token_match']:.3f}"])
+    return ["run", "k", "m", "poems", "exact", "token match"], rows
 
 
 def accuracy_cell(r: RunView) -> str:
@@ -151,6 +165,12 @@ def html_report(runs: list[RunView], runs_dir: Path, title: str, figs: dict[str,
             ],
         )
     )
+    if "extraction" in figs:
+        header, rows = extraction_table(runs)
+        h.append("<h2>Extraction probe</h2><p>After the prompt and the first k poem tokens, the next m tokens decoded "
+                 "greedily: exact share with 95% interval (Wilson) and the share of matching tokens (Pythia's "
+                 "memorisation score).</p>" + _img(figs["extraction"], FIGURES["extraction"])
+                 + _html_table(header, [[esc(c) for c in row] for row in rows]))
     h.append("<h2>Recitations of every outcome class</h2><p><small>Edit script at character level: "
              "<del>target only</del> <ins>recitation only</ins>; <mark class=bytes>&#xfffd;</mark> = bytes that are "
              "not UTF-8.</small></p>")
@@ -236,6 +256,13 @@ def markdown_report(runs: list[RunView], runs_dir: Path, title: str) -> str:
         + f" | {r.results.mean_similarity:.3f} |"
         for r in runs
     ]
+    if any(r.extraction for r in runs):
+        header, rows = extraction_table(runs)
+        md += ["", "## Extraction probe", "", "After the prompt and the first k poem tokens, the next m tokens decoded "
+               "greedily: exact share with 95% interval (Wilson) and the share of matching tokens.", "",
+               "![extraction probe](report_files/extraction.png)", "", "| " + " | ".join(header) + " |",
+               "|---" * len(header) + "|"]
+        md += ["| " + " | ".join(row) + " |" for row in rows]
     md += ["", "## Recitations of every outcome class", "",
            "Diffs in wdiff notation: `[-target only-]{+recitation only+}`, at character level.", ""]
     for r in runs:

@@ -1,0 +1,106 @@
+"""Memory over time and dose (issue #29): the extraction probe on any model."""
+import json
+
+import pytest
+import torch
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def others(tmp_path_factory, shared, small_cn):
+    """20 poems of the same corpus that the trained runs never saw."""
+    out = tmp_path_factory.mktemp("data") / "cn20_other"
+    assert run_cli("data", "build", "--preset", "cn-poems", "--source", shared / "data" / "cn_poems.jsonl.xz",
+                   "--n", "20", "--max-chars", "64", "--seed", "1", "--exclude", small_cn, "--out", out) == 0
+    return out
+
+
+def test_memorised_poems_are_extractable_and_unseen_ones_are_not(trained_run, others, tmp_path):
+    """After the prompt and k poem tokens, the memorised poems' next tokens come back greedily; the unseen poems'
+    do not; with k = 0 the probe is recitation's opening."""
+    args = ["--prefix-tokens", "0", "4", "--continuation-tokens", "8", "--device", "cpu"]
+    assert run_cli("extract", "--run", trained_run, *args) == 0
+    members = json.loads((trained_run / "extract" / "extraction.json").read_text())
+    assert members["kind"] == "recitebench-extraction/1" and [r["k"] for r in members["per_k"]] == [0, 4]
+    assert run_cli("extract", "--run", trained_run, "--data", others, "--out", tmp_path / "o", *args) == 0
+    unseen = json.loads((tmp_path / "o" / "extraction.json").read_text())
+    for m, u in zip(members["per_k"], unseen["per_k"]):
+        assert m["n"] == 20 and m["exact"] >= 0.9 and u["exact"] <= 0.1
+        assert m["token_match"] > u["token_match"] + 0.5
+        assert 0 <= m["exact_ci95"][0] <= m["exact"] <= m["exact_ci95"][1] <= 1
+    rows = [json.loads(line) for line in (trained_run / "extract" / "extraction.jsonl").read_text().splitlines()]
+    assert len(rows) == 40 and all(r["exact"] == (r["token_match"] == 1.0) for r in rows)
+
+
+def test_the_probe_equals_plain_generate_per_poem(half_trained_run, tmp_path):
+    """A half-trained model (mixed outcomes) probed in left-padded batches gives, poem by poem, what an unpadded
+    Hugging Face generate() gives from the same context."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from recitebench.data.frozen import load_frozen
+    from recitebench.models.formatting import encode_many, end_token_ids
+    from recitebench.rundir import RunDir
+
+    assert run_cli("extract", "--run", half_trained_run, "--prefix-tokens", "3", "--continuation-tokens", "12",
+                   "--batch-size", "7", "--device", "cpu", "--out", tmp_path / "x") == 0
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "x" / "extraction.jsonl").read_text().splitlines())}
+    run = RunDir(half_trained_run)
+    model = AutoModelForCausalLM.from_pretrained(run.model).eval()
+    tok = AutoTokenizer.from_pretrained(run.tokenizer)
+    items = encode_many(tok, load_frozen(run.read_config()["train"]["data"]).poems, "plain")
+    ends = list(end_token_ids(tok, model))
+    mixed = 0
+    for it in items:
+        want = it.target_ids[3 : 3 + 12]
+        ctx = torch.tensor([it.prompt_ids + it.target_ids[:3]])
+        cfg = GenerationConfig(do_sample=False, max_new_tokens=len(want), eos_token_id=ends,
+                               pad_token_id=tok.pad_token_id)
+        with torch.no_grad():
+            got = model.generate(ctx, attention_mask=torch.ones_like(ctx), generation_config=cfg)[0, ctx.shape[1]:]
+        assert rows[it.id]["continuation"] == tok.decode(got.tolist()[: len(want)]), it.id
+        mixed += rows[it.id]["exact"]
+    assert 0 < mixed < len(items)  # hard inputs: some poems extractable, some not
+
+
+def test_bad_probe_settings_are_one_line_errors(trained_run, capsys):
+    for bad, says in ((["--prefix-tokens", "8", "4"], "prefix_tokens must be increasing"),
+                      (["--continuation-tokens", "0"], "continuation_tokens"),
+                      (["--model", "qwen2-0.5b-instruct"], "extract --run probes the run's own model")):
+        assert run_cli("extract", "--run", trained_run, *bad) == 1
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1
+
+
+SPEC = """
+runs_dir: {out}
+datasets:
+  cn: {{preset: cn-poems, source: shared:cn_poems, n: 12, max_chars: 64, seed: 0}}
+models:
+  tiny: {{model: tiny}}
+train: {{epochs: 30, lr: 3.0e-3, batch_size: 4, recall_every: 0}}
+extract: {{prefix_tokens: [0, 4], continuation_tokens: 8}}
+"""
+
+
+def test_a_spec_with_extract_probes_every_run_and_reports_it(tmp_path, shared, capsys):
+    """`extract:` in a spec: each run is probed after its recitation, the report has the section and the plot; a run
+    recited before the probe existed gets only the probe (no training, no recitation again)."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC.format(out=tmp_path / "runs"))
+    assert run_cli("run", spec) == 0
+    run = tmp_path / "runs" / "cn__tiny"
+    probe = json.loads((run / "extract" / "extraction.json").read_text())
+    assert [p["k"] for p in probe["per_k"]] == [0, 4] and probe["per_k"][1]["n"] == 12
+    md = (tmp_path / "runs" / "report.md").read_text()
+    assert "## Extraction probe" in md and (tmp_path / "runs" / "report_files" / "extraction.png").is_file()
+    assert "| cn__tiny | 4 | 8 | 12 |" in md
+    results = (run / "recite" / "results.json").read_bytes()
+    for f in (run / "extract").iterdir():
+        f.unlink()
+    (run / "extract").rmdir()
+    assert run_cli("run", spec) == 0
+    assert (run / "extract" / "extraction.json").is_file() and (run / "recite" / "results.json").read_bytes() == results
+    spec.write_text(SPEC.format(out=tmp_path / "runs").replace("continuation_tokens: 8", "out: x"))
+    assert run_cli("run", spec, "--dry-run") == 1
+    assert "extract.out is set by the experiment runner" in capsys.readouterr().err
