@@ -57,7 +57,7 @@ examples:
     "extract": """\
 examples:
   recitebench extract --run runs/qwen2-cn                        # k = m = 32 (Pythia) on the run's own poems
-  recitebench extract --model smollm2-135m-instruct --data data/en256 --prefix-tokens 0 8 16 32 --out probes/smol
+  recitebench extract --model smollm2-135m-instruct-gguf --data data/en256 --prefix-tokens 0 8 16 32 --out probes/smol
 """,
     "run": """\
 examples:
