@@ -104,3 +104,19 @@ def test_a_spec_with_extract_probes_every_run_and_reports_it(tmp_path, shared, c
     spec.write_text(SPEC.format(out=tmp_path / "runs").replace("continuation_tokens: 8", "out: x"))
     assert run_cli("run", spec, "--dry-run") == 1
     assert "extract.out is set by the experiment runner" in capsys.readouterr().err
+
+
+def test_the_lens_last_layer_is_the_model_and_memorised_poems_decode_where_unseen_do_not(trained_run, others,
+                                                                                         tmp_path):
+    """The logit lens at the last layer is the model's own output (its bits per poem are the recitation's); the
+    memorised poems are decodable there and not from the embeddings; the unseen poems are not decodable."""
+    assert run_cli("lens", "--run", trained_run, "--heldout", others, "--device", "cpu", "--out", tmp_path / "l") == 0
+    lens = json.loads((tmp_path / "l" / "lens.json").read_text())
+    assert lens["kind"] == "recitebench-lens/1" and [x["layer"] for x in lens["members"]] == [0, 1, 2]
+    assert run_cli("recite", "--run", trained_run, "--heldout", "none", "--device", "cpu",
+                   "--out", tmp_path / "r") == 0
+    recited = [json.loads(line)["nll_bits"] for line in (tmp_path / "r" / "samples.jsonl").read_text().splitlines()]
+    assert lens["members"][-1]["per_poem_bits"] == pytest.approx(recited, abs=1e-2)
+    members, unseen = lens["members"], lens["heldout"]
+    assert members[-1]["top1"] >= 0.95 and members[0]["top1"] < 0.5 and unseen[-1]["top1"] < 0.5
+    assert unseen[-1]["bits_per_poem"] > 2 * members[-1]["bits_per_poem"]

@@ -22,7 +22,7 @@ from .data.config import DataConfig
 from .errors import RecitebenchError
 from .experiment.config import CAPACITY_PROTOCOL, CapacityConfig, ExecutorConfig
 from .models.config import ModelConfig
-from .recall.config import NORMALIZATIONS, ExtractConfig, ReciteConfig
+from .recall.config import NORMALIZATIONS, ExtractConfig, LensConfig, ReciteConfig
 from .train.config import TrainConfig
 
 EXAMPLES = {
@@ -92,6 +92,10 @@ CONFIGURED = [
      "decode m tokens greedily and score them against the poem's next m (exact, and the share of matching tokens). "
      "Writes extraction.json (per k) and extraction.jsonl (per poem and k).", (ExtractConfig, ModelConfig),
      ("vocab_size", "init_seed")),
+    ("lens", "the layer-wise probe: at which depth each poem becomes decodable (logit lens)",
+     "Per layer, the hidden state through the model's own final norm and head: bits per poem of its tokens "
+     "(teacher-forced after the prompt) and the share that are the lens's top-1, for the members and a held-out set. "
+     "Writes lens.json.", (LensConfig, ModelConfig), ("vocab_size", "init_seed")),
 ]
 
 
@@ -217,6 +221,7 @@ HANDLERS = {
     ("train", None): commands.train,
     ("recite", None): commands.recite,
     ("extract", None): commands.extract,
+    ("lens", None): commands.lens,
     ("run", None): commands.run,
     ("capacity", None): commands.capacity,
     ("report", None): commands.report,

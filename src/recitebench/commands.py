@@ -54,11 +54,20 @@ def recite(args: argparse.Namespace) -> int:
 
 
 def extract(args: argparse.Namespace) -> int:
-    from .recall.config import ExtractConfig, extract_configs
+    from .recall.config import ExtractConfig, probe_configs
     from .recall.extract import extract as run_probe  # stage import (loads torch)
 
     values = sections(_yaml(args), {"extract": ExtractConfig, "model": ModelConfig}, _where(args))
-    run_probe(*extract_configs(values, args, where=_where(args)))
+    run_probe(*probe_configs(ExtractConfig, "extract", values, args, where=_where(args)))
+    return 0
+
+
+def lens(args: argparse.Namespace) -> int:
+    from .recall.config import LensConfig, probe_configs
+    from .recall.lens import lens as run_lens  # stage import (loads torch)
+
+    values = sections(_yaml(args), {"lens": LensConfig, "model": ModelConfig}, _where(args))
+    run_lens(*probe_configs(LensConfig, "lens", values, args, where=_where(args)))
     return 0
 
 

@@ -165,19 +165,39 @@ class ExtractConfig:
             raise ValueError(f"prefix_tokens must be increasing and >= 0, got {self.prefix_tokens}")
 
 
-def extract_configs(values: dict[str, dict], flags: argparse.Namespace | None, where: str = "command line"
-                    ) -> tuple[ExtractConfig, ModelConfig | None]:
-    """(ExtractConfig, ModelConfig) from a config file's `extract`/`model` values and flags; with --run the model is
-    the run's own (an option naming another model is refused)."""
-    ecfg = merge(ExtractConfig, yaml=values.get("extract"), flags=flags, where=f"{where}: extract")
+
+
+@dataclass
+class LensConfig:
+    """The layer-wise probe (logit lens): which model, which poems."""
+
+    run: str | None = opt(None, "a training run folder: its final model and dataset", example="runs/qwen2-cn")
+    data: str | None = opt(None, "a frozen dataset folder (default: the run's dataset)")
+    heldout: str | None = opt(None, "a frozen dataset of non-members scored beside them", example="data/split/heldout")
+    out: str | None = opt(None, "output folder for lens.json (default: RUN/lens)")
+    batch_size: int = opt(16, "sequences per forward pass")
+    precision: str = opt("auto", "auto: bf16 on GPU, fp32 on CPU", choices=("auto", "fp32", "bf16"))
+    device: str = opt("auto", "auto, cpu, cuda or cuda:N")
+    limit: int | None = opt(None, "probe only the first N poems (of each set)")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        check_positive(self, "batch_size", "limit")
+
+
+def probe_configs(cls: type, section: str, values: dict[str, dict], flags: argparse.Namespace | None,
+                  where: str = "command line"):
+    """(probe config, ModelConfig) of `extract` or `lens` from a config file's section and `model` values and flags;
+    with --run the model is the run's own (an option naming another model is refused)."""
+    cfg = merge(cls, yaml=values.get(section), flags=flags, where=f"{where}: {section}")
     names = set(ModelConfig.__dataclass_fields__)
     given = {**(values.get("model") or {}), **{k: v for k, v in vars(flags or argparse.Namespace()).items()
                                                if k in names and v is not None}}
-    if not ecfg.run:
-        return ecfg, (merge(ModelConfig, yaml=given, where=f"{where}: model") if given else None)
-    base = {**to_dict(ModelConfig()), **(RunDir(ecfg.run).read_config().get("model") or {})}
+    if not cfg.run:
+        return cfg, (merge(ModelConfig, yaml=given, where=f"{where}: model") if given else None)
+    base = {**to_dict(ModelConfig()), **(RunDir(cfg.run).read_config().get("model") or {})}
     clash = [k for k in RUN_FIXED_MODEL if k in given and given[k] != base.get(k)]
     if clash:
-        raise RecitebenchError(f"{where}: --{clash[0].replace('_', '-')}: extract --run probes the run's own model; "
+        raise RecitebenchError(f"{where}: --{clash[0].replace('_', '-')}: {section} --run probes the run's own model; "
                                f"drop the option, or probe another model with --model MODEL --data DATASET")
-    return ecfg, None
+    return cfg, None
