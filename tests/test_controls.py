@@ -43,7 +43,7 @@ def test_members_hold_bits_held_out_poems_none_and_membership_is_detected(contro
     assert 0 <= c["mia_auc"]["loss"]["ci95"][0] <= c["mia_auc"]["loss"]["auc"] <= c["mia_auc"]["loss"]["ci95"][1] <= 1
     rows = [json.loads(line) for line in (root / "trained" / "heldout.jsonl").read_text().splitlines()]
     assert len(rows) == 12 and all(r["ref_bits"] is not None and r["tokens"] > 0 for r in rows)
-    assert res["trained"]["schema_version"] == 4
+    assert res["trained"]["schema_version"] == 5
 
 
 @pytest.mark.slow

@@ -120,3 +120,30 @@ def test_the_lens_last_layer_is_the_model_and_memorised_poems_decode_where_unsee
     members, unseen = lens["members"], lens["heldout"]
     assert members[-1]["top1"] >= 0.95 and members[0]["top1"] < 0.5 and unseen[-1]["top1"] < 0.5
     assert unseen[-1]["bits_per_poem"] > 2 * members[-1]["bits_per_poem"]
+
+
+def test_recall_rises_with_exposures_of_a_dose_set(tmp_path, shared):
+    """A dose set: half the poems once per epoch, half eight times (seeded shares, recorded per poem, same bytes on a
+    re-build); trained briefly, the eight-times poems are recalled where the once poems are not yet."""
+    build = ["data", "build", "--preset", "cn-poems", "--source", shared / "data" / "cn_poems.jsonl.xz", "--n", "24",
+             "--max-chars", "64", "--exposures", "1", "8"]
+    assert run_cli(*build, "--out", tmp_path / "dose") == 0
+    assert run_cli(*build, "--out", tmp_path / "again") == 0
+    assert (tmp_path / "dose" / "poems.jsonl").read_bytes() == (tmp_path / "again" / "poems.jsonl").read_bytes()
+    poems = [json.loads(line) for line in (tmp_path / "dose" / "poems.jsonl").read_text().splitlines()]
+    assert sorted(p["exposures"] for p in poems) == [1] * 12 + [8] * 12
+    assert json.loads((tmp_path / "dose" / "manifest.json").read_text())["exposures"] == {"1": 12, "8": 12}
+    assert run_cli("train", "--data", tmp_path / "dose", "--model", "tiny", "--epochs", "25", "--lr", "3e-3",
+                   "--batch-size", "8", "--recall-every", "0", "--no-progress", "--out", tmp_path / "run") == 0
+    steps = json.loads((tmp_path / "run" / "train_summary.json").read_text())["final"]["step"]
+    assert steps == 25 * 14  # 12 x 1 + 12 x 8 = 108 poems per epoch, 8 per step
+    assert run_cli("recite", "--run", tmp_path / "run", "--device", "cpu") == 0
+    res = json.loads((tmp_path / "run" / "recite" / "results.json").read_text())
+    once, eight = res["by_exposure"]["levels"]
+    assert (once["exposures"], once["n"], eight["exposures"], eight["n"]) == (1, 12, 8, 12)
+    assert eight["exact"] >= once["exact"] + 0.4, (once, eight, steps)
+    assert 1 - eight["memorized_fraction"] < 0.5 * (1 - once["memorized_fraction"])  # bits the model still lacks
+    assert res["by_exposure"]["exposures_for_50"] == 8 and res["schema_version"] == 5
+    assert run_cli("report", tmp_path) == 0  # the run folder's report: the dose section with its table and plot
+    md = (tmp_path / "report.md").read_text()
+    assert "## Exposure dose" in md and "| run | 1 | 12 |" in md and (tmp_path / "report_files" / "dose.png").is_file()

@@ -3,7 +3,8 @@
 results.json holds one `Results`; samples.jsonl one `Sample` per poem. `schema_version` counts breaking
 changes: 1 = the unversioned files of recitebench 0.1 (certified predictions were the placeholder
 "= target"), 2 = certified poems carry their real text, 3 = outcomes graded by overlap (LCS F1 of units) and a
-Wilson interval for exact_match, 4 = `controls` (held-out non-members and membership AUC; heldout.jsonl).
+Wilson interval for exact_match, 4 = `controls` (held-out non-members and membership AUC; heldout.jsonl), 5 =
+`by_exposure` (recall and memorised bits per exposure level of a dose set).
 Readers accept every version.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from .io import read_json, read_jsonl, write_json, write_jsonl
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 LEGACY_CERTIFIED = "= target"  # schema 1's prediction for a certified poem
 # The paper's four outcomes of a memory query, best first (recall.graded decides them; the report shows them).
 OUTCOMES = ("correct", "minor_distortion", "severe_distortion", "forgotten")
@@ -96,6 +97,7 @@ class Results:
     near_ties: dict = field(default_factory=dict)  # verdicts resting on a lead within the margin, and Acc's range
     error_rates: dict = field(default_factory=dict)  # per character, per token, and the curve's last three checks
     controls: dict = field(default_factory=dict)  # held-out non-members beside the members, membership AUC (schema 4)
+    by_exposure: dict = field(default_factory=dict)  # a dose set: recall and bits per exposure level (schema 5)
     versions: dict = field(default_factory=dict)
     git_commit: str | None = None
     hardware: dict = field(default_factory=dict)

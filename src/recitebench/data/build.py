@@ -154,6 +154,9 @@ def _build(cfg: DataConfig, out: Path) -> dict[str, Any]:
                     "seed": cfg.seed}
     else:
         rows, manifest = sample_corpus(cfg)
+    if cfg.exposures:
+        rows = assign_exposures(rows, cfg.exposures, cfg.seed)
+        manifest = {**manifest, "exposures": {str(x): sum(r["exposures"] == x for r in rows) for x in cfg.exposures}}
     with atomic_dir(out) as tmp:
         if not cfg.parts:
             return _write_dataset(tmp, rows, manifest, cfg)
@@ -168,6 +171,17 @@ def _build(cfg: DataConfig, out: Path) -> dict[str, Any]:
                "provenance": provenance(timestamp=False), "package_version": __version__}
         write_json(tmp / "manifest.json", top)
         return top
+
+
+def assign_exposures(rows: list[dict], levels: list[int], seed: int) -> list[dict]:
+    """Each poem's exposures per epoch: one seeded shuffle cut into len(levels) equal shares (the first shares one
+    poem larger when n does not divide), so no level holds systematically shorter or earlier poems."""
+    order = list(range(len(rows)))
+    random.Random(f"recitebench:exposures:{seed}").shuffle(order)
+    level = {}
+    for rank, i in enumerate(order):
+        level[i] = levels[rank * len(levels) // len(rows)]
+    return [{**r, "exposures": level[i]} for i, r in enumerate(rows)]
 
 
 def _write_dataset(folder: Path, rows: list[dict], manifest: dict, cfg: DataConfig) -> dict[str, Any]:

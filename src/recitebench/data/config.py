@@ -75,6 +75,8 @@ class DataConfig:
     parts: str | None = opt(None, "split the draw into named parts, each its own dataset in OUT/NAME: consecutive "
                                   "slices of one seeded shuffle, no poem text in two parts; sizes sum to n",
                             example="member=2000,heldout=500,reference=8000")
+    exposures: list[int] = opt([], "exposure dose: the poems are split into equal seeded shares that occur this many "
+                                    "times per training epoch (recorded per poem as `exposures`)", example="1 2 4 8")
     skip_bad_rows: bool = opt(False, "skip (and count) rows with missing/empty/mistyped fields instead of failing")
     strip: bool = opt(True, "strip leading/trailing whitespace of each field (inner text is never changed)")
 
@@ -102,6 +104,10 @@ class DataConfig:
             placeholders(target_template(self.target), "target")
         if (self.exclude or self.parts) and self.preset in ("random", "random-tokens"):
             raise ValueError(f"exclude and parts apply to poem corpora; the {self.preset} preset draws its own strings")
+        if self.exposures and (any(x < 1 for x in self.exposures) or self.exposures != sorted(set(self.exposures))):
+            raise ValueError(f"exposures must be increasing whole numbers >= 1, got {self.exposures}")
+        if self.exposures and self.n < len(self.exposures):
+            raise ValueError(f"{len(self.exposures)} exposure levels need at least as many poems, not n={self.n}")
         if self.parts is not None:
             from .disjoint import parse_parts
 

@@ -31,6 +31,7 @@ from .bits import LN2, BitsContext, Reference, memorized, memory_speed, memory_s
 from .config import ReciteConfig
 from .controls import Scored, check_unseen, control_summary, heldout_set, score_set
 from .decoders import Decoder, resolve_decoder
+from .dose import dose_summary
 from .generate import generation_overrides
 from .graded import grade, sample_totals
 
@@ -122,6 +123,9 @@ def _recite(rcfg: ReciteConfig, where: Resolved, t0: float, log) -> Results:
     job.timings["total"] = time.perf_counter() - t0
     results = summarise(job, samples, certified, decoder if decoded else None, verification)
     results.controls = controls
+    results.by_exposure = dose_summary(job.poems, [s.exact for s in samples],
+                                       [s.memorized_bits for s in samples] if job.reference else None,
+                                       job.reference.bits if job.reference else None)
     write_recitation(job.out, results, samples, heldout_rows)
     log(
         f"exact recall {results.exact_match:.1%} ({results.n_correct}/{results.n}); decided by teacher forcing: "

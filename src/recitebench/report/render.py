@@ -17,7 +17,7 @@ from .diff import diff_html, diff_text
 from .explorer import explorer_html
 
 FIGURES = {"memory_curves": "memory curves", "accuracy_by_length": "accuracy by length", "outcomes": "outcomes",
-           "extraction": "extraction probe"}
+           "extraction": "extraction probe", "dose": "exposure dose"}
 
 CSS = """body{font-family:'WenQuanYi Micro Hei','Noto Sans CJK SC','Noto Sans SC',sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#111}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;
@@ -45,6 +45,8 @@ def render(runs_dir: str | Path, title: str | None = None) -> Path:
     }
     if any(r.extraction for r in runs):
         figs["extraction"] = plots.extraction_curves(runs)
+    if any(r.results.by_exposure for r in runs):
+        figs["dose"] = plots.dose_curves(runs)
     files = runs_dir / "report_files"
     files.mkdir(exist_ok=True)
     for name, png in figs.items():
@@ -66,6 +68,20 @@ def extraction_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
             rows.append([r.name, str(p["k"]), str(r.extraction["config"]["continuation_tokens"]), str(p["n"]),
                          f"{100 * p['exact']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]", f"{p['token_match']:.3f}"])
     return ["run", "k", "m", "poems", "exact", "token match"], rows
+
+
+def dose_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
+    """One row per run and exposure level of a dose set."""
+    rows = []
+    for r in runs:
+        dose = r.results.by_exposure
+        for lv in dose.get("levels", []):
+            lo, hi = lv["exact_ci95"]
+            reach = f"{dose['exposures_for_50'] or '-'} / {dose['exposures_for_90'] or '-'}"
+            frac = f"{lv['memorized_fraction']:.3f}" if "memorized_fraction" in lv else "-"
+            rows.append([r.name, str(lv["exposures"]), str(lv["n"]), f"{100 * lv['exact']:.1f}% [{100 * lo:.1f}, "
+                         f"{100 * hi:.1f}]", frac, reach])
+    return ["run", "exposures per epoch", "poems", "exact", "memorised share", "reaches 50% / 90% at"], rows
 
 
 def accuracy_cell(r: RunView) -> str:
@@ -171,6 +187,11 @@ def html_report(runs: list[RunView], runs_dir: Path, title: str, figs: dict[str,
                  "greedily: exact share with 95% interval (Wilson) and the share of matching tokens (Pythia's "
                  "memorisation score).</p>" + _img(figs["extraction"], FIGURES["extraction"])
                  + _html_table(header, [[esc(c) for c in row] for row in rows]))
+    if "dose" in figs:
+        header, rows = dose_table(runs)
+        h.append("<h2>Exposure dose</h2><p>Exact recall (95% interval, Wilson) per exposure level of a dose set, and "
+                 "the fewest exposures per epoch that reach 50% / 90%.</p>" + _img(figs["dose"], FIGURES["dose"])
+                 + _html_table(header, [[esc(c) for c in row] for row in rows]))
     h.append("<h2>Recitations of every outcome class</h2><p><small>Edit script at character level: "
              "<del>target only</del> <ins>recitation only</ins>; <mark class=bytes>&#xfffd;</mark> = bytes that are "
              "not UTF-8.</small></p>")
@@ -262,6 +283,12 @@ def markdown_report(runs: list[RunView], runs_dir: Path, title: str) -> str:
                "greedily: exact share with 95% interval (Wilson) and the share of matching tokens.", "",
                "![extraction probe](report_files/extraction.png)", "", "| " + " | ".join(header) + " |",
                "|---" * len(header) + "|"]
+        md += ["| " + " | ".join(row) + " |" for row in rows]
+    if any(r.results.by_exposure for r in runs):
+        header, rows = dose_table(runs)
+        md += ["", "## Exposure dose", "", "Exact recall (95% interval, Wilson) per exposure level of a dose set, and "
+               "the fewest exposures per epoch that reach 50% / 90%.", "", "![exposure dose](report_files/dose.png)",
+               "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         md += ["| " + " | ".join(row) + " |" for row in rows]
     md += ["", "## Recitations of every outcome class", "",
            "Diffs in wdiff notation: `[-target only-]{+recitation only+}`, at character level.", ""]

@@ -23,10 +23,12 @@ def epoch_batches(
     max_tokens: int | None,
     window: int | None,
     world_size: int = 1,
+    repeats: list[int] | None = None,
 ) -> list[list[int]]:
-    """Batches of example indices for one epoch; identical for the same (seed, epoch) on every machine."""
+    """Batches of example indices for one epoch; identical for the same (seed, epoch) on every machine. With
+    `repeats`, example i occurs repeats[i] times in the epoch (an exposure dose)."""
     rng = random.Random(f"recitebench:{seed}:{epoch}")
-    order = list(range(len(lengths)))
+    order = [i for i in range(len(lengths)) for _ in range(repeats[i] if repeats else 1)]
     rng.shuffle(order)
     batches = length_batches(lengths, max_rows=max_rows, max_tokens=max_tokens, window=window, order=order)
     rng.shuffle(batches)

@@ -61,7 +61,7 @@ def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, l
     model, tok, info, mcfg = build_model(tcfg, mcfg, run, ds, weight_dtype, device)
     laps.lap("setup_model")  # build (random init or weights), then the copy to the device
     items = encode_many(tok, ds.poems, mcfg.template)
-    plan = plan_epochs(items, tcfg, world)
+    plan = plan_epochs(items, tcfg, world, [int(p.get("exposures", 1)) for p in ds.poems])
     laps.lap("setup_encode")
     total_steps = sum(math.ceil(len(b) / world.size / tcfg.grad_accum) for b in plan)
     parallel.check_options(tcfg, device, world)
@@ -129,12 +129,14 @@ def peak_memory_gb(device: torch.device) -> float | None:
     return round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
 
 
-def plan_epochs(items: list[Encoded], tcfg: TrainConfig, world: World) -> list[list[list[int]]]:
+def plan_epochs(items: list[Encoded], tcfg: TrainConfig, world: World,
+                repeats: list[int] | None = None) -> list[list[list[int]]]:
     """Every epoch's batches, fixed by (seed, epoch): the schedule length is known up front and a resumed run
-    sees exactly the order an uninterrupted one would."""
+    sees exactly the order an uninterrupted one would. `repeats`: each poem's exposures per epoch (a dose set)."""
     lengths = [it.length - 1 for it in items]
+    dose = repeats if repeats and any(r != 1 for r in repeats) else None  # 1 each: the order of a plain set
     return [epoch_batches(lengths, seed=tcfg.seed, epoch=e, max_rows=tcfg.rows_per_step, max_tokens=tcfg.batch_tokens,
-                          window=tcfg.window(world.size), world_size=world.size)
+                          window=tcfg.window(world.size), world_size=world.size, repeats=dose)
             for e in range(tcfg.epochs)]
 
 
