@@ -32,11 +32,7 @@ FORMAT = "recitebench-extraction/1"
 
 def extract(ecfg: ExtractConfig, mcfg: ModelConfig | None = None, *, log=print) -> dict:
     """Probe every poem at every k; write OUT/extraction.json (per k) and OUT/extraction.jsonl (per poem and k)."""
-    rcfg = build(ReciteConfig, {"run": ecfg.run, "data": ecfg.data, "device": ecfg.device, "limit": ecfg.limit,
-                                "precision": ecfg.precision, "reference": "none", "heldout": "none"},
-                 where="extract")
-    where = resolve(rcfg, mcfg)  # the recitation's model and dataset resolution
-    out = Path(ecfg.out) if ecfg.out else RunDir(ecfg.run).path / "extract" if ecfg.run else Path("extract_out")
+    rcfg, where, out = probe_setup(ecfg, mcfg, "extract")
     with writing(out, "extraction folder"):
         t0 = time.perf_counter()
         job = prepare(rcfg, where)  # loading and encoding as a recitation does
@@ -56,6 +52,15 @@ def extract(ecfg: ExtractConfig, mcfg: ModelConfig | None = None, *, log=print) 
         write_json(out / "extraction.json", result)
     log(f"wrote {out}/extraction.json")
     return result
+
+
+def probe_setup(cfg, mcfg: ModelConfig | None, folder: str):
+    """(ReciteConfig, Resolved, output folder) of a probe (extract, lens): the recitation's model and dataset
+    resolution, no reference and no held-out set; output in RUN/FOLDER (or FOLDER_out without a run)."""
+    rcfg = build(ReciteConfig, {"run": cfg.run, "data": cfg.data, "device": cfg.device, "limit": cfg.limit,
+                                "precision": cfg.precision, "reference": "none", "heldout": "none"}, where=folder)
+    out = Path(cfg.out) if cfg.out else RunDir(cfg.run).path / folder if cfg.run else Path(f"{folder}_out")
+    return rcfg, resolve(rcfg, mcfg), out
 
 
 def probe(job, k: int, ecfg: ExtractConfig) -> list[dict]:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import torch
 
 from ..batching import pad_rows
-from ..config import build, to_dict
+from ..config import to_dict
 from ..data.frozen import load_frozen
 from ..errors import RecitebenchError
 from ..io import write_json
@@ -27,10 +26,10 @@ from ..models.config import ModelConfig
 from ..models.formatting import Encoded, encode_many
 from ..models.forward import evaluating
 from ..provenance import provenance
-from ..rundir import RunDir
-from .config import LensConfig, ReciteConfig
+from .config import LensConfig
 from .controls import check_unseen
-from .recite import prepare, resolve
+from .extract import probe_setup
+from .recite import prepare
 
 FORMAT = "recitebench-lens/1"
 NORMS = ("model.norm", "transformer.ln_f", "gpt_neox.final_layer_norm", "model.final_layernorm")
@@ -50,10 +49,7 @@ def final_norm(model) -> torch.nn.Module:
 
 def lens(lcfg: LensConfig, mcfg: ModelConfig | None = None, *, log=print) -> dict:
     """Per layer: bits per poem and top-1 share of the members (and of a held-out set); OUT/lens.json."""
-    rcfg = build(ReciteConfig, {"run": lcfg.run, "data": lcfg.data, "device": lcfg.device, "limit": lcfg.limit,
-                                "precision": lcfg.precision, "reference": "none", "heldout": "none"}, where="lens")
-    where = resolve(rcfg, mcfg)
-    out = Path(lcfg.out) if lcfg.out else RunDir(lcfg.run).path / "lens" if lcfg.run else Path("lens_out")
+    rcfg, where, out = probe_setup(lcfg, mcfg, "lens")
     with writing(out, "lens folder"):
         t0 = time.perf_counter()
         job = prepare(rcfg, where)
