@@ -147,3 +147,24 @@ def test_recall_rises_with_exposures_of_a_dose_set(tmp_path, shared):
     assert run_cli("report", tmp_path) == 0  # the run folder's report: the dose section with its table and plot
     md = (tmp_path / "report.md").read_text()
     assert "## Exposure dose" in md and "| run | 1 | 12 |" in md and (tmp_path / "report_files" / "dose.png").is_file()
+
+
+def test_retention_of_a_drops_while_b_is_learned_and_stays_when_a_goes_on(trained_run, small_cn, others, tmp_path):
+    """A memorised (trained_run), then 10 epochs on B from A's model with snapshots every 2: reciting A with every
+    snapshot, its exact recall starts at the top and falls, correct poems turning into distortions and forgotten
+    ones; the control (10 more epochs on A itself) keeps it (within a poem's flicker)."""
+    common = ["--model", trained_run / "model", "--epochs", "10", "--lr", "1e-3", "--batch-size", "8",
+              "--recall-every", "0", "--snapshot-every", "2", "--no-progress"]
+    assert run_cli("train", "--data", others, *common, "--out", tmp_path / "b") == 0
+    assert run_cli("train", "--data", small_cn, *common, "--out", tmp_path / "a") == 0
+    assert sorted(p.name for p in (tmp_path / "b" / "snapshots").iterdir()) == [
+        f"epoch_{e:04d}" for e in range(0, 11, 2)]
+    curves = {}
+    for name in ("a", "b"):
+        assert run_cli("retention", "--run", tmp_path / name, "--data", small_cn, "--device", "cpu") == 0
+        curves[name] = json.loads((tmp_path / name / "retention" / small_cn.name / "retention.json").read_text())
+    b, a = curves["b"]["points"], curves["a"]["points"]
+    assert [p["epoch"] for p in b] == [0, 2, 4, 6, 8, 10] and b[0]["exact"] == 1.0 == a[0]["exact"]
+    assert b[-1]["exact"] <= 0.5 and b[-1]["outcomes"]["forgotten"] > b[0]["outcomes"]["forgotten"]
+    assert all(p["exact"] >= 0.9 for p in a)
+    assert (tmp_path / "b" / "recite").exists() is False  # snapshots recite into retention/, not over RUN/recite

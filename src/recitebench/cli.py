@@ -170,6 +170,16 @@ def _add_listing_commands(sub) -> None:
                      "over the claims), the design checks and the verdict, and print the Markdown table.")
     st.add_argument("spec", nargs="?", default=None, help="study YAML (default: configs/verdicts.yaml)")
     st.add_argument("--out", default=None, help="also write study.json and study.md into this folder")
+    rt = _parser_for(sub, "retention", "recite a set with every snapshot of a run: its memory while the run learned",
+                     "Recite DATA (the whole recitation: exact, graded outcomes, bits) with every snapshot of RUN "
+                     "(train --snapshot-every K) and write RUN/retention/NAME/retention.json, the curve over epochs "
+                     "(train on A, continue on B from A's model with snapshots, then `retention --run B --data A`).")
+    rt.add_argument("--run", required=True, help="the run whose snapshots recite (the continuation on B)")
+    rt.add_argument("--data", required=True, help="the frozen dataset whose retention is measured (A)")
+    rt.add_argument("--reference", default="none",
+                    help="what memorised bits are measured against (as recite --reference; a run's own base is the "
+                         "model it continued from, so name one here) [default: none]")
+    rt.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [default: auto]")
     cp = _parser_for(sub, "compare", "print a side-by-side table of runs", "Compare finished runs side by side.")
     cp.add_argument("runs", nargs="+", help="run folders")
     ex = sub.add_parser("export", help="export a dataset as a task for another evaluation tool",
@@ -222,6 +232,7 @@ HANDLERS = {
     ("recite", None): commands.recite,
     ("extract", None): commands.extract,
     ("lens", None): commands.lens,
+    ("retention", None): commands.retention,
     ("run", None): commands.run,
     ("capacity", None): commands.capacity,
     ("report", None): commands.report,

@@ -71,6 +71,13 @@ def lens(args: argparse.Namespace) -> int:
     return 0
 
 
+def retention(args: argparse.Namespace) -> int:
+    from .recall.retention import retention as measure  # stage import (loads torch)
+
+    measure(args.run, args.data, reference=args.reference, device=args.device)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from .experiment.runner import raise_if_failed, run_spec  # stage import
     from .experiment.spec import default_spec_path, load_spec

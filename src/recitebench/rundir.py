@@ -9,6 +9,8 @@ RUN/train_summary.json   how training ended, and where its wall time went (timin
 RUN/recite/results.json  the aggregate verdict (schema: recitebench.schema.Results)
 RUN/recite/samples.jsonl one row per poem (schema: recitebench.schema.Sample)
 RUN/extract/             the extraction probe (a spec's `extract:` section): extraction.json per k, .jsonl per poem
+RUN/snapshots/epoch_NNNN the model every snapshot_every epochs (and before the first), for `recitebench retention`
+RUN/retention/DATASET/   each snapshot's recitation of DATASET and retention.json, the curve over epochs
 RUN/base_bits.json       each poem's code length under the model before training (the default reference of bits)
 RUN/logs/run.log         the output of the run when a grid executor ran it (kept when a run is started again)
 RUN/logs/failed.json     why the last attempt failed (removed when the run is done)
@@ -45,6 +47,8 @@ class RunDir:
     tensorboard = property(lambda self: self.path / "tensorboard")
     recite = property(lambda self: self.path / "recite")
     extract = property(lambda self: self.path / "extract")
+    snapshots = property(lambda self: self.path / "snapshots")
+    retention = property(lambda self: self.path / "retention")
     base_bits = property(lambda self: self.path / "base_bits.json")
     logs = property(lambda self: self.path / "logs")
     log = property(lambda self: self.path / "logs" / "run.log")

@@ -24,6 +24,8 @@ class ReciteConfig:
     run: str | None = opt(None, "a training run folder: its final model and dataset are used", example="runs/qwen2-cn")
     data: str | None = opt(None, "a frozen dataset folder (default: the run's dataset)")
     out: str | None = opt(None, "output folder for results.json and samples.jsonl (default: RUN/recite)")
+    snapshot: str | None = opt(None, "recite the run's snapshot RUN/snapshots/NAME instead of its final model "
+                                     "(train --snapshot-every)", example="epoch_0010")
     certify: bool = opt(
         True,
         "one teacher-forced pass first: a poem whose every greedy step it proves (poem token ahead "

@@ -189,7 +189,11 @@ def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Resolved:
         return Resolved(mcfg, Path(rcfg.data), Path(rcfg.out or "recite_out"), None)
     run = RunDir(rcfg.run)
     saved = run.read_config()
-    if not run.has_model():
+    weights = run.snapshots / rcfg.snapshot if rcfg.snapshot else run.model
+    if rcfg.snapshot and not (weights / "config.json").is_file():
+        have = ", ".join(sorted(p.name for p in run.snapshots.glob("epoch_*"))) or "none"
+        raise RecitebenchError(f"{weights}: no such snapshot (the run has: {have})")
+    if not run.has_model() and not rcfg.snapshot:
         raise RecitebenchError(
             f"{run.path}: the run has no final model yet (finish it with `recitebench train --out {run.path} --resume`)"
         )
@@ -197,7 +201,7 @@ def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Resolved:
     attn = mcfg.attn_implementation if mcfg else "sdpa"
     run_model = build(
         ModelConfig,
-        {"model": str(run.model), "init": "pretrained", "template": template, "attn_implementation": attn},
+        {"model": str(weights), "init": "pretrained", "template": template, "attn_implementation": attn},
         where=str(run.config),
     )
     base = None
@@ -209,7 +213,8 @@ def resolve(rcfg: ReciteConfig, mcfg: ModelConfig | None) -> Resolved:
         except RecitebenchError:  # its architecture file moved since: the run's base_bits.json still serves
             base = None
     trained_on = None if rcfg.data else saved.get("dataset", {}).get("poems_sha256")
-    return Resolved(run_model, Path(rcfg.data or saved["train"]["data"]), Path(rcfg.out or run.recite), trained_on,
+    out = Path(rcfg.out) if rcfg.out else run.path / f"recite_{rcfg.snapshot}" if rcfg.snapshot else run.recite
+    return Resolved(run_model, Path(rcfg.data or saved["train"]["data"]), out, trained_on,
                     base, run)
 
 

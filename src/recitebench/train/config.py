@@ -50,6 +50,8 @@ class TrainConfig:
     seed: int = opt(0, "seed of data order and dropout (same seed = same run)")
     recall_every: int = opt(10, "every k epochs, log the exact recall of the training poems (0 = only at the end)")
     checkpoint_every: int = opt(10, "every k epochs, save a resumable checkpoint (0 = never)")
+    snapshot_every: int = opt(0, "every k epochs (and before the first), save the model to RUN/snapshots/epoch_NNNN "
+                                 "for `recitebench retention` (0 = never; not with lora or fsdp)")
     stop_when_memorised: bool = opt(False, "stop early once every poem is recalled exactly")
     resume: bool = opt(False, "continue the run in --out from its last checkpoint (same data order, optimizer, RNG)")
     overwrite: bool = opt(False, "start again in an --out whose run died before its first checkpoint (it is deleted)")
@@ -103,8 +105,10 @@ class TrainConfig:
             raise ValueError("packing varies the row length every step: it does not work with cuda_graphs")
         if self.fsdp and self.precision == "bf16-master":
             raise ValueError("fsdp works with precision fp32, bf16-mixed or bf16 (not bf16-master)")
-        if self.recall_every < 0 or self.checkpoint_every < 0:
-            raise ValueError("recall_every and checkpoint_every must be >= 0")
+        if self.recall_every < 0 or self.checkpoint_every < 0 or self.snapshot_every < 0:
+            raise ValueError("recall_every, checkpoint_every and snapshot_every must be >= 0")
+        if self.snapshot_every and (self.lora or self.fsdp):
+            raise ValueError("snapshot_every saves whole models from one process: not with lora or fsdp")
 
     @property
     def rows_per_step(self) -> int | None:

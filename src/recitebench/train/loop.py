@@ -91,6 +91,8 @@ def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, l
     elog = EpochLog(run, tcfg, enabled=world.is_main, total_steps=total_steps, step=progress["step"],
                     start_epoch=progress["epoch"], log=log)
     last: dict = {}
+    if tcfg.snapshot_every and progress["epoch"] == 0:
+        save_snapshot(run, model, tok, 0, world)
     for epoch in range(progress["epoch"], tcfg.epochs):
         t0 = time.perf_counter()
         sums = run_epoch(
@@ -117,6 +119,8 @@ def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, l
         checkpoint.maybe_save(run, epoch=epoch + 1, every=tcfg.checkpoint_every, last=tcfg.epochs,
                               is_main=world.is_main, fsdp=tcfg.fsdp, model=model, opt=opt, progress=progress)
         laps.lap("checkpoints")
+        if tcfg.snapshot_every and ((epoch + 1) % tcfg.snapshot_every == 0 or epoch + 1 == tcfg.epochs):
+            save_snapshot(run, model, tok, epoch + 1, world)
         if tcfg.stop_when_memorised and last.get("recall") == 1.0:
             break
     elog.close()
@@ -345,6 +349,14 @@ def recall_check(model, items: list[Encoded], scoring: Scoring) -> dict:
         "token_accuracy": sum(r.token_accuracy for r in res) / n,
         "mean_prefix_tokens": sum(r.prefix_tokens for r in res) / n,
     }
+
+
+def save_snapshot(run: RunDir, model, tok, epoch: int, world: World) -> None:
+    """The model as it is after `epoch` epochs, loadable by from_pretrained (a point of a retention curve)."""
+    if world.is_main:
+        with atomic_dir(run.snapshots / f"epoch_{epoch:04d}") as tmp:
+            model.save_pretrained(str(tmp), safe_serialization=True)
+            tok.save_pretrained(str(tmp))
 
 
 def finish(
