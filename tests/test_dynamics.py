@@ -168,3 +168,8 @@ def test_retention_of_a_drops_while_b_is_learned_and_stays_when_a_goes_on(traine
     assert b[-1]["exact"] <= 0.5 and b[-1]["outcomes"]["forgotten"] > b[0]["outcomes"]["forgotten"]
     assert all(p["exact"] >= 0.9 for p in a)
     assert (tmp_path / "b" / "recite").exists() is False  # snapshots recite into retention/, not over RUN/recite
+    assert run_cli("recite", "--run", tmp_path / "b", "--device", "cpu") == 0  # a reported run: its own recitation
+    assert run_cli("report", tmp_path) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "## Retention" in md and f"| b | {small_cn.name} | 10 |" in md
+    assert (tmp_path / "report_files" / "retention.png").is_file()

@@ -21,6 +21,7 @@ class RunView:
     samples: list[Sample] | None  # None: the run was kept without recite/samples.jsonl (results only)
     summary: dict
     extraction: dict | None = None  # RUN/extract/extraction.json: the extraction probe, when the spec asked for it
+    retention: list[dict] | None = None  # RUN/retention/*/retention.json: other sets recited with the run's snapshots
 
 
 def collect(runs_dir: Path) -> list[RunView]:
@@ -39,6 +40,7 @@ def collect(runs_dir: Path) -> list[RunView]:
                 read_samples(run.recite),
                 run.read_summary(),
                 read_json(run.extract / "extraction.json") if (run.extract / "extraction.json").is_file() else None,
+                [read_json(f) for f in sorted(run.retention.glob("*/retention.json"))] or None,
             )
         )
     return runs

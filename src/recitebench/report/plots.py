@@ -175,3 +175,26 @@ def dose_curves(runs: list[RunView]) -> bytes:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)
+
+
+def retention_curves(runs: list[RunView]) -> bytes:
+    """Per (run, recited set): the four graded outcomes' shares over the run's epochs (stacked), exact on top."""
+    setup_matplotlib()
+    import matplotlib.pyplot as plt
+
+    curves = [(r.name, c) for r in sorted(runs, key=lambda r: r.name) for c in (r.retention or [])]
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves) + 1, 3.8), squeeze=False)
+    for ax, (name, c) in zip(axes[0], curves):
+        epochs = [p["epoch"] for p in c["points"]]
+        bottom = [0.0] * len(epochs)
+        for k, o in enumerate(OUTCOMES):
+            vals = [100 * p["outcomes"][o] / max(1, p["n"]) for p in c["points"]]
+            ax.fill_between(epochs, bottom, [b + v for b, v in zip(bottom, vals)], color=GREYS[k], hatch=HATCHES[k],
+                            edgecolor="k", linewidth=0.3, label=o.replace("_", " "))
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set(xlabel="epoch of the run", ylabel="share of poems (%)", ylim=(0, 100),
+               title=f"{name}: {c['data'].rsplit('/', 1)[-1]}")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Retention: a set recited with every snapshot", fontsize=10)
+    fig.tight_layout()
+    return _png(fig)

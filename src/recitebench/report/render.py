@@ -17,7 +17,7 @@ from .diff import diff_html, diff_text
 from .explorer import explorer_html
 
 FIGURES = {"memory_curves": "memory curves", "accuracy_by_length": "accuracy by length", "outcomes": "outcomes",
-           "extraction": "extraction probe", "dose": "exposure dose"}
+           "extraction": "extraction probe", "dose": "exposure dose", "retention": "retention"}
 
 CSS = """body{font-family:'WenQuanYi Micro Hei','Noto Sans CJK SC','Noto Sans SC',sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#111}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;
@@ -47,6 +47,8 @@ def render(runs_dir: str | Path, title: str | None = None) -> Path:
         figs["extraction"] = plots.extraction_curves(runs)
     if any(r.results.by_exposure for r in runs):
         figs["dose"] = plots.dose_curves(runs)
+    if any(r.retention for r in runs):
+        figs["retention"] = plots.retention_curves(runs)
     files = runs_dir / "report_files"
     files.mkdir(exist_ok=True)
     for name, png in figs.items():
@@ -82,6 +84,19 @@ def dose_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
             rows.append([r.name, str(lv["exposures"]), str(lv["n"]), f"{100 * lv['exact']:.1f}% [{100 * lo:.1f}, "
                          f"{100 * hi:.1f}]", frac, reach])
     return ["run", "exposures per epoch", "poems", "exact", "memorised share", "reaches 50% / 90% at"], rows
+
+
+def retention_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
+    """One row per run, recited set and snapshot."""
+    rows = []
+    for r in runs:
+        for c in r.retention or []:
+            for p in c["points"]:
+                lo, hi = p["exact_ci95"]
+                rows.append([r.name, c["data"].rsplit("/", 1)[-1], str(p["epoch"]),
+                             f"{100 * p['exact']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]",
+                             *(str(p["outcomes"][o]) for o in OUTCOMES)])
+    return ["run", "recited set", "epoch", "exact", *OUTCOMES], rows
 
 
 def accuracy_cell(r: RunView) -> str:
@@ -192,6 +207,12 @@ def html_report(runs: list[RunView], runs_dir: Path, title: str, figs: dict[str,
         h.append("<h2>Exposure dose</h2><p>Exact recall (95% interval, Wilson) per exposure level of a dose set, and "
                  "the fewest exposures per epoch that reach 50% / 90%.</p>" + _img(figs["dose"], FIGURES["dose"])
                  + _html_table(header, [[esc(c) for c in row] for row in rows]))
+    if "retention" in figs:
+        header, rows = retention_table(runs)
+        h.append("<h2>Retention</h2><p>Another set recited with every snapshot of a run (`recitebench retention`): "
+                 "exact recall and the graded outcomes over the run's epochs.</p>"
+                 + _img(figs["retention"], FIGURES["retention"])
+                 + _html_table(header, [[esc(c) for c in row] for row in rows]))
     h.append("<h2>Recitations of every outcome class</h2><p><small>Edit script at character level: "
              "<del>target only</del> <ins>recitation only</ins>; <mark class=bytes>&#xfffd;</mark> = bytes that are "
              "not UTF-8.</small></p>")
@@ -289,6 +310,13 @@ def markdown_report(runs: list[RunView], runs_dir: Path, title: str) -> str:
         md += ["", "## Exposure dose", "", "Exact recall (95% interval, Wilson) per exposure level of a dose set, and "
                "the fewest exposures per epoch that reach 50% / 90%.", "", "![exposure dose](report_files/dose.png)",
                "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        md += ["| " + " | ".join(row) + " |" for row in rows]
+    if any(r.retention for r in runs):
+        header, rows = retention_table(runs)
+        md += ["", "## Retention", "", "Another set recited with every snapshot of a run (`recitebench retention`): "
+               "exact recall and the graded outcomes over the run's epochs.", "",
+               "![retention](report_files/retention.png)", "", "| " + " | ".join(header) + " |",
+               "|---" * len(header) + "|"]
         md += ["| " + " | ".join(row) + " |" for row in rows]
     md += ["", "## Recitations of every outcome class", "",
            "Diffs in wdiff notation: `[-target only-]{+recitation only+}`, at character level.", ""]
