@@ -80,6 +80,7 @@ models:
   tiny: {{model: tiny}}
 train: {{epochs: 30, lr: 3.0e-3, batch_size: 4, recall_every: 0}}
 extract: {{prefix_tokens: [0, 4], continuation_tokens: 8}}
+lens: {{batch_size: 4}}
 """
 
 
@@ -95,12 +96,18 @@ def test_a_spec_with_extract_probes_every_run_and_reports_it(tmp_path, shared, c
     md = (tmp_path / "runs" / "report.md").read_text()
     assert "## Extraction probe" in md and (tmp_path / "runs" / "report_files" / "extraction.png").is_file()
     assert "| cn__tiny | 4 | 8 | 12 |" in md
+    assert "## Layer-wise probe (logit lens)" in md and "| cn__tiny | members | 2 |" in md
+    lens = (run / "lens" / "lens.json").read_bytes()
     results = (run / "recite" / "results.json").read_bytes()
     for f in (run / "extract").iterdir():
         f.unlink()
     (run / "extract").rmdir()
     assert run_cli("run", spec) == 0
     assert (run / "extract" / "extraction.json").is_file() and (run / "recite" / "results.json").read_bytes() == results
+    assert (run / "lens" / "lens.json").read_bytes() == lens  # written already, under the same settings: kept
+    spec.write_text(SPEC.format(out=tmp_path / "runs").replace("continuation_tokens: 8", "continuation_tokens: 6"))
+    assert run_cli("run", spec) == 0  # other probe settings: the probe is redone, never a stale figure kept
+    assert json.loads((run / "extract" / "extraction.json").read_text())["config"]["continuation_tokens"] == 6
     spec.write_text(SPEC.format(out=tmp_path / "runs").replace("continuation_tokens: 8", "out: x"))
     assert run_cli("run", spec, "--dry-run") == 1
     assert "extract.out is set by the experiment runner" in capsys.readouterr().err

@@ -9,6 +9,7 @@ RUN/train_summary.json   how training ended, and where its wall time went (timin
 RUN/recite/results.json  the aggregate verdict (schema: recitebench.schema.Results)
 RUN/recite/samples.jsonl one row per poem (schema: recitebench.schema.Sample)
 RUN/extract/             the extraction probe (a spec's `extract:` section): extraction.json per k, .jsonl per poem
+RUN/lens/lens.json       the logit lens (a spec's `lens:` section): bits and top-1 per layer
 RUN/snapshots/epoch_NNNN the model every snapshot_every epochs (and before the first), for `recitebench retention`
 RUN/retention/DATASET/   each snapshot's recitation of DATASET and retention.json, the curve over epochs
 RUN/base_bits.json       each poem's code length under the model before training (the default reference of bits)
@@ -47,6 +48,7 @@ class RunDir:
     tensorboard = property(lambda self: self.path / "tensorboard")
     recite = property(lambda self: self.path / "recite")
     extract = property(lambda self: self.path / "extract")
+    lens = property(lambda self: self.path / "lens")
     snapshots = property(lambda self: self.path / "snapshots")
     retention = property(lambda self: self.path / "retention")
     base_bits = property(lambda self: self.path / "base_bits.json")

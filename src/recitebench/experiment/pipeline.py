@@ -4,7 +4,7 @@ Every executor's worker calls `do_run` under the run's lock."""
 from __future__ import annotations
 
 from ..config import build, to_dict
-from ..recall.config import ExtractConfig, ReciteConfig
+from ..recall.config import ExtractConfig, LensConfig, ReciteConfig
 from ..recall.recite import recite
 from ..train.config import TrainConfig
 from ..train.loop import train
@@ -17,8 +17,8 @@ def do_run(r: PlannedRun, log, train_fn=None) -> None:
     status = r.run.status()
     if r.finished():
         return
-    if status == "done" and r.stop_after != "train":  # recited: only the probe is missing
-        _extract(r, log)
+    if status == "done" and r.stop_after != "train":  # recited: only probes are missing
+        _probes(r, log)
         return
     if status == "partial":  # died before its first checkpoint: nothing to resume, start it again
         r.run.clear()
@@ -30,11 +30,17 @@ def do_run(r: PlannedRun, log, train_fn=None) -> None:
     if r.stop_after == "train":
         return
     recite(build(ReciteConfig, {**to_dict(r.recite_cfg), "run": str(r.path)}), None, log=log)
-    _extract(r, log)
+    _probes(r, log)
 
 
-def _extract(r: PlannedRun, log) -> None:
-    if r.extract_cfg is not None:
+def _probes(r: PlannedRun, log) -> None:
+    """The spec's probes this run has not written yet, on the run's own model and poems."""
+    missing = r.probes_missing()
+    if "extract" in missing:
         from ..recall.extract import extract
 
         extract(build(ExtractConfig, {**to_dict(r.extract_cfg), "run": str(r.path)}), None, log=log)
+    if "lens" in missing:
+        from ..recall.lens import lens
+
+        lens(build(LensConfig, {**to_dict(r.lens_cfg), "run": str(r.path)}), None, log=log)

@@ -9,6 +9,7 @@ models:              # name -> ModelConfig fields, plus optional per-model `trai
 train: {epochs: 60}  # TrainConfig fields shared by every run
 recite: {}           # ReciteConfig fields
 extract: {prefix_tokens: [0, 8, 32]}  # optional: every run also runs the extraction probe (ExtractConfig fields)
+lens: {}             # optional: every run also runs the logit lens (LensConfig fields)
 grid: [[cn, tiny]]   # optional: the pairs to run (default: every dataset x every model)
 executor: {executor: pool, jobs: 2}   # optional: ExecutorConfig fields (flags override)
 
@@ -34,13 +35,13 @@ from ..data.config import DataConfig
 from ..errors import RecitebenchError
 from ..models.config import ModelConfig
 from ..models.presets import MODEL_PRESETS, looks_like_path
-from ..recall.config import ExtractConfig, ReciteConfig
+from ..recall.config import ExtractConfig, LensConfig, ReciteConfig
 from ..rundir import RunDir
 from ..train.config import TrainConfig
 from .config import ExecutorConfig
 
-SPEC_KEYS = {"name", "description", "runs_dir", "datasets", "models", "train", "recite", "extract", "grid", "executor",
-             "capacity",
+SPEC_KEYS = {"name", "description", "runs_dir", "datasets", "models", "train", "recite", "extract", "lens", "grid",
+             "executor", "capacity",
              "stop_after"}
 
 
@@ -57,14 +58,29 @@ class PlannedRun:
     gpus_per_run: float | None = None  # the model entry's own (None: the executor's)
     stop_after: str = "recite"  # the spec's stop_after
     extract_cfg: ExtractConfig | None = None  # the spec's `extract:` section: the probe after recitation
+    lens_cfg: LensConfig | None = None  # the spec's `lens:` section: the logit lens after recitation
 
     def finished(self) -> bool:
         if self.stop_after == "train":
             return self.run.status() in ("trained", "done")
-        return self.run.status() == "done" and (self.extract_cfg is None or self.extracted())
+        return self.run.status() == "done" and not self.probes_missing()
 
-    def extracted(self) -> bool:
-        return (self.run.extract / "extraction.json").is_file()
+    def probes_missing(self) -> list[str]:
+        """The probes the spec asks for that this run has not written yet, or wrote under other settings."""
+        import json
+
+        from ..config import to_dict
+
+        def stale(cfg, path: Path) -> bool:
+            if not path.is_file():
+                return True
+            saved = {k: v for k, v in json.loads(path.read_text(encoding="utf-8"))["config"].items()
+                     if k not in ("run", "out")}
+            return saved != {k: v for k, v in to_dict(cfg).items() if k not in ("run", "out")}
+
+        return [name for name, cfg, path in (("extract", self.extract_cfg, self.run.extract / "extraction.json"),
+                                             ("lens", self.lens_cfg, self.run.lens / "lens.json"))
+                if cfg is not None and stale(cfg, path)]
 
     @property
     def path(self) -> Path:
@@ -156,7 +172,8 @@ def load_spec(path: str | Path, runs_dir: str | None = None, overrides: list[str
         for d in raw["datasets"]
     }
     recite_cfg = build(ReciteConfig, _section(raw.get("recite"), f"{path}: recite"), where=f"{path}: recite")
-    extract_cfg = _extract_section(raw.get("extract"), f"{path}: extract")
+    extract_cfg = _probe_section(ExtractConfig, raw.get("extract"), f"{path}: extract")
+    lens_cfg = _probe_section(LensConfig, raw.get("lens"), f"{path}: lens")
     train_base = _section(raw.get("train"), f"{path}: train")
     models = {m: _model_entry(path, m, raw["models"][m], train_base) for m in raw["models"]}
     executor = _section(raw.get("executor"), f"{path}: executor")
@@ -174,7 +191,7 @@ def load_spec(path: str | Path, runs_dir: str | None = None, overrides: list[str
             where=f"{path}: grid [{d}, {m}]",
         )
         runs.append(PlannedRun(f"{d}__{m}", d, m, datasets[d], mcfg, tcfg, recite_cfg, RunDir(run_path), gpus,
-                               stop_after, extract_cfg))
+                               stop_after, extract_cfg, lens_cfg))
     return Spec(str(path), name, rdir, datasets, runs, raw.get("description", ""), executor,
                 _section(raw.get("capacity"), f"{path}: capacity"), stop_after, raw)
 
@@ -244,8 +261,8 @@ def _model_entry(path: Path, name: str, values, train_base: dict) -> tuple[Model
     return mcfg, tvals, gpus
 
 
-def _extract_section(value, where: str) -> ExtractConfig | None:
-    """The spec's `extract:` section: the probe every run gets after its recitation (on the run's own poems)."""
+def _probe_section(cls: type, value, where: str):
+    """The spec's `extract:` or `lens:` section: the probe every run gets after its recitation (its own poems)."""
     if value is None:
         return None
     values = _section(value, where)
@@ -253,7 +270,7 @@ def _extract_section(value, where: str) -> ExtractConfig | None:
         if fixed in values:
             raise RecitebenchError(f"{where}.{fixed} is set by the experiment runner (each run, its own poems); "
                                    f"remove it")
-    return build(ExtractConfig, values, where=where)
+    return build(cls, values, where=where)
 
 
 def _capacity_override(value, where: str) -> None:

@@ -49,7 +49,7 @@ def final_norm(model) -> torch.nn.Module:
 
 def lens(lcfg: LensConfig, mcfg: ModelConfig | None = None, *, log=print) -> dict:
     """Per layer: bits per poem and top-1 share of the members (and of a held-out set); OUT/lens.json."""
-    rcfg, where, out = probe_setup(lcfg, mcfg, "lens")
+    rcfg, where, out = probe_setup(lcfg, mcfg, "lens")  # RUN/lens (RunDir.lens)
     with writing(out, "lens folder"):
         t0 = time.perf_counter()
         job = prepare(rcfg, where)

@@ -22,6 +22,7 @@ class RunView:
     summary: dict
     extraction: dict | None = None  # RUN/extract/extraction.json: the extraction probe, when the spec asked for it
     retention: list[dict] | None = None  # RUN/retention/*/retention.json: other sets recited with the run's snapshots
+    lens: dict | None = None  # RUN/lens/lens.json: the logit lens, when the spec asked for it
 
 
 def collect(runs_dir: Path) -> list[RunView]:
@@ -41,6 +42,7 @@ def collect(runs_dir: Path) -> list[RunView]:
                 run.read_summary(),
                 read_json(run.extract / "extraction.json") if (run.extract / "extraction.json").is_file() else None,
                 [read_json(f) for f in sorted(run.retention.glob("*/retention.json"))] or None,
+                read_json(run.lens / "lens.json") if (run.lens / "lens.json").is_file() else None,
             )
         )
     return runs

@@ -86,6 +86,17 @@ def dose_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
     return ["run", "exposures per epoch", "poems", "exact", "memorised share", "reaches 50% / 90% at"], rows
 
 
+def lens_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
+    """One row per run, poem set and layer of the logit lens."""
+    rows = []
+    for r in runs:
+        for name in ("members", "heldout"):
+            for lay in (r.lens or {}).get(name, []):
+                rows.append([r.name, name, str(lay["layer"]), f"{lay['bits_per_poem']:.1f}",
+                             f"{100 * lay['top1']:.1f}%"])
+    return ["run", "poems", "layer", "bits per poem", "top-1"], rows
+
+
 def retention_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
     """One row per run, recited set and snapshot."""
     rows = []
@@ -207,6 +218,11 @@ def html_report(runs: list[RunView], runs_dir: Path, title: str, figs: dict[str,
         h.append("<h2>Exposure dose</h2><p>Exact recall (95% interval, Wilson) per exposure level of a dose set, and "
                  "the fewest exposures per epoch that reach 50% / 90%.</p>" + _img(figs["dose"], FIGURES["dose"])
                  + _html_table(header, [[esc(c) for c in row] for row in rows]))
+    if any(r.lens for r in runs):
+        header, rows = lens_table(runs)
+        h.append("<h2>Layer-wise probe (logit lens)</h2><p>Per layer, the poems' bits and the share of their tokens "
+                 "that are the lens's top-1 (the hidden state through the model's own final norm and head).</p>"
+                 + _html_table(header, [[esc(c) for c in row] for row in rows]))
     if "retention" in figs:
         header, rows = retention_table(runs)
         h.append("<h2>Retention</h2><p>Another set recited with every snapshot of a run (`recitebench retention`): "
@@ -310,6 +326,12 @@ def markdown_report(runs: list[RunView], runs_dir: Path, title: str) -> str:
         md += ["", "## Exposure dose", "", "Exact recall (95% interval, Wilson) per exposure level of a dose set, and "
                "the fewest exposures per epoch that reach 50% / 90%.", "", "![exposure dose](report_files/dose.png)",
                "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        md += ["| " + " | ".join(row) + " |" for row in rows]
+    if any(r.lens for r in runs):
+        header, rows = lens_table(runs)
+        md += ["", "## Layer-wise probe (logit lens)", "", "Per layer, the poems' bits and the share of their tokens "
+               "that are the lens's top-1 (the hidden state through the model's own final norm and head).", "",
+               "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         md += ["| " + " | ".join(row) + " |" for row in rows]
     if any(r.retention for r in runs):
         header, rows = retention_table(runs)
