@@ -403,6 +403,8 @@ def test_recitebench_capacity_stacked_labels_an_unconverged_capacity_a_lower_bou
     group = json.loads((tmp_path / "out" / "stacked" / "t" / "group.json").read_text())
     assert group["lrs"] == [1e-3, 3e-3, 1e-2] and {p["lr"] for p in group["points"]} == {1e-3, 3e-3, 1e-2}
     assert json.loads((tmp_path / "out" / "capacity.json").read_text())["models"]["t"]["lr"] == 3e-3
+    spec.write_text(own.replace("length: 8}}", "length: 8, exposures: [1, 2]}}").format(out=tmp_path / "out"))
+    assert run_cli("capacity", spec, "--dry-run") == 1 and "samples every sequence" in capsys.readouterr().err
     for bad, says in (("[1.0e-2, 1.0e-3]", "increasing positive"), ("[]", "increasing positive")):
         spec.write_text(own.replace("[1.0e-3, 3.0e-3, 1.0e-2]", bad).format(out=tmp_path / "out"))
         capsys.readouterr()

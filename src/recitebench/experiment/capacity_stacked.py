@@ -77,6 +77,9 @@ def plan(raw: dict, ccfg: CapacityConfig) -> dict[str, dict]:
     data = raw["data"]
     if data.get("preset") != "random-tokens":
         raise RecitebenchError(f"{raw['_path']}: the stacked engine measures capacity on `preset: random-tokens`")
+    if data.get("exposures"):
+        raise RecitebenchError(f"{raw['_path']}: datasets: exposures: the stacked engine samples every sequence "
+                               f"uniformly (a dose set is trained by `recitebench train` or a `run` spec)")
     if not ccfg.lrs:
         raise RecitebenchError(f"{raw['_path']}: capacity.lrs: the stacked engine needs a learning-rate grid (at "
                                f"least three rates, so the best one can be inside it)")
