@@ -89,3 +89,27 @@ def test_import_grades_an_lmeval_samples_file_and_names_bad_lines(small_cn, tmp_
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_the_exported_extraction_probe_gives_recitebench_verdicts(half_trained_run, small_cn, tmp_path):
+    """`export lm-eval --extraction K M`: lm-eval's verdicts on the probe equal `recitebench extract`'s, poem by poem
+    (on the contexts that re-encode to their own tokens; the others are marked)."""
+    from lm_eval.tasks import TaskManager
+
+    assert run_cli("extract", "--run", half_trained_run, "--prefix-tokens", "3", "--continuation-tokens", "12",
+                   "--device", "cpu", "--out", tmp_path / "rb") == 0
+    ours = {r["id"]: r["exact"] for r in read_jsonl(tmp_path / "rb" / "extraction.jsonl")}
+    assert 0 < sum(ours.values()) < len(ours)
+    assert run_cli("export", "lm-eval", small_cn, "--out", tmp_path / "task", "--extraction", "3", "12",
+                   "--tokenizer", half_trained_run / "model") == 0
+    (yaml_path,) = (tmp_path / "task").glob("recitebench_*_extract_k3_m12.yaml")
+    docs = read_jsonl(tmp_path / "task" / "poems.jsonl")
+    faithful = {d["id"] for d in docs if d["token_faithful"]}
+    assert len(faithful) >= 5  # the tiny BPE merges across the cut in many contexts: the rest is compared
+    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={half_trained_run / 'model'},dtype=float32",
+                                  tasks=[yaml_path.stem], task_manager=TaskManager(include_path=str(tmp_path / "task")),
+                                  device="cpu", batch_size=4, log_samples=True)
+    theirs = {s["doc"]["id"]: bool(s["exact_match"]) for s in out["samples"][yaml_path.stem]}
+    assert {i: theirs[i] for i in faithful} == {i: ours[i] for i in faithful}
+    assert 0 < sum(ours[i] for i in faithful) < len(faithful)  # mixed verdicts there too: agreement is not trivial

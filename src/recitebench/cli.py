@@ -195,6 +195,11 @@ def _add_listing_commands(sub) -> None:
     _add_task_format(lm, "the prompt format of the runs it evaluates: plain feeds prompt + newline; chat the bare "
                          "prompt, for lm_eval --apply_chat_template")
     lm.add_argument("--overwrite", action="store_true", help="replace the task files in a --out that holds some")
+    lm.add_argument("--extraction", type=int, nargs=2, default=None, metavar=("K", "M"),
+                    help="export the extraction probe instead (as `recitebench extract`): the next M tokens after the "
+                         "prompt and the first K poem tokens; needs --tokenizer")
+    lm.add_argument("--tokenizer", default=None, help="with --extraction: the evaluated model's tokenizer (a folder "
+                                                      "or hub id), which cuts the poems into tokens")
     lm.add_argument("--max-gen-toks", type=int, default=None,
                     help="generation budget per poem (default: 4 tokens per character of the longest poem + 16); "
                          "set it below a small model's context length")

@@ -155,7 +155,8 @@ def export_lmeval(args: argparse.Namespace) -> int:
     from .recall.lmeval_export import export_lmeval as export  # stage import
 
     path = export(args.data, args.out, args.normalize, overwrite=args.overwrite, max_gen_toks=args.max_gen_toks,
-                  template=args.template)
+                  template=args.template, extraction=tuple(args.extraction) if args.extraction else None,
+                  tokenizer=args.tokenizer)
     chat = " --apply_chat_template" if args.template == "chat" else ""
     print(f"wrote {path} (lm-eval task {path.stem}); run it with: lm_eval --model hf --model_args pretrained=MODEL "
           f"--include_path {args.out} --tasks {path.stem}{chat}")

@@ -76,11 +76,46 @@ def generation_budget(rows: list[dict], max_gen_toks: int | None, log) -> int:
 TEMPLATES = {"plain": "{{prompt}}\n", "chat": "{{prompt}}"}  # what recitebench feeds the model before the poem
 
 
+def extraction_rows(poems: list[dict], tokenizer: str, k: int, m: int, log) -> list[dict]:
+    """The extraction probe as lm-eval documents: context = prompt + newline + the poem's first k tokens (decoded),
+    target = its next m' = min(m, left) tokens decoded without the end token (lm-eval stops at the model's end token,
+    as `recitebench extract` scores it). lm-eval feeds text, so a context whose re-encoding is not the original
+    token ids (a prefix cut inside a character or a merge) is marked `token_faithful: false` and counted."""
+    from transformers import AutoTokenizer
+
+    from ..models.formatting import encode_many
+
+    tok = AutoTokenizer.from_pretrained(tokenizer)
+    rows, unfaithful = [], 0
+    for p, it in zip(poems, encode_many(tok, poems, "plain")):
+        if len(it.target_ids) <= k:
+            continue
+        context = p["prompt"] + "\n" + tok.decode(it.target_ids[:k], clean_up_tokenization_spaces=False)
+        again = tok(context, add_special_tokens=True, split_special_tokens=True)["input_ids"]
+        if again and again[-1] == tok.eos_token_id and len(again) > 1:  # as encode_many: the context stays open
+            again = again[:-1]
+        cont = it.target_ids[k : k + m]
+        text = tok.decode([t for t in cont if t != tok.eos_token_id], clean_up_tokenization_spaces=False)
+        rows.append({"id": p["id"], "prompt": context, "k": k, "m": len(cont), "target": text,
+                     "token_faithful": list(again) == it.prompt_ids + it.target_ids[:k]})
+        unfaithful += not rows[-1]["token_faithful"]
+    log(f"{len(rows)} poems with more than {k} tokens; {unfaithful} contexts do not re-encode to their tokens "
+        f"(token_faithful: false)")
+    return rows
+
+
 def export_lmeval(data: str | Path, out: str | Path, normalization: str = "none", *, overwrite: bool = False,
-                  max_gen_toks: int | None = None, template: str = "plain", log=print) -> Path:
-    """Write OUT/NAME.yaml, OUT/poems.jsonl and OUT/utils.py; return the YAML path."""
+                  max_gen_toks: int | None = None, template: str = "plain", extraction: tuple[int, int] | None = None,
+                  tokenizer: str | None = None, log=print) -> Path:
+    """Write OUT/NAME.yaml, OUT/poems.jsonl and OUT/utils.py; return the YAML path. With `extraction` (k, m) and a
+    tokenizer: the extraction probe's task instead of recitation (plain template, exact match, no normalisation)."""
     if template not in TEMPLATES:
         raise RecitebenchError(f"--template must be one of {', '.join(TEMPLATES)}, got {template!r}")
+    if extraction is not None and (tokenizer is None or template != "plain" or normalization != "none"):
+        raise RecitebenchError("--extraction K M needs --tokenizer (the model's: the k tokens are its tokens), the "
+                               "plain template and no normalisation")
+    if extraction is not None and (extraction[0] < 0 or extraction[1] < 1):
+        raise RecitebenchError(f"--extraction K M: K >= 0 and M >= 1, got {extraction[0]} {extraction[1]}")
     ds = load_frozen(data)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -96,6 +131,11 @@ def export_lmeval(data: str | Path, out: str | Path, normalization: str = "none"
     out.mkdir(parents=True, exist_ok=True)
     name = task_name(Path(data), ds.sha256)
     rows = [{"id": p["id"], "prompt": p["prompt"], "target": p["target"]} for p in ds.poems]
+    if extraction is not None:
+        name += f"_extract_k{extraction[0]}_m{extraction[1]}"
+        rows = extraction_rows(ds.poems, tokenizer, *extraction, log)
+        if not rows:
+            raise RecitebenchError(f"{data}: no poem has more than {extraction[0]} tokens")
     write_jsonl(out / "poems.jsonl", rows)
     punct = {chr(k): v for k, v in _CJK_PUNCT.items()}
     with atomic_path(out / "utils.py") as tmp:
@@ -107,14 +147,17 @@ def export_lmeval(data: str | Path, out: str | Path, normalization: str = "none"
         "custom_dataset": "!function utils.load_docs",
         "test_split": "test",
         "output_type": "generate_until",
-        "doc_to_text": TEMPLATES[template],
+        "doc_to_text": TEMPLATES[template] if extraction is None else "{{prompt}}",
         "doc_to_target": "{{target}}",
         "generation_kwargs": {"until": [], "do_sample": False, "temperature": 0.0,
-                              "max_gen_toks": generation_budget(rows, max_gen_toks, log)},
+                              "max_gen_toks": generation_budget(rows, max_gen_toks, log) if extraction is None
+                              else extraction[1]},
         "process_results": "!function utils.process_results",
         "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
         "metadata": {"version": 1.0, "recitebench_dataset": str(Path(data).resolve()),
                      "poems_sha256": ds.sha256, "normalization": normalization, "template": template,
+                     **({"extraction": {"k": extraction[0], "m": extraction[1], "tokenizer": str(tokenizer)}}
+                        if extraction else {}),
                      **({"run_with": "--apply_chat_template"} if template == "chat" else {})},
     }
     text = yaml.safe_dump(task, allow_unicode=True, sort_keys=False)
