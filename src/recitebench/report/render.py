@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import html
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RecitebenchError
@@ -43,12 +45,9 @@ def render(runs_dir: str | Path, title: str | None = None) -> Path:
         "accuracy_by_length": plots.accuracy_by_length(runs),
         "outcomes": plots.outcome_bars(runs),
     }
-    if any(r.extraction for r in runs):
-        figs["extraction"] = plots.extraction_curves(runs)
-    if any(r.results.by_exposure for r in runs):
-        figs["dose"] = plots.dose_curves(runs)
-    if any(r.retention for r in runs):
-        figs["retention"] = plots.retention_curves(runs)
+    for sec in present_sections(runs):
+        if sec.plot is not None:
+            figs[sec.key] = sec.plot(runs)
     files = runs_dir / "report_files"
     files.mkdir(exist_ok=True)
     for name, png in figs.items():
@@ -108,6 +107,38 @@ def retention_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
                              f"{100 * p['exact']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]",
                              *(str(p["outcomes"][o]) for o in OUTCOMES)])
     return ["run", "recited set", "epoch", "exact", *OUTCOMES], rows
+
+
+@dataclass(frozen=True)
+class Section:
+    """An optional report section: shown when any run holds its data, with its table and (if any) its plot."""
+
+    key: str  # the figure's file name in report_files/
+    title: str
+    text: str
+    present: Callable[[RunView], object]
+    table: Callable[[list[RunView]], tuple[list[str], list[list[str]]]]
+    plot: Callable[[list[RunView]], bytes] | None
+
+
+SECTIONS = (
+    Section("extraction", "Extraction probe", "After the prompt and the first k poem tokens, the next m tokens decoded "
+            "greedily: exact share with 95% interval (Wilson) and the share of matching tokens (Pythia's memorisation "
+            "score).", lambda r: r.extraction, extraction_table, plots.extraction_curves),
+    Section("dose", "Exposure dose", "Exact recall (95% interval, Wilson) per exposure level of a dose set, and the "
+            "fewest exposures per epoch that reach 50% / 90%.", lambda r: r.results.by_exposure, dose_table,
+            plots.dose_curves),
+    Section("lens", "Layer-wise probe (logit lens)", "Per layer, the poems' bits and the share of their tokens that "
+            "are the lens's top-1 (the hidden state through the model's own final norm and head).",
+            lambda r: r.lens, lens_table, None),
+    Section("retention", "Retention", "Another set recited with every snapshot of a run (`recitebench retention`): "
+            "exact recall and the graded outcomes over the run's epochs.", lambda r: r.retention, retention_table,
+            plots.retention_curves),
+)
+
+
+def present_sections(runs: list[RunView]) -> list[Section]:
+    return [sec for sec in SECTIONS if any(sec.present(r) for r in runs)]
 
 
 def accuracy_cell(r: RunView) -> str:
@@ -207,27 +238,10 @@ def html_report(runs: list[RunView], runs_dir: Path, title: str, figs: dict[str,
             ],
         )
     )
-    if "extraction" in figs:
-        header, rows = extraction_table(runs)
-        h.append("<h2>Extraction probe</h2><p>After the prompt and the first k poem tokens, the next m tokens decoded "
-                 "greedily: exact share with 95% interval (Wilson) and the share of matching tokens (Pythia's "
-                 "memorisation score).</p>" + _img(figs["extraction"], FIGURES["extraction"])
-                 + _html_table(header, [[esc(c) for c in row] for row in rows]))
-    if "dose" in figs:
-        header, rows = dose_table(runs)
-        h.append("<h2>Exposure dose</h2><p>Exact recall (95% interval, Wilson) per exposure level of a dose set, and "
-                 "the fewest exposures per epoch that reach 50% / 90%.</p>" + _img(figs["dose"], FIGURES["dose"])
-                 + _html_table(header, [[esc(c) for c in row] for row in rows]))
-    if any(r.lens for r in runs):
-        header, rows = lens_table(runs)
-        h.append("<h2>Layer-wise probe (logit lens)</h2><p>Per layer, the poems' bits and the share of their tokens "
-                 "that are the lens's top-1 (the hidden state through the model's own final norm and head).</p>"
-                 + _html_table(header, [[esc(c) for c in row] for row in rows]))
-    if "retention" in figs:
-        header, rows = retention_table(runs)
-        h.append("<h2>Retention</h2><p>Another set recited with every snapshot of a run (`recitebench retention`): "
-                 "exact recall and the graded outcomes over the run's epochs.</p>"
-                 + _img(figs["retention"], FIGURES["retention"])
+    for sec in present_sections(runs):
+        header, rows = sec.table(runs)
+        h.append(f"<h2>{esc(sec.title)}</h2><p>{esc(sec.text)}</p>"
+                 + (_img(figs[sec.key], FIGURES[sec.key]) if sec.key in figs else "")
                  + _html_table(header, [[esc(c) for c in row] for row in rows]))
     h.append("<h2>Recitations of every outcome class</h2><p><small>Edit script at character level: "
              "<del>target only</del> <ins>recitation only</ins>; <mark class=bytes>&#xfffd;</mark> = bytes that are "
@@ -314,30 +328,10 @@ def markdown_report(runs: list[RunView], runs_dir: Path, title: str) -> str:
         + f" | {r.results.mean_similarity:.3f} |"
         for r in runs
     ]
-    if any(r.extraction for r in runs):
-        header, rows = extraction_table(runs)
-        md += ["", "## Extraction probe", "", "After the prompt and the first k poem tokens, the next m tokens decoded "
-               "greedily: exact share with 95% interval (Wilson) and the share of matching tokens.", "",
-               "![extraction probe](report_files/extraction.png)", "", "| " + " | ".join(header) + " |",
-               "|---" * len(header) + "|"]
-        md += ["| " + " | ".join(row) + " |" for row in rows]
-    if any(r.results.by_exposure for r in runs):
-        header, rows = dose_table(runs)
-        md += ["", "## Exposure dose", "", "Exact recall (95% interval, Wilson) per exposure level of a dose set, and "
-               "the fewest exposures per epoch that reach 50% / 90%.", "", "![exposure dose](report_files/dose.png)",
-               "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-        md += ["| " + " | ".join(row) + " |" for row in rows]
-    if any(r.lens for r in runs):
-        header, rows = lens_table(runs)
-        md += ["", "## Layer-wise probe (logit lens)", "", "Per layer, the poems' bits and the share of their tokens "
-               "that are the lens's top-1 (the hidden state through the model's own final norm and head).", "",
-               "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-        md += ["| " + " | ".join(row) + " |" for row in rows]
-    if any(r.retention for r in runs):
-        header, rows = retention_table(runs)
-        md += ["", "## Retention", "", "Another set recited with every snapshot of a run (`recitebench retention`): "
-               "exact recall and the graded outcomes over the run's epochs.", "",
-               "![retention](report_files/retention.png)", "", "| " + " | ".join(header) + " |",
+    for sec in present_sections(runs):
+        header, rows = sec.table(runs)
+        figure = [f"![{FIGURES[sec.key]}](report_files/{sec.key}.png)", ""] if sec.plot is not None else []
+        md += ["", f"## {sec.title}", "", sec.text, "", *figure, "| " + " | ".join(header) + " |",
                "|---" * len(header) + "|"]
         md += ["| " + " | ".join(row) + " |" for row in rows]
     md += ["", "## Recitations of every outcome class", "",
