@@ -278,9 +278,9 @@ def _capacity_override(value, where: str) -> None:
     extra = _section(value, where)
     if set(extra) - {"lrs"}:
         raise RecitebenchError(f"{where}: only `lrs` may be set per model, not {sorted(set(extra) - {'lrs'})[0]!r}")
-    lrs = extra.get("lrs", [1.0])
-    if (not isinstance(lrs, list) or not lrs or lrs != sorted(set(lrs))
-            or any(not isinstance(x, (int, float)) or isinstance(x, bool) or not x > 0 for x in lrs)):
+    lrs = extra.get("lrs")
+    if "lrs" in extra and (not isinstance(lrs, list) or not lrs or lrs != sorted(set(lrs))
+                           or any(not isinstance(x, (int, float)) or isinstance(x, bool) or not x > 0 for x in lrs)):
         raise RecitebenchError(f"{where}.lrs: a list of increasing positive learning rates, got {lrs!r}")
 
 
