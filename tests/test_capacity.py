@@ -453,6 +453,11 @@ def test_the_read_off_rule_and_the_fitted_slope():
             p["memorized_bits"] *= 1.05
     far = read_off(far, CapacityConfig(**{**ccfg.__dict__, "lrs": four}))
     assert far["lr_gap"] > 0.01 and far["label"] == "lower bound"
+    capped = _group(100_000, flat)  # a grid rate stopped by the cap may still end above the rate used
+    next(p for p in capped["points"] if p["lr"] == 1e-3)["converged"] = False
+    capped = read_off(capped, ccfg)
+    assert capped["lr_unconverged"] == [1e-3] and capped["lr_interior"] and capped["label"] == "lower bound"
+    assert a["lr_unconverged"] == []
     fit = fit_alpha({"a": a, "b": b, "r": rising}, [0, 1])
     x = np.array([1e5, 2e5, 1e5, 2e5])
     y = np.array([s["capacity_bits"] for j in (0, 1) for s in (a["per_seed"][j], b["per_seed"][j])])
@@ -464,6 +469,31 @@ def test_the_read_off_rule_and_the_fitted_slope():
     x_all = np.array([1e5, 2e5, 1e5] * 2)
     assert low["alpha"] == pytest.approx(float(np.linalg.lstsq(x_all[:, None], y_all, rcond=None)[0][0]))
     assert "at_least" not in fit_alpha({"a": a, "b": b}, [0, 1])
+
+
+def test_the_published_ladder_with_the_models_own_grids_reads_off_as_docs_capacity_says():
+    """The second annealed ladder (tok-200k and tok-250k on their own, lower grids) recomputes from its raw group
+    files with the shipped spec: the fp32 slope over two measured models, tok-250k a lower bound (its lowest rate did
+    not converge by the cap)."""
+    from recitebench.config import build, load_yaml
+    from recitebench.experiment.capacity_stacked import fit_alpha, read_off
+    from recitebench.experiment.config import CapacityConfig
+
+    folder = ROOT / "docs" / "capacity_results" / "tokens_h200" / "7_ladder_annealed_grids"
+    ccfg = build(CapacityConfig, load_yaml(ROOT / "configs" / "capacity_tokens.yaml")["capacity"], where="spec")
+    models = {m: read_off(json.loads((folder / f"{m}.group.json").read_text()), ccfg)
+              for m in ("tok-100k", "tok-200k", "tok-250k", "tok-100k-bf16", "tok-200k-bf16")}
+    got = {m: (v["label"], round(v["bits_per_parameter"]["mean"], 3)) for m, v in models.items()}
+    assert got == {"tok-100k": ("capacity", 3.862), "tok-200k": ("capacity", 3.942),
+                   "tok-250k": ("lower bound", 3.919), "tok-100k-bf16": ("capacity", 3.787),
+                   "tok-200k-bf16": ("capacity", 3.842)}
+    assert models["tok-250k"]["lr_unconverged"] == [2.5e-3]
+    fits = {prec: fit_alpha({m: v for m, v in models.items() if v["precision"] == prec}, ccfg.seeds)
+            for prec in ("fp32", "bf16")}
+    assert round(fits["fp32"]["alpha"], 3) == 3.922 and fits["fp32"]["r2"] > 0.998
+    assert round(fits["fp32"]["at_least"]["alpha"], 3) == 3.920 and round(fits["bf16"]["alpha"], 3) == 3.828
+    text = (ROOT / "docs" / "CAPACITY.md").read_text()
+    assert all(f"{bpp:.3f}" in text for _, bpp in got.values()) and "3.922" in text and "3.920" in text
 
 
 def test_the_published_annealed_ladder_reads_off_as_docs_capacity_says():

@@ -238,7 +238,7 @@ def summarise_stacked(raw: dict, ccfg: CapacityConfig, root: Path, plans: dict) 
 
 def read_off(group: dict, ccfg: CapacityConfig) -> dict:
     """One model's learning rate (the grid's middle; the best at the largest size, first seed, must be inside the
-    grid and the middle within `tolerance` of it) and its
+    grid, every grid point converged, and the middle within `tolerance` of it) and its
     capacity per seed: the plateau of its two largest sizes, both converged and within plateau_tolerance, else the
     largest memorised bits as a lower bound."""
     pts, sizes, seed0 = group["points"], group["sizes"], ccfg.seeds[0]
@@ -246,6 +246,8 @@ def read_off(group: dict, ccfg: CapacityConfig) -> dict:
     best = max(grid, key=lambda lr: grid[lr]["memorized_bits"])
     lrs = sorted(grid)
     interior = lrs[0] < best < lrs[-1]
+    # a grid point stopped by the cap still learns: it may end above the rate used, so the reading is a lower bound
+    unconverged = [lr for lr in lrs if not grid[lr]["converged"]]
     grid_lrs = group.get("lrs", ccfg.lrs)  # the model's own grid (older group files: the spec's)
     mid = grid_lrs[len(grid_lrs) // 2]
     per_seed = []
@@ -264,10 +266,11 @@ def read_off(group: dict, ccfg: CapacityConfig) -> dict:
     # the sizes and seeds train at the grid's middle rate: it measures the capacity when the grid's best is
     # bracketed and the middle rate stores within `tolerance` (the convergence rule's own resolution) of the best
     gap = 1.0 - grid[mid]["memorized_bits"] / max(grid[best]["memorized_bits"], 1.0)
-    measured = all(x["kind"] == "plateau" for x in per_seed) and interior and gap < ccfg.tolerance
+    measured = all(x["kind"] == "plateau" for x in per_seed) and interior and gap < ccfg.tolerance and not unconverged
     return {"parameters": params, "precision": group["precision"], "sizes": sizes, "lr": mid,
             "lr_grid": {f"{lr:g}": grid[lr]["memorized_bits"] for lr in lrs}, "lr_best": best,
-            "lr_interior": interior, "lr_gap": gap, "per_seed": per_seed, "capacity_bits": mean_interval(caps),
+            "lr_interior": interior, "lr_gap": gap, "lr_unconverged": unconverged, "per_seed": per_seed,
+            "capacity_bits": mean_interval(caps),
             "bits_per_parameter": mean_interval([c / params for c in caps]),
             "label": "capacity" if measured else "lower bound", "throughput": group["throughput"],
             "wall_seconds": group["wall_seconds"], "device": group["device"]}

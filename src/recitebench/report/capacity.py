@@ -174,6 +174,8 @@ def stacked_markdown(cap: dict) -> str:
         edge = "" if m["lr_interior"] else " (best rate at the grid's edge)"
         if m.get("lr_gap", 0.0) > 0:
             edge += f" (best {m['lr_best']:g}; the rate used stores {m['lr_gap']:.1%} less)"
+        if m.get("lr_unconverged"):
+            edge += f" (not converged by the cap: {', '.join(f'{lr:g}' for lr in m['lr_unconverged'])})"
         lines.append(f"| {name} | {m['precision']} | {m['parameters']:,} | {m['lr']:g} ({grid}){edge} | "
                      f"{_fmt_interval(m['capacity_bits'])} | {_fmt_interval(m['bits_per_parameter'], digits=3)} | "
                      f"{m['label']} |")
