@@ -471,18 +471,25 @@ def test_the_read_off_rule_and_the_fitted_slope():
     assert "at_least" not in fit_alpha({"a": a, "b": b}, [0, 1])
 
 
+def _published_ladder(folder: str) -> tuple:
+    """A shipped H200 ladder read off with the shipped spec's settings: (its CapacityConfig, model -> reading)."""
+    from recitebench.config import build, load_yaml
+    from recitebench.experiment.capacity_stacked import read_off
+    from recitebench.experiment.config import CapacityConfig
+
+    root = ROOT / "docs" / "capacity_results" / "tokens_h200" / folder
+    ccfg = build(CapacityConfig, load_yaml(ROOT / "configs" / "capacity_tokens.yaml")["capacity"], where="spec")
+    return ccfg, {m: read_off(json.loads((root / f"{m}.group.json").read_text()), ccfg)
+                  for m in ("tok-100k", "tok-200k", "tok-250k", "tok-100k-bf16", "tok-200k-bf16")}
+
+
 def test_the_published_ladder_with_the_models_own_grids_reads_off_as_docs_capacity_says():
     """The second annealed ladder (tok-200k and tok-250k on their own, lower grids) recomputes from its raw group
     files with the shipped spec: the fp32 slope over two measured models, tok-250k a lower bound (its lowest rate did
     not converge by the cap)."""
-    from recitebench.config import build, load_yaml
-    from recitebench.experiment.capacity_stacked import fit_alpha, read_off
-    from recitebench.experiment.config import CapacityConfig
+    from recitebench.experiment.capacity_stacked import fit_alpha
 
-    folder = ROOT / "docs" / "capacity_results" / "tokens_h200" / "7_ladder_annealed_grids"
-    ccfg = build(CapacityConfig, load_yaml(ROOT / "configs" / "capacity_tokens.yaml")["capacity"], where="spec")
-    models = {m: read_off(json.loads((folder / f"{m}.group.json").read_text()), ccfg)
-              for m in ("tok-100k", "tok-200k", "tok-250k", "tok-100k-bf16", "tok-200k-bf16")}
+    ccfg, models = _published_ladder("7_ladder_annealed_grids")
     got = {m: (v["label"], round(v["bits_per_parameter"]["mean"], 3)) for m, v in models.items()}
     assert got == {"tok-100k": ("capacity", 3.862), "tok-200k": ("capacity", 3.942),
                    "tok-250k": ("lower bound", 3.919), "tok-100k-bf16": ("capacity", 3.787),
@@ -498,14 +505,9 @@ def test_the_published_ladder_with_the_models_own_grids_reads_off_as_docs_capaci
 
 def test_the_published_annealed_ladder_reads_off_as_docs_capacity_says():
     """docs/CAPACITY.md's annealed ladder recomputes from its raw group files with the shipped spec's settings."""
-    from recitebench.config import build, load_yaml
-    from recitebench.experiment.capacity_stacked import fit_alpha, read_off
-    from recitebench.experiment.config import CapacityConfig
+    from recitebench.experiment.capacity_stacked import fit_alpha
 
-    folder = ROOT / "docs" / "capacity_results" / "tokens_h200" / "6_ladder_annealed"
-    ccfg = build(CapacityConfig, load_yaml(ROOT / "configs" / "capacity_tokens.yaml")["capacity"], where="spec")
-    models = {m: read_off(json.loads((folder / f"{m}.group.json").read_text()), ccfg)
-              for m in ("tok-100k", "tok-200k", "tok-250k", "tok-100k-bf16", "tok-200k-bf16")}
+    ccfg, models = _published_ladder("6_ladder_annealed")
     got = {m: (v["label"], round(v["bits_per_parameter"]["mean"], 3)) for m, v in models.items()}
     assert got == {"tok-100k": ("capacity", 3.862), "tok-200k": ("lower bound", 3.885),
                    "tok-250k": ("lower bound", 3.806), "tok-100k-bf16": ("capacity", 3.787),
