@@ -91,6 +91,21 @@ def test_import_grades_an_lmeval_samples_file_and_names_bad_lines(small_cn, tmp_
     assert not (tmp_path / "bad").exists()
 
 
+def test_the_report_reads_an_imported_recitation_like_a_run(small_cn, tmp_path):
+    poems = read_jsonl(small_cn / "poems.jsonl")
+    rows = [{"doc_id": i, "doc": {"id": p["id"], "prompt": p["prompt"], "target": p["target"]},
+             "filtered_resps": [p["target"] if i < 5 else ""]} for i, p in enumerate(poems)]
+    f = tmp_path / "samples_recitebench_cn20.jsonl"
+    f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    runs = tmp_path / "runs"
+    assert run_cli("import", "lm-eval", f, "--data", small_cn, "--out", runs / "lmeval" / "recite") == 0
+    assert run_cli("report", runs) == 0
+    md = (runs / "report.md").read_text()
+    table = md.split("Wilson)")[1].split("##")[0]
+    assert f"| {small_cn.name} | 25.0% [" in table and f"lm-eval samples {f.name}" in table  # 5 of 20, labelled
+    assert "| lmeval | 20 | 5 | 0 | 0 | 15 |" in md  # the graded outcomes of the imported texts
+
+
 @pytest.mark.slow
 def test_the_exported_extraction_probe_gives_recitebench_verdicts(half_trained_run, small_cn, tmp_path):
     """`export lm-eval --extraction K M`: lm-eval's verdicts on the probe equal `recitebench extract`'s, poem by poem

@@ -327,20 +327,6 @@ def test_yaml_config_with_flag_override(tmp_path, small_cn):
     assert "batch_size: 8" in (out / "config.yaml").read_text()
 
 
-def test_tensorboard_logging(tmp_path, small_cn):
-    out = tmp_path / "tb"
-    assert run_cli("train", "--data", small_cn, "--model", "tiny", "--epochs", "2", "--recall-every", "1",
-                   "--tensorboard",
-                   "--no-progress", "--out", out) == 0
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(out / "tensorboard"))
-    events.Reload()
-    tags = events.Tags()["scalars"]
-    assert {"loss", "lr", "recall", "tokens_per_s"} <= set(tags)
-    assert [e.step for e in events.Scalars("loss")] == [1, 2]
-
-
 @pytest.mark.slow
 def test_torch_compile_matches_eager(tmp_path, small_cn):
     """--compile trains the same model (up to float reassociation); slow on CPU (~1 min of compiling)."""

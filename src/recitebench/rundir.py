@@ -64,6 +64,8 @@ class RunDir:
         """(dataset, model) for tables: a grid run is named DATASET__MODEL; a one-off run is labelled from its
         config.yaml (the dataset folder's name; the model preset, or the model folder's or file's name)."""
         dataset, sep, model = self.name.partition("__")
+        if not sep and not self.config.is_file() and (self.recite / "results.json").is_file():
+            return self._recitation_labels()
         if sep or not self.config.is_file():
             return dataset, model or "-"
         try:
@@ -73,6 +75,19 @@ class RunDir:
         data = str((cfg.get("train") or {}).get("data") or self.name)
         ref = str((cfg.get("model") or {}).get("model") or "-")
         return Path(data).name, Path(ref).stem if ref.endswith((".json", ".gguf")) else Path(ref).name
+
+    def _recitation_labels(self) -> tuple[str, str]:
+        """A folder holding only a recitation (`import lm-eval --out RUN/recite`, a bare model's recite): the labels
+        its results.json records (the dataset folder's name; the model, or the tool that produced the outputs)."""
+        try:
+            res = read_json(self.recite / "results.json")
+        except (RecitebenchError, ValueError, OSError):
+            return self.name, "-"
+        data = (res.get("dataset") or {}).get("path") or self.name
+        model = (res.get("model") or {}).get("model")
+        samples = ((res.get("config") or {}).get("import") or {}).get("samples")
+        label = Path(str(model)).name if model else f"lm-eval samples {Path(samples).name}" if samples else "-"
+        return Path(str(data)).name, label
 
     def has_model(self) -> bool:
         return (self.model / "config.json").is_file()

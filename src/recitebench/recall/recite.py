@@ -18,6 +18,7 @@ from ..config import build, to_dict
 from ..data.frozen import FrozenDataset, load_frozen
 from ..devices import default_margin, eval_dtype, pick_device
 from ..errors import RecitebenchError
+from ..io import read_json
 from ..lock import writing
 from ..models.certify import Scoring, TeacherResult, teacher_forced
 from ..models.config import ModelConfig
@@ -27,6 +28,7 @@ from ..models.load import load_model
 from ..provenance import provenance
 from ..rundir import RunDir
 from ..schema import Results, Sample, write_recitation
+from ..trackers import report_recitation
 from .bits import LN2, BitsContext, Reference, memorized, memory_speed, memory_summary, reference_bits
 from .config import ReciteConfig
 from .controls import Scored, check_unseen, control_summary, heldout_set, score_set
@@ -127,6 +129,8 @@ def _recite(rcfg: ReciteConfig, where: Resolved, t0: float, log) -> Results:
                                        [s.memorized_bits for s in samples] if job.reference else None,
                                        job.reference.bits if job.reference else None)
     write_recitation(job.out, results, samples, heldout_rows)
+    if job.run is not None:  # a tracked run's trackers get its recitations too
+        report_recitation(job.run.path, job.out, read_json(Path(job.out) / "results.json"))
     log(
         f"exact recall {results.exact_match:.1%} ({results.n_correct}/{results.n}); decided by teacher forcing: "
         f"{len(certified.ids)}, by generation: {len(decoded)}; wrote {job.out}/results.json"

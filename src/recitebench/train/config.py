@@ -10,6 +10,7 @@ from ..config import check_choices, check_positive, merge, opt, to_dict
 from ..errors import RecitebenchError
 from ..models.config import ModelConfig
 from ..rundir import RunDir
+from ..trackers import parse_report_to
 
 
 @dataclass
@@ -82,13 +83,15 @@ class TrainConfig:
         "on a GPU use attn_implementation flex_attention or flash_attention_2 (sdpa builds a dense mask)",
     )
     gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass (less memory, ~30% slower)")
-    tensorboard: bool = opt(False, "also log to OUT/tensorboard")
+    report_to: str = opt("none", "trackers, comma-separated: tensorboard (OUT/tensorboard), wandb (offline unless "
+                         "WANDB_MODE is set), mlflow (OUT/mlruns unless MLFLOW_TRACKING_URI is set); or none")
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     recall_batch_size: int = opt(256, "sequences per batch of the recall check (and at most 16,384 padded tokens)")
     progress: bool = opt(True, "show a progress bar")
 
     def __post_init__(self) -> None:
         check_choices(self)
+        parse_report_to(self.report_to)
         check_positive(self, "epochs", "batch_size", "batch_tokens", "bucket_window", "grad_accum", "recall_batch_size")
         if self.lr is not None and not math.isfinite(self.lr):
             raise ValueError(f"lr must be a finite number, got {self.lr}")

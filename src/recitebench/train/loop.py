@@ -125,7 +125,9 @@ def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, l
             break
     elog.close()
     extra["peak_gpu_memory_gb"] = peak_memory_gb(device)
-    return finish(run, model, tok, tcfg, world, last, progress["elapsed"], extra, log, laps)
+    summary = finish(run, model, tok, tcfg, world, last, progress["elapsed"], extra, log, laps)
+    elog.finish(summary)
+    return summary
 
 
 def peak_memory_gb(device: torch.device) -> float | None:

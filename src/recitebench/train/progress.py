@@ -1,6 +1,6 @@
 """What a run reports while it trains: metrics.jsonl, a progress bar (terminals) or plain lines (logs: the first
-and last epoch, every recall check, and an epoch at least every LINE_EVERY_S seconds), and optionally TensorBoard.
-Only the main process writes."""
+and last epoch, every recall check, and an epoch at least every LINE_EVERY_S seconds), and the trackers of
+--report-to (config, every epoch's scalars, the summary). Only the main process writes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 import torch
 
-from ..errors import RecitebenchError
 from ..rundir import RunDir
+from ..trackers import Trackers, parse_report_to
 from .config import TrainConfig
 
 LINE_EVERY_S = 5.0  # without a terminal: a log line at least this often, not one per tiny epoch
@@ -20,7 +20,10 @@ class EpochLog:
         self, run: RunDir, tcfg: TrainConfig, *, enabled: bool, total_steps: int, step: int, start_epoch: int, log
     ):
         self.run, self.tcfg, self.enabled, self.log, self.start_epoch = run, tcfg, enabled, log, start_epoch
-        self.tb = _tensorboard(run) if tcfg.tensorboard and enabled else None
+        names = parse_report_to(tcfg.report_to) if enabled else ()
+        self.trackers = Trackers(run.path, names) if names else None
+        if self.trackers is not None:
+            self.trackers.config(run.read_config())
         self.bar = None
         self.last_line = None  # wall time of the last plain progress line
         if enabled and tcfg.progress:
@@ -59,10 +62,8 @@ class EpochLog:
                 f"{row['tokens_per_s']:.0f} tok/s  elapsed {elapsed:.0f}s  eta {eta:.0f}s"
             )
         self.run.append_metrics(row)
-        if self.tb is not None:
-            for k, v in row.items():
-                if k != "epoch" and isinstance(v, (int, float)):
-                    self.tb.add_scalar(k, v, done)
+        if self.trackers is not None:  # against the optimizer step: epochs differ in length across sets and batches
+            self.trackers.log({k: v for k, v in row.items() if k != "step"}, row["step"])
 
     def _line_due(self, row: dict) -> bool:
         now = time.monotonic()
@@ -75,18 +76,14 @@ class EpochLog:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        if self.tb is not None:
-            self.tb.close()
 
-
-def _tensorboard(run: RunDir):
-    try:
-        from torch.utils.tensorboard import SummaryWriter  # optional dependency
-    except ImportError:
-        raise RecitebenchError(
-            "--tensorboard needs the tensorboard package (pip install 'recitebench[tensorboard]')"
-        ) from None
-    return SummaryWriter(str(run.tensorboard))
+    def finish(self, summary: dict) -> None:
+        """The train summary into the trackers, which then close (a later recitation reopens them)."""
+        if self.trackers is None:
+            return
+        step = int((summary.get("final") or {}).get("step", 0))
+        self.trackers.log({"train": {k: v for k, v in summary.items() if k != "final"}}, step)
+        self.trackers.close(last_step=step)
 
 
 class Laps:
