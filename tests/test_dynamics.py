@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from conftest import run_cli
 
@@ -180,3 +181,55 @@ def test_retention_of_a_drops_while_b_is_learned_and_stays_when_a_goes_on(traine
     md = (tmp_path / "report.md").read_text()
     assert "## Retention" in md and f"| b | {small_cn.name} | 10 |" in md
     assert (tmp_path / "report_files" / "retention.png").is_file()
+
+
+RETENTION_SPEC = """
+runs_dir: {out}
+datasets:
+  cn: {{preset: cn-poems, source: shared:cn_poems, n: 12, max_chars: 64, seed: 0}}
+  cnb: {{preset: cn-poems, source: shared:cn_poems, n: 12, max_chars: 64, seed: 1}}
+models:
+  tiny: {{model: tiny}}
+grid: [[cn, tiny]]
+train: {{epochs: 40, lr: 3.0e-3, batch_size: 4, recall_every: 0}}
+retention: {{first: cn, then: cnb, snapshot_every: 3, train: {{epochs: 9, lr: 1.0e-3}}}}
+"""
+
+
+def test_a_spec_with_retention_continues_each_run_on_b_and_reports_a_over_time(tmp_path, shared, capsys):
+    """`retention:` in a spec: phase B (cn.then.cnb__tiny) starts from cn__tiny's final model in a second wave, its
+    snapshots recite cn, and the curve starts where phase A's own recitation ended, then falls; the report has it."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(RETENTION_SPEC.format(out=tmp_path / "runs"))
+    assert run_cli("run", spec, "--dry-run") == 0
+    assert "cn.then.cnb__tiny" in capsys.readouterr().out
+    assert run_cli("run", spec) == 0
+    a, b = tmp_path / "runs" / "cn__tiny", tmp_path / "runs" / "cn.then.cnb__tiny"
+    saved = yaml.safe_load((b / "config.yaml").read_text())
+    assert saved["model"]["model"] == str(a / "model") and saved["train"]["snapshot_every"] == 3
+    curve = json.loads((b / "retention" / "cn" / "retention.json").read_text())
+    points = curve["points"]
+    assert [p["epoch"] for p in points] == [0, 3, 6, 9]
+    assert points[0]["exact"] == json.loads((a / "recite" / "results.json").read_text())["exact_match"] >= 0.75
+    assert points[-1]["exact"] < points[0]["exact"]  # A fades while B is learned
+    md = (tmp_path / "runs" / "report.md").read_text()
+    assert "## Retention" in md and "| cn.then.cnb__tiny | cn | 9 |" in md
+    mtime = (b / "retention" / "cn" / "retention.json").stat().st_mtime_ns
+    assert run_cli("run", spec) == 0  # finished: nothing is redone
+    assert (b / "retention" / "cn" / "retention.json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("section, message", [
+    ("{first: cn, then: nope}", "retention.then: 'nope' is not one of the spec's datasets"),
+    ("{first: cnb, then: cn}", "retention.first: no grid run trains on 'cnb'"),
+    ("{first: cn, then: cn}", "then must be another dataset than first"),
+    ("{first: cn, then: cnb, train: {out: x}}", "retention.train.out is set by the experiment runner"),
+])
+def test_bad_retention_sections_are_one_line_errors_at_load(tmp_path, shared, capsys, section, message):
+    spec = tmp_path / "s.yaml"
+    text = RETENTION_SPEC.format(out=tmp_path / "runs")
+    spec.write_text(text.replace(text.split("retention: ")[1], section + "\n"))
+    assert run_cli("run", spec, "--dry-run") == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()

@@ -70,6 +70,21 @@ def test_the_task_names_no_absolute_data_path_and_follows_the_template(small_cn,
         assert str(out) not in raw.split("metadata:")[0]  # no path of this machine in what the harness loads
 
 
+def test_two_datasets_in_folders_of_one_name_export_two_tasks(small_cn, shared, tmp_path):
+    import shutil
+
+    other = tmp_path / "b" / small_cn.name
+    assert run_cli("data", "build", "--preset", "cn-poems", "--source", shared / "data" / "cn_poems.jsonl.xz",
+                   "--n", "20", "--max-chars", "64", "--seed", "1", "--out", other) == 0
+    same = shutil.copytree(small_cn, tmp_path / "c" / small_cn.name)
+    names = []
+    for data in (small_cn, other, same):
+        assert run_cli("export", "lm-eval", data, "--out", tmp_path / "tasks" / str(len(names))) == 0
+        (task,) = (tmp_path / "tasks" / str(len(names))).glob("recitebench_*.yaml")
+        names.append(task.stem)
+    assert names[0] != names[1] and names[0] == names[2]  # named by folder and content: a copy is the same task
+
+
 def test_import_grades_an_lmeval_samples_file_and_names_bad_lines(small_cn, tmp_path, capsys):
     poems = read_jsonl(small_cn / "poems.jsonl")
     rows = [{"doc_id": i, "doc": {"id": p["id"], "prompt": p["prompt"], "target": p["target"]},

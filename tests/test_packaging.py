@@ -78,3 +78,32 @@ def test_constraints_pin_every_dependency_and_the_extras_pin_nothing():
     assert needed <= pinned, f"pin {sorted(needed - pinned)} in constraints.txt"
     assert not any("==" in r for extra in project["optional-dependencies"].values() for r in extra)
     assert "torch" in pinned and all(re.fullmatch(r"\d+(\.\d+)*", v) for v in pins.values())
+
+
+@pytest.mark.slow
+def test_a_fresh_venv_with_only_the_wheel_runs_the_embedded_demo_and_capacity_to_the_end(wheel, tmp_path, shared):
+    """A new venv (no checkout on its path, no editable install) holding the built wheel, its dependencies reached
+    through a .pth line to this environment's site-packages (a path there is not scanned for .pth files, so this
+    checkout's editable install stays out): `recitebench run` and `recitebench capacity` with no spec finish."""
+    import sysconfig
+    import venv
+
+    fresh = tmp_path / "fresh"
+    venv.EnvBuilder(with_pip=False).create(fresh)
+    py = fresh / "bin" / "python"
+    site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["RECITEBENCH_SHARED"] = str(shared)
+    where = subprocess.run([py, "-c", "import recitebench; print(recitebench.__file__)"], cwd=work, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(where).is_relative_to(site)  # the wheel's code, not this checkout's
+    for cmd, done in ((["run"], "runs/demo/report.md"), (["capacity", "--out", "cap"], "cap/capacity.json")):
+        res = subprocess.run([py, "-m", "recitebench", *cmd], cwd=work, env=env, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert (work / done).is_file(), f"{' '.join(cmd)} wrote no {done}"

@@ -135,3 +135,26 @@ class CapacityConfig:
             raise ValueError("seeds must not be empty")
         if not 0 < self.threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+
+
+@dataclass
+class RetentionSpec:
+    """A spec's `retention:` section: each model's grid run on `first` (phase A) continues on `then` (phase B) with
+    snapshots, and every snapshot recites `first` (`recitebench retention`): memory of A while B is learned."""
+
+    first: str = opt("", "dataset A, learned first: the grid's runs A__MODEL are phase A", example="cn")
+    then: str = opt("", "dataset B, learned next from each A__MODEL's final model (run A.then.B__MODEL)", example="en")
+    snapshot_every: int = opt(10, "epochs between the snapshots of phase B (and one before its first epoch)")
+    reference: str = opt("none", "what A's memorised bits are measured against (as recite --reference)")
+    train: dict = opt({}, "TrainConfig fields for phase B over the model's own (e.g. epochs)")
+
+    def __post_init__(self) -> None:
+        check_positive(self, "snapshot_every")
+        if not self.first or not self.then:
+            raise ValueError("retention needs first (dataset A) and then (dataset B)")
+        if self.first == self.then:
+            raise ValueError(f"retention: then must be another dataset than first ({self.first!r}); continuing on A "
+                             f"itself is the control, a run of its own")
+        for fixed in ("data", "out", "resume", "snapshot_every"):
+            if fixed in self.train:
+                raise ValueError(f"retention.train.{fixed} is set by the experiment runner; remove it")

@@ -36,8 +36,10 @@ def run_spec(spec: Spec, xcfg: ExecutorConfig | None = None, *, dry_run: bool = 
     prepare_datasets(spec, runs, log)
     todo = [r for r in runs if not r.finished() and (retry_failed or r.run.status() != "failed")]
     write_queue(spec.runs_dir, [r.name for r in todo])
-    try:
-        outcomes = run_all(spec, todo, xcfg, log) if todo else []
+    try:  # phase B of `retention:` starts from phase A's model: it runs in a second wave
+        outcomes = []
+        for wave in ([r for r in todo if r.continues is None], [r for r in todo if r.continues is not None]):
+            outcomes += run_all(spec, wave, xcfg, log) if wave else []
     finally:
         write_queue(spec.runs_dir, [])
     for r in runs:

@@ -10,6 +10,7 @@ train: {epochs: 60}  # TrainConfig fields shared by every run
 recite: {}           # ReciteConfig fields
 extract: {prefix_tokens: [0, 8, 32]}  # optional: every run also runs the extraction probe (ExtractConfig fields)
 lens: {}             # optional: every run also runs the logit lens (LensConfig fields)
+retention: {first: cn, then: en, snapshot_every: 10}  # optional: phase B runs cn.then.en__MODEL (RetentionSpec)
 grid: [[cn, tiny]]   # optional: the pairs to run (default: every dataset x every model)
 executor: {executor: pool, jobs: 2}   # optional: ExecutorConfig fields (flags override)
 
@@ -38,11 +39,10 @@ from ..models.presets import MODEL_PRESETS, looks_like_path
 from ..recall.config import ExtractConfig, LensConfig, ReciteConfig
 from ..rundir import RunDir
 from ..train.config import TrainConfig
-from .config import ExecutorConfig
+from .config import ExecutorConfig, RetentionSpec
 
 SPEC_KEYS = {"name", "description", "runs_dir", "datasets", "models", "train", "recite", "extract", "lens", "grid",
-             "executor", "capacity",
-             "stop_after"}
+             "executor", "capacity", "retention", "stop_after"}
 
 
 @dataclass
@@ -59,6 +59,8 @@ class PlannedRun:
     stop_after: str = "recite"  # the spec's stop_after
     extract_cfg: ExtractConfig | None = None  # the spec's `extract:` section: the probe after recitation
     lens_cfg: LensConfig | None = None  # the spec's `lens:` section: the logit lens after recitation
+    continues: PlannedRun | None = None  # phase B of `retention:`: this run starts from that run's final model
+    retention: RetentionSpec | None = None  # phase B: its snapshots recite the first run's dataset
 
     def finished(self) -> bool:
         if self.stop_after == "train":
@@ -78,9 +80,19 @@ class PlannedRun:
                      if k not in ("run", "out")}
             return saved != {k: v for k, v in to_dict(cfg).items() if k not in ("run", "out")}
 
-        return [name for name, cfg, path in (("extract", self.extract_cfg, self.run.extract / "extraction.json"),
-                                             ("lens", self.lens_cfg, self.run.lens / "lens.json"))
-                if cfg is not None and stale(cfg, path)]
+        missing = [name for name, cfg, path in (("extract", self.extract_cfg, self.run.extract / "extraction.json"),
+                                                ("lens", self.lens_cfg, self.run.lens / "lens.json"))
+                   if cfg is not None and stale(cfg, path)]
+        if self.retention is not None:
+            curve = self.retention_file()
+            if not curve.is_file() or json.loads(curve.read_text(encoding="utf-8"))["reference"] != \
+                    self.retention.reference:
+                missing.append("retention")
+        return missing
+
+    def retention_file(self) -> Path:
+        """Phase B's curve: RUN/retention/A/retention.json (A: the first run's dataset folder name)."""
+        return self.run.retention / Path(self.continues.train_cfg.data).name / "retention.json"
 
     @property
     def path(self) -> Path:
@@ -192,6 +204,7 @@ def load_spec(path: str | Path, runs_dir: str | None = None, overrides: list[str
         )
         runs.append(PlannedRun(f"{d}__{m}", d, m, datasets[d], mcfg, tcfg, recite_cfg, RunDir(run_path), gpus,
                                stop_after, extract_cfg, lens_cfg))
+    runs += _retention_runs(path, raw.get("retention"), runs, models, datasets, rdir)
     return Spec(str(path), name, rdir, datasets, runs, raw.get("description", ""), executor,
                 _section(raw.get("capacity"), f"{path}: capacity"), stop_after, raw)
 
@@ -271,6 +284,33 @@ def _probe_section(cls: type, value, where: str):
             raise RecitebenchError(f"{where}.{fixed} is set by the experiment runner (each run, its own poems); "
                                    f"remove it")
     return build(cls, values, where=where)
+
+
+def _retention_runs(path: Path, value, runs: list[PlannedRun], models: dict, datasets: dict,
+                    rdir: Path) -> list[PlannedRun]:
+    """Phase B of the `retention:` section: for every grid run on `first`, a run on `then` that continues from its
+    final model (built when it starts: the model does not exist yet) with snapshots."""
+    if value is None:
+        return []
+    where = f"{path}: retention"
+    cfg = build(RetentionSpec, _section(value, where), where=where)
+    for key in ("first", "then"):
+        if getattr(cfg, key) not in datasets:
+            raise RecitebenchError(f"{where}.{key}: {getattr(cfg, key)!r} is not one of the spec's datasets "
+                                   f"({', '.join(datasets)})")
+    phase_a = [r for r in runs if r.dataset == cfg.first]
+    if not phase_a:
+        raise RecitebenchError(f"{where}.first: no grid run trains on {cfg.first!r}; add [{cfg.first}, MODEL] pairs")
+    out = []
+    for a in phase_a:
+        _, tvals, gpus = models[a.model_name]
+        name = f"{cfg.first}.then.{cfg.then}__{a.model_name}"
+        tcfg = build(TrainConfig, {**tvals, **cfg.train, "snapshot_every": cfg.snapshot_every,
+                                   "data": str(rdir / "data" / cfg.then), "out": str(rdir / name)},
+                     where=f"{where}: {name}")
+        out.append(PlannedRun(name, cfg.then, a.model_name, datasets[cfg.then], a.model_cfg, tcfg, a.recite_cfg,
+                              RunDir(rdir / name), gpus, "recite", None, None, a, cfg))
+    return out
 
 
 def _capacity_override(value, where: str) -> None:
