@@ -29,7 +29,8 @@ def run_spec(spec: Spec, xcfg: ExecutorConfig | None = None, *, dry_run: bool = 
     runs = [r for r in spec.runs if not only or only in r.name]
     log(f"experiment {spec.name}: {len(runs)} runs in {spec.runs_dir}")
     for r in runs:
-        log(f"  {r.name:40s} {r.run.status():12s} model={r.model_cfg.model} epochs={r.train_cfg.epochs}")
+        model = f"{r.continues.name}'s final model" if r.continues else r.model_cfg.model
+        log(f"  {r.name:40s} {r.run.status():12s} model={model} epochs={r.train_cfg.epochs}")
     if dry_run:
         return []
     spec.runs_dir.mkdir(parents=True, exist_ok=True)

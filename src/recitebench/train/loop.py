@@ -124,9 +124,7 @@ def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, l
         if tcfg.stop_when_memorised and last.get("recall") == 1.0:
             break
     elog.close()
-    extra["peak_gpu_memory_gb"] = peak_memory_gb(device)
-    summary = finish(run, model, tok, tcfg, world, last, progress["elapsed"], extra, log, laps)
-    elog.finish(summary)
+    elog.finish(summary := finish(run, model, tok, tcfg, world, last, progress["elapsed"], extra, log, laps))
     return summary
 
 
@@ -366,6 +364,7 @@ def finish(
 ) -> dict:
     """Save the final model (it supersedes the checkpoint) and the summary (with the phases' wall seconds: the
     process's imports and interpreter start are the only time outside them)."""
+    extra["peak_gpu_memory_gb"] = peak_memory_gb(laps.device)
     full_sd = parallel.full_states(model, None, True)[0] if tcfg.fsdp else None  # a collective under FSDP
     summary: dict = {}
     if world.is_main:
