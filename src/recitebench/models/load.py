@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import importlib.util
 import json
 from collections.abc import Iterable
@@ -108,10 +110,12 @@ def load_model(
     corpus: Iterable[str] | None = None,
     dtype: torch.dtype = torch.float32,
     device: torch.device | None = None,
+    init_device: torch.device | None = None,
 ):
     """Return (model, tokenizer, info). `corpus` feeds the BPE trainer when a scratch model has no tokenizer.
 
-    With a CUDA `device`, pretrained weights are read straight into GPU memory (no CPU copy first).
+    With a CUDA `device`, pretrained weights are read straight into GPU memory (no CPU copy first); with a CUDA
+    `init_device`, a scratch model is created and initialised there.
     """
     hf_logging.disable_progress_bar()  # one bar per weight file is noise in logs and CI
     preset = MODEL_PRESETS.get(cfg.model)
@@ -138,7 +142,7 @@ def load_model(
     if init == "pretrained":
         model, tok = _pretrained(cfg, ref, gguf_file, dtype, device)
     else:
-        model, tok = _scratch(cfg, preset, ref, corpus, dtype, info)
+        model, tok = _scratch(cfg, preset, ref, corpus, dtype, info, init_device or device)
     tok = ensure_special_tokens(tok)
     vocab = model.get_input_embeddings().weight.shape[0]
     _check_vocab(tok, vocab)
@@ -193,8 +197,10 @@ def _forget_gguf_quantizer(model) -> None:
         del model.config.quantization_config
 
 
-def _scratch(cfg: ModelConfig, preset: ModelPreset | None, ref: str, corpus, dtype, info: dict):
-    """A randomly initialised model from an architecture config, with its tokenizer (trained on the corpus if none)."""
+def _scratch(cfg: ModelConfig, preset: ModelPreset | None, ref: str, corpus, dtype, info: dict, device=None):
+    """A randomly initialised model from an architecture config, with its tokenizer (trained on the corpus if none).
+    With a CUDA `device` the weights are created and initialised there: the host's fp32 init of a 0.5B model and its
+    copy took 37.5 s of a protocol run (same seed, same weights on one device type; the device is recorded)."""
     config = scratch_config(cfg, preset, ref)
     if cfg.tokenizer:
         tok = load_tokenizer(cfg.tokenizer)
@@ -212,10 +218,13 @@ def _scratch(cfg: ModelConfig, preset: ModelPreset | None, ref: str, corpus, dty
         if getattr(tok, name, None) is not None and hasattr(config, name):
             setattr(config, name, getattr(tok, name))
     torch.manual_seed(cfg.init_seed)
+    on = device if device is not None and torch.device(device).type != "cpu" else None
+    info["init_device"] = str(on or "cpu")
 
     def make(attn: str):
         config._attn_implementation = attn
-        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+        with torch.device(on) if on is not None else contextlib.nullcontext():
+            return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
     model, used = with_attention(make, cfg.attn_implementation, cfg.model)
     if used != cfg.attn_implementation:

@@ -197,7 +197,8 @@ def build_model(tcfg: TrainConfig, mcfg: ModelConfig, run: RunDir, ds: FrozenDat
     if tcfg.resume and run.tokenizer.is_dir():
         mcfg = build(ModelConfig, {**to_dict(mcfg), "tokenizer": str(run.tokenizer)})
     torch.manual_seed(tcfg.seed)
-    model, tok, info = load_model(mcfg, corpus=[p["prompt"] + "\n" + p["target"] for p in ds.poems], dtype=dtype)
+    model, tok, info = load_model(mcfg, corpus=[p["prompt"] + "\n" + p["target"] for p in ds.poems], dtype=dtype,
+                                  init_device=None if tcfg.fsdp else device)  # a scratch model starts where it trains
     if tcfg.packing and info["model_type"] not in PACKABLE:
         raise RecitebenchError(f"--packing needs a model whose attention reads per-poem position ids "
                                f"({', '.join(PACKABLE)}); {mcfg.model} is {info['model_type']}")
