@@ -176,6 +176,15 @@ def test_retention_of_a_drops_while_b_is_learned_and_stays_when_a_goes_on(traine
     assert b[-1]["exact"] <= 0.5 and b[-1]["outcomes"]["forgotten"] > b[0]["outcomes"]["forgotten"]
     assert all(p["exact"] >= 0.9 for p in a)
     assert (tmp_path / "b" / "recite").exists() is False  # snapshots recite into retention/, not over RUN/recite
+    done = tmp_path / "b" / "retention" / small_cn.name
+    kept = {p.parent.name: p.stat().st_mtime_ns for p in done.glob("epoch_*/results.json")}
+    for f in (done / "epoch_0004").iterdir():  # a retention cut short: one snapshot's recitation missing
+        f.unlink()
+    assert run_cli("retention", "--run", tmp_path / "b", "--data", small_cn, "--device", "cpu") == 0
+    again = json.loads((done / "retention.json").read_text())
+    assert [p["exact"] for p in again["points"]] == [p["exact"] for p in b]
+    now = {p.parent.name: p.stat().st_mtime_ns for p in done.glob("epoch_*/results.json")}
+    assert {k for k in now if now[k] != kept[k]} == {"epoch_0004"}  # only the missing one was recited again
     assert run_cli("recite", "--run", tmp_path / "b", "--device", "cpu") == 0  # a reported run: its own recitation
     assert run_cli("report", tmp_path) == 0
     md = (tmp_path / "report.md").read_text()

@@ -17,6 +17,7 @@ from ..errors import RecitebenchError
 from ..io import write_json
 from ..provenance import provenance
 from ..rundir import RunDir
+from ..schema import Results, read_results
 from .config import ReciteConfig
 from .recite import recite
 
@@ -36,7 +37,7 @@ def retention(run: str | Path, data: str | Path, *, reference: str = "none", dev
         rcfg = build(ReciteConfig, {"run": str(rd.path), "data": str(data), "snapshot": name, "reference": reference,
                                     "heldout": "none", "device": device, "out": str(folder / name)},
                      where="retention")
-        res = recite(rcfg, None, log=lambda m, name=name: log(f"{name}: {m}"))
+        res = _recited(rcfg, folder / name) or recite(rcfg, None, log=lambda m, name=name: log(f"{name}: {m}"))
         points.append({"snapshot": name, "epoch": int(name.split("_")[1]), "exact": res.exact_match,
                        "exact_ci95": res.exact_match_ci95, "outcomes": res.outcomes, "n": res.n,
                        "memorized_bits": (res.memory or {}).get("memorized_bits")})
@@ -47,3 +48,12 @@ def retention(run: str | Path, data: str | Path, *, reference: str = "none", dev
     log(f"retention of {data}: exact {points[0]['exact']:.1%} at epoch {points[0]['epoch']} -> "
         f"{points[-1]['exact']:.1%} at epoch {points[-1]['epoch']}; wrote {folder}/retention.json")
     return result
+
+
+def _recited(rcfg: ReciteConfig, out: Path) -> Results | None:
+    """A snapshot's recitation written before under the same settings (a retention cut short resumes where it
+    stopped); None when there is none or it was made otherwise."""
+    if not (out / "results.json").is_file():
+        return None
+    prior = read_results(out)
+    return prior if (prior.config or {}).get("recite") == to_dict(rcfg) else None
