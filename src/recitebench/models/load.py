@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-
 import importlib.util
 import json
 from collections.abc import Iterable
