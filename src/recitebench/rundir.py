@@ -13,6 +13,7 @@ RUN/lens/lens.json       the logit lens (a spec's `lens:` section): bits and top
 RUN/snapshots/epoch_NNNN the model every snapshot_every epochs (and before the first), for `recitebench retention`
 RUN/retention/DATASET/   each snapshot's recitation of DATASET and retention.json, the curve over epochs
 RUN/base_bits.json       each poem's code length under the model before training (the default reference of bits)
+RUN/trackers.json        with --report-to: where each tracker's run lives (tensorboard/, wandb/, mlruns/ beside it)
 RUN/logs/run.log         the output of the run when a grid executor ran it (kept when a run is started again)
 RUN/logs/failed.json     why the last attempt failed (removed when the run is done)
 """
@@ -46,6 +47,7 @@ class RunDir:
     model = property(lambda self: self.path / "model")
     summary = property(lambda self: self.path / "train_summary.json")
     tensorboard = property(lambda self: self.path / "tensorboard")
+    trackers = property(lambda self: self.path / "trackers.json")
     recite = property(lambda self: self.path / "recite")
     extract = property(lambda self: self.path / "extract")
     lens = property(lambda self: self.path / "lens")

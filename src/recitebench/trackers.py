@@ -13,6 +13,7 @@ that a recitation finds it:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -22,10 +23,10 @@ import yaml
 
 from .errors import RecitebenchError
 from .io import read_json, write_json
+from .rundir import RunDir
 
 TRACKERS = ("tensorboard", "wandb", "mlflow")
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow-skinny"}
-RECORD = "trackers.json"
 
 
 def parse_report_to(value: str) -> tuple[str, ...]:
@@ -72,8 +73,9 @@ def _need(name: str):
 
 class _TensorBoard:
     def __init__(self, run_path: Path, record: dict):
-        self.writer = _need("tensorboard").SummaryWriter(str(run_path / "tensorboard"))
-        record["tensorboard"] = {"log_dir": "tensorboard"}
+        log_dir = RunDir(run_path).tensorboard
+        self.writer = _need("tensorboard").SummaryWriter(str(log_dir))
+        record["tensorboard"] = {"log_dir": log_dir.name}
 
     def config(self, cfg: dict) -> None:
         self.writer.add_text("config", "```yaml\n" + yaml.safe_dump(cfg, sort_keys=False) + "```", 0)
@@ -151,7 +153,8 @@ class Trackers:
 
     def __init__(self, run_path: str | Path, names: tuple[str, ...], *, job_type: str = "train"):
         self.path = Path(run_path)
-        self.record = read_json(self.path / RECORD) if (self.path / RECORD).is_file() else {}
+        self.file = RunDir(self.path).trackers
+        self.record = read_json(self.file) if self.file.is_file() else {}
         self.record["report_to"] = sorted(set(self.record.get("report_to", [])) | set(names))
         self.open = []
         for name in names:
@@ -161,12 +164,12 @@ class Trackers:
                 self.open.append(_WandB(self.path, self.record, job_type))
             else:
                 self.open.append(_MLflow(self.path, self.record))
-        write_json(self.path / RECORD, self.record)
+        write_json(self.file, self.record)
 
     @classmethod
     def of_run(cls, run_path: str | Path, job_type: str) -> Trackers | None:
         """The trackers a finished run reported to (None when it reported to none)."""
-        record = Path(run_path) / RECORD
+        record = RunDir(run_path).trackers
         names = tuple(read_json(record).get("report_to", [])) if record.is_file() else ()
         return cls(run_path, names, job_type=job_type) if names else None
 
@@ -185,19 +188,20 @@ class Trackers:
             t.close()
         if last_step is not None:
             self.record["last_step"] = last_step
-        write_json(self.path / RECORD, self.record)
+        write_json(self.file, self.record)
 
 
 RECITE_KEYS = ("exact_match", "n", "n_correct", "outcomes", "mean_similarity", "mean_prefix_chars",
                "mean_prefix_tokens", "mean_line_accuracy", "mean_chrf", "memory", "controls")
 
 
-def report_recitation(run_path: str | Path, out: str | Path, results: dict) -> None:
-    """A recitation of a tracked run, into its trackers: the results' scalars under recite/NAME/ at the run's last
-    step, and (W&B, a run of its own) the recitation's config."""
+def report_recitation(run_path: str | Path, out: str | Path, recitation) -> None:
+    """A recitation (its Results) of a tracked run, into its trackers: the results' scalars under recite/NAME/ at
+    the run's last step, and (W&B, a run of its own) the recitation's config."""
     trackers = Trackers.of_run(run_path, "recite")
     if trackers is None:
         return
+    results = dataclasses.asdict(recitation)
     step = int(trackers.record.get("last_step", 0))
     name = Path(out).name
     trackers.log({f"recite/{name}": {k: results[k] for k in RECITE_KEYS if k in results}}, step)

@@ -18,7 +18,6 @@ from ..config import build, to_dict
 from ..data.frozen import FrozenDataset, load_frozen
 from ..devices import default_margin, eval_dtype, pick_device
 from ..errors import RecitebenchError
-from ..io import read_json
 from ..lock import writing
 from ..models.certify import Scoring, TeacherResult, teacher_forced
 from ..models.config import ModelConfig
@@ -130,7 +129,7 @@ def _recite(rcfg: ReciteConfig, where: Resolved, t0: float, log) -> Results:
                                        job.reference.bits if job.reference else None)
     write_recitation(job.out, results, samples, heldout_rows)
     if job.run is not None:  # a tracked run's trackers get its recitations too
-        report_recitation(job.run.path, job.out, read_json(Path(job.out) / "results.json"))
+        report_recitation(job.run.path, job.out, results)
     log(
         f"exact recall {results.exact_match:.1%} ({results.n_correct}/{results.n}); decided by teacher forcing: "
         f"{len(certified.ids)}, by generation: {len(decoded)}; wrote {job.out}/results.json"
