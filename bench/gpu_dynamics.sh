@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# H200 calls for issue #29's trained experiments: the shipped specs configs/dynamics_dose.yaml and
+# configs/dynamics_retention.yaml, each through `recitebench run` (a call cut short resumes on the next one).
+#   SPECS="dynamics_dose dynamics_retention" COMMIT=<sha> BUDGET=560 bash bench/gpu_dynamics.sh
+# carry: .whl (rapidfuzz), .carry/shared (configs, the qwen2 and smollm2 tokenizers) and the specs' datasets built
+# here (runs/SPEC/data: the corpora do not travel), e.g. for the dose spec
+#   .venv/bin/python -c "from recitebench.experiment.spec import load_spec; from recitebench.experiment.runner import \
+#   prepare_datasets; s = load_spec('configs/dynamics_dose.yaml'); prepare_datasets(s, s.runs, print)"
+set -uo pipefail
+LABEL="dynamics (issue #29) ${SPECS:-dynamics_dose}" . bench/gpu_env.sh
+python3 -c "import rapidfuzz" 2>/dev/null || { echo "rapidfuzz is not importable: carry its wheel in .whl/"; exit 1; }
+BUDGET=${BUDGET:-560}; start=$SECONDS
+for s in ${SPECS:-dynamics_dose}; do
+    left=$(( BUDGET - (SECONDS - start) - 20 ))
+    [ "$left" -gt 30 ] || { echo "no time left for $s"; break; }
+    for d in runs/"$s"/data/*/; do  # a spec whose data did not travel would fail after minutes: say so first
+        [ -f "$d/manifest.json" ] || { echo "$d: no dataset (build it here and carry runs/$s/data)"; exit 1; }
+    done
+    step "$s" "$left" python3 -m recitebench run "configs/$s.yaml"
+    # results, per-poem logs and curves; never the weights
+    find runs/"$s" \( -name "*.json" -o -name "*.jsonl" -o -name "*.md" -o -name "*.png" -o -name "*.log" \) \
+        -not -path "*/data/*" -not -name "model*" 2>/dev/null | tar czf "$OUT/$s.tgz" -T -
+done
+nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader >> "$OUT/device.txt"
+ls -la "$OUT"
