@@ -19,7 +19,8 @@ for s in ${SPECS:-dynamics_dose}; do
     step "$s" "$left" python3 -m recitebench run "configs/$s.yaml"
     # results, per-poem logs and curves; never the weights
     find runs/"$s" \( -name "*.json" -o -name "*.jsonl" -o -name "*.md" -o -name "*.png" -o -name "*.log" \) \
-        -not -path "*/data/*" -not -name "model*" 2>/dev/null | tar czf "$OUT/$s.tgz" -T -
+        -not -path "*/data/*" -not -path "*/model/*" -not -path "*/tokenizer/*" -not -path "*/snapshots/*" \
+        2>/dev/null | tar czf "$OUT/$s.tgz" -T -
 done
 nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader >> "$OUT/device.txt"
 ls -la "$OUT"

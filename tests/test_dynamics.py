@@ -152,9 +152,13 @@ def test_recall_rises_with_exposures_of_a_dose_set(tmp_path, shared):
     assert eight["exact"] >= once["exact"] + 0.4, (once, eight, steps)
     assert 1 - eight["memorized_fraction"] < 0.5 * (1 - once["memorized_fraction"])  # bits the model still lacks
     assert res["by_exposure"]["exposures_for_50"] == 8 and res["schema_version"] == 5
+    # in all: per epoch x the 25 epochs trained
+    assert (once["exposures_total"], eight["exposures_total"], res["by_exposure"]["epochs"]) == (25, 200, 25)
+    assert res["by_exposure"]["total_exposures_for_50"] == 200
     assert run_cli("report", tmp_path) == 0  # the run folder's report: the dose section with its table and plot
     md = (tmp_path / "report.md").read_text()
-    assert "## Exposure dose" in md and "| run | 1 | 12 |" in md and (tmp_path / "report_files" / "dose.png").is_file()
+    assert "## Exposure dose" in md and "| run | 1 | 25 | 12 |" in md  # per epoch, in all, poems
+    assert (tmp_path / "report_files" / "dose.png").is_file()
 
 
 def test_retention_of_a_drops_while_b_is_learned_and_stays_when_a_goes_on(trained_run, small_cn, others, tmp_path):
@@ -242,3 +246,23 @@ def test_bad_retention_sections_are_one_line_errors_at_load(tmp_path, shared, ca
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_published_h200_extraction_and_dose_figures_say_what_docs_dynamics_says():
+    """docs/DYNAMICS.md's H200 tables, read back from the shipped raw files: the extraction sweep's rows, and the
+    one-epoch dose run's flat bits (the reason the spec trains four epochs)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "docs"
+    doc = (root / "DYNAMICS.md").read_text(encoding="utf-8")
+    ext = json.loads((root / "dynamics_results" / "extract_h200" / "en256.extraction.json").read_text())
+    assert ext["git_commit"] == "9f146ae" and ext["model"]["model"] == "smollm2-135m-instruct-gguf"
+    for r in ext["per_k"]:
+        hi = 100 * r["exact_ci95"][1]
+        assert f"| {r['k']} | {r['n']:,} | {r['full_length']:,} | 0.0 % [0.0, {hi:.2f}] | {r['token_match']:.3f} |" \
+            in doc, r
+    dose = json.loads((root / "dynamics_results" / "dose_h200_1epoch" / "results.json").read_text())
+    levels = dose["by_exposure"]["levels"]
+    assert [lv["exposures"] for lv in levels] == [1, 2, 4, 8, 16, 32, 64, 128]
+    assert all(lv["exact_count"] == 0 and lv["n"] == 250 for lv in levels)
+    assert " / ".join(f"{lv['memorized_bits_per_poem']:.0f}" for lv in levels) in " ".join(doc.split())

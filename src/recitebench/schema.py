@@ -4,7 +4,8 @@ results.json holds one `Results`; samples.jsonl one `Sample` per poem. `schema_v
 changes: 1 = the unversioned files of recitebench 0.1 (certified predictions were the placeholder
 "= target"), 2 = certified poems carry their real text, 3 = outcomes graded by overlap (LCS F1 of units) and a
 Wilson interval for exact_match, 4 = `controls` (held-out non-members and membership AUC; heldout.jsonl), 5 =
-`by_exposure` (recall and memorised bits per exposure level of a dose set).
+`by_exposure` (recall and memorised bits per exposure level of a dose set; with the run's epochs, the exposures
+in all).
 Readers accept every version.
 """
 

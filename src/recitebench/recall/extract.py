@@ -70,7 +70,7 @@ def probe(job, k: int, ecfg: ExtractConfig) -> list[dict]:
     items = [job.items[i] for i in idx]
     gens = greedy_generate(job.model, items, device=job.device, pad_id=job.scoring.pad_id,
                            end_ids=job.scoring.end_ids, batch_size=ecfg.batch_size, extra_tokens=0,
-                           prefix_ids=[it.target_ids[:k] for it in items])
+                           prefix_ids=[it.target_ids[:k] for it in items], max_new=m)
     rows = []
     for it, gen in zip(items, gens):
         want = it.target_ids[k : k + m]

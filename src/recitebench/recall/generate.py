@@ -12,15 +12,22 @@ from ..models.forward import evaluating
 
 def greedy_generate(model, items: list[Encoded], *, device, pad_id: int, end_ids: tuple[int, ...],
                     batch_size: int = 32, extra_tokens: int = 16, prefix_ids: list[list[int]] | None = None,
-                    progress=None, clean: bool = True) -> list[list[int]]:
+                    progress=None, clean: bool = True, max_new: int | None = None) -> list[list[int]]:
     """Greedy continuation token ids for each item (left-padded batches, sorted by length).
 
     Each poem's budget is its length (with its end token) plus `extra_tokens`, so a model that
     recites the poem and then fails to stop is seen failing to stop. `prefix_ids[i]`, output tokens
     greedy decoding is already known to produce (from a teacher-forced pass), are fed instead of decoded.
     `clean=False` decodes with the model's own generation_config instead of plain greedy settings.
+    `max_new`: at most this many tokens after each prefix (a probe scoring the next m tokens needs no more; greedy
+    decoding is causal, so they are the first m of an uncapped run).
     """
     prefix_ids = prefix_ids or [[] for _ in items]
+
+    def own_budget(i: int) -> int:
+        left = len(items[i].target_ids) - len(prefix_ids[i]) + extra_tokens
+        return left if max_new is None else min(left, max_new)
+
     out: list[list[int] | None] = [None] * len(items)
     order = sorted(
         range(len(items)),
@@ -33,7 +40,7 @@ def greedy_generate(model, items: list[Encoded], *, device, pad_id: int, end_ids
             input_ids = pad_rows(prompts, pad_id, left=True)
             attn = pad_rows([[1] * len(p) for p in prompts], 0, left=True)
             width = input_ids.shape[1]
-            budget = max(len(items[i].target_ids) - len(prefix_ids[i]) for i in idx) + extra_tokens
+            budget = max(own_budget(i) for i in idx)
             if clean:
                 gen = _generate_greedy(model, input_ids.to(device), attn.to(device), budget, end_ids, pad_id)
             else:
@@ -42,7 +49,7 @@ def greedy_generate(model, items: list[Encoded], *, device, pad_id: int, end_ids
             gen = gen[:, width:].tolist()
             for b, i in enumerate(idx):
                 # Each poem gets exactly its own budget, whatever batch it landed in: outputs do not depend on batching.
-                out[i] = cut_at_end((prefix_ids[i] + gen[b])[: len(items[i].target_ids) + extra_tokens], end_ids)
+                out[i] = cut_at_end(prefix_ids[i] + gen[b][: own_budget(i)], end_ids)
             if progress is not None:
                 progress(len(idx))
     return out  # type: ignore[return-value]

@@ -6,6 +6,7 @@ decode the rest -> verify a sample of certified poems -> grade each poem -> summ
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -126,7 +127,7 @@ def _recite(rcfg: ReciteConfig, where: Resolved, t0: float, log) -> Results:
     results.controls = controls
     results.by_exposure = dose_summary(job.poems, [s.exact for s in samples],
                                        [s.memorized_bits for s in samples] if job.reference else None,
-                                       job.reference.bits if job.reference else None)
+                                       job.reference.bits if job.reference else None, _epochs_trained(where, rcfg))
     write_recitation(job.out, results, samples, heldout_rows)
     if job.run is not None:  # a tracked run's trackers get its recitations too
         report_recitation(job.run.path, job.out, results)
@@ -315,6 +316,20 @@ def near_ties(samples: list[Sample], margin: float) -> dict:
     won = sum(s.exact for s in fragile)
     return {"margin": margin, "n": len(fragile), "exact": won, "not_exact": len(fragile) - won,
             "exact_match_range": [(exact - won) / n, (exact + len(fragile) - won) / n] if n else [0.0, 0.0]}
+
+
+def _epochs_trained(where: Resolved, rcfg: ReciteConfig) -> int | None:
+    """The epochs the recited weights were trained for on the recited set (a dose set's exposures per epoch times
+    this are its total exposures); None for a model without its run, or a set the run was not trained on."""
+    if where.run is None or where.trained_on is None:
+        return None
+    if rcfg.snapshot:  # snapshots are named epoch_N
+        tail = rcfg.snapshot.rpartition("_")[2]
+        return int(tail) if tail.isdigit() else None
+    try:
+        return int(json.loads(where.run.summary.read_text(encoding="utf-8"))["epochs_done"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def error_rates(samples: list[Sample], run: RunDir | None) -> dict:

@@ -80,9 +80,11 @@ def dose_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
             lo, hi = lv["exact_ci95"]
             reach = f"{dose['exposures_for_50'] or '-'} / {dose['exposures_for_90'] or '-'}"
             frac = f"{lv['memorized_fraction']:.3f}" if "memorized_fraction" in lv else "-"
-            rows.append([r.name, str(lv["exposures"]), str(lv["n"]), f"{100 * lv['exact']:.1f}% [{100 * lo:.1f}, "
-                         f"{100 * hi:.1f}]", frac, reach])
-    return ["run", "exposures per epoch", "poems", "exact", "memorised share", "reaches 50% / 90% at"], rows
+            total = str(lv.get("exposures_total", "-"))
+            rows.append([r.name, str(lv["exposures"]), total, str(lv["n"]), f"{100 * lv['exact']:.1f}% "
+                         f"[{100 * lo:.1f}, {100 * hi:.1f}]", frac, reach])
+    return ["run", "exposures per epoch", "in all", "poems", "exact", "memorised share",
+            "reaches 50% / 90% at (per epoch)"], rows
 
 
 def lens_table(runs: list[RunView]) -> tuple[list[str], list[list[str]]]:
