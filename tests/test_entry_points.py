@@ -183,6 +183,17 @@ def test_every_shipped_spec_dry_runs(spec, tmp_path, capsys):
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_a_dry_run_fails_where_the_run_would_on_a_missing_corpus(tmp_path, capsys):
+    """A dataset still to build whose corpus is not there: the dry run names the spec's dataset and the corpus (the
+    run would have failed at its first dataset build), and nothing is written."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\ndatasets:\n  cn: {preset: cn-poems, source: 'shared:no_such_corpus', n: 4}\n"
+                    "models:\n  tiny: {model: tiny}\n")
+    assert run_cli("run", spec, "--dry-run", "--runs-dir", tmp_path / "runs") == 1
+    one_line_error(capsys, "datasets.cn", "shared:no_such_corpus: no such corpus")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_every_spec_works_from_another_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert run_cli("capacity", ROOT / "configs" / "capacity_ladder_random.yaml", "--dry-run", "--out", "o") == 0

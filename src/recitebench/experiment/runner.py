@@ -9,6 +9,7 @@ from pathlib import Path
 from ..config import build, to_dict
 from ..data.build import build_dataset
 from ..data.config import DataConfig
+from ..data.sources import resolve_spec
 from ..errors import RecitebenchError
 from ..io import read_json, write_json
 from ..lock import writing
@@ -31,6 +32,7 @@ def run_spec(spec: Spec, xcfg: ExecutorConfig | None = None, *, dry_run: bool = 
     for r in runs:
         model = f"{r.continues.name}'s final model" if r.continues else r.model_cfg.model
         log(f"  {r.name:40s} {r.run.status():12s} model={model} epochs={r.train_cfg.epochs}")
+    check_sources(spec, runs)
     if dry_run:
         return []
     spec.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +70,19 @@ def prepare_datasets(spec: Spec, runs: list[PlannedRun], log) -> None:
             if not dataset_current(ddir, spec.datasets[dname]):
                 log(f"building dataset {dname}")
                 build_dataset(spec.datasets[dname], ddir, overwrite=True)  # the spec changed: its dataset follows
+
+
+def check_sources(spec: Spec, runs: list[PlannedRun]) -> None:
+    """Every dataset still to build can find its corpus (a `shared:` name resolves here): a dry run fails where the
+    run would, before any run's set-up."""
+    for dname in sorted({r.dataset for r in runs}):
+        cfg = spec.datasets[dname]
+        if cfg.preset in ("random", "random-tokens") or dataset_current(spec.data_dir(dname), cfg):
+            continue
+        try:
+            resolve_spec(cfg.source)
+        except RecitebenchError as e:
+            raise RecitebenchError(f"{spec.path}: datasets.{dname}: {e}") from None
 
 
 def dataset_current(ddir: Path, cfg: DataConfig) -> bool:
