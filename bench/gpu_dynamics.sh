@@ -13,9 +13,8 @@ BUDGET=${BUDGET:-560}; start=$SECONDS
 for s in ${SPECS:-dynamics_dose}; do
     left=$(( BUDGET - (SECONDS - start) - 20 ))
     [ "$left" -gt 30 ] || { echo "no time left for $s"; break; }
-    for d in runs/"$s"/data/*/; do  # a spec whose data did not travel would fail after minutes: say so first
-        [ -f "$d/manifest.json" ] || { echo "$d: no dataset (build it here and carry runs/$s/data)"; exit 1; }
-    done
+    # a dataset that did not travel (runs/SPEC/data) and has no corpus here fails the dry run, not minutes later
+    python3 -m recitebench run "configs/$s.yaml" --dry-run > /dev/null || { echo "carry runs/$s/data"; exit 1; }
     step "$s" "$left" python3 -m recitebench run "configs/$s.yaml"
     # results, per-poem logs and curves; never the weights
     find runs/"$s" \( -name "*.json" -o -name "*.jsonl" -o -name "*.md" -o -name "*.png" -o -name "*.log" \) \

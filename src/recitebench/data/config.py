@@ -80,10 +80,15 @@ class DataConfig:
     skip_bad_rows: bool = opt(False, "skip (and count) rows with missing/empty/mistyped fields instead of failing")
     strip: bool = opt(True, "strip leading/trailing whitespace of each field (inner text is never changed)")
 
+    @property
+    def reads_corpus(self) -> bool:
+        """A poem preset samples `source`; the random presets draw their own strings."""
+        return self.preset not in ("random", "random-tokens")
+
     def __post_init__(self) -> None:
         check_choices(self)
         check_positive(self, "n", "max_chars", "min_chars", "max_tokens", "min_tokens", "min_symbols", "max_symbols")
-        if self.preset in ("random", "random-tokens") and self.source != DEFAULT_SOURCE:
+        if not self.reads_corpus and self.source != DEFAULT_SOURCE:
             raise ValueError(f"the {self.preset} preset draws its strings itself and reads no source; drop source "
                              f"{self.source!r} (or pick a poem preset)")
         check_positive(self, "vocab", "length")
@@ -102,7 +107,7 @@ class DataConfig:
             placeholders(self.prompt_template, "prompt_template")
         if self.target is not None:
             placeholders(target_template(self.target), "target")
-        if (self.exclude or self.parts) and self.preset in ("random", "random-tokens"):
+        if (self.exclude or self.parts) and not self.reads_corpus:
             raise ValueError(f"exclude and parts apply to poem corpora; the {self.preset} preset draws its own strings")
         if self.exposures and (any(x < 1 for x in self.exposures) or self.exposures != sorted(set(self.exposures))):
             raise ValueError(f"exposures must be increasing whole numbers >= 1, got {self.exposures}")

@@ -77,7 +77,7 @@ def check_sources(spec: Spec, runs: list[PlannedRun]) -> None:
     run would, before any run's set-up."""
     for dname in sorted({r.dataset for r in runs}):
         cfg = spec.datasets[dname]
-        if cfg.preset in ("random", "random-tokens") or dataset_current(spec.data_dir(dname), cfg):
+        if not cfg.reads_corpus or dataset_current(spec.data_dir(dname), cfg):
             continue
         try:
             resolve_spec(cfg.source)

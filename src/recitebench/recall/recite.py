@@ -6,7 +6,6 @@ decode the rest -> verify a sample of certified poems -> grade each poem -> summ
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -327,7 +326,7 @@ def _epochs_trained(where: Resolved, rcfg: ReciteConfig) -> int | None:
         tail = rcfg.snapshot.rpartition("_")[2]
         return int(tail) if tail.isdigit() else None
     try:
-        return int(json.loads(where.run.summary.read_text(encoding="utf-8"))["epochs_done"])
+        return int(where.run.read_summary()["epochs_done"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
