@@ -169,7 +169,7 @@ def test_capacity_dry_run_validates_both_grids(tmp_path, capsys):
     own = CAPACITY_SPEC.replace("tiny: {{model: tiny}}", "tiny: {{model: tiny, capacity: {{lrs: [1.0e-3, 3.0e-3]}}}}")
     spec.write_text(own.format(out=tmp_path / "cap"))
     assert run_cli("capacity", spec, "--dry-run") == 1
-    assert "models.tiny.capacity: a model's own learning-rate grid is read by `engine: stacked` only" in (
+    assert "models.tiny.capacity: a model's own learning-rate grid and sizes are read by `engine: stacked` only" in (
         capsys.readouterr().err)
 
 
@@ -411,6 +411,38 @@ def test_recitebench_capacity_stacked_labels_an_unconverged_capacity_a_lower_bou
         assert run_cli("capacity", spec, "--dry-run") != 0
         err = capsys.readouterr().err
         assert "models.t.capacity.lrs" in err and says in err and "Traceback" not in err
+
+
+def test_a_models_own_size_multiples_set_its_sizes_and_are_validated(tmp_path, capsys):
+    """`capacity: {size_multiples: [...]}` on one model replaces the spec's multiples for that model only (the dry
+    run prints the sizes it would train); a bad list fails in one line naming the field."""
+    (tmp_path / "t.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 16, "intermediate_size": 32,
+                                                 "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                 "num_key_value_heads": 1, "tie_word_embeddings": True}))
+    spec = tmp_path / "cap.yaml"
+    own = STACKED_SPEC.replace("t: {{model: t.json}}", "t: {{model: t.json}}\n  u: {{model: t.json, capacity: "
+                                                       "{{size_multiples: [0.5, 2, 8]}}}}")
+    spec.write_text(own.format(out=tmp_path / "out"))
+    assert run_cli("capacity", spec, "--dry-run") == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith(("t ", "u "))}
+    from recitebench.experiment.capacity import capacity_spec
+    from recitebench.experiment.capacity_stacked import plan
+    from recitebench.experiment.config import CapacityConfig
+    from recitebench.experiment.spec import load_spec
+
+    ccfg = CapacityConfig(**load_spec(spec).capacity)
+    plans = plan(capacity_spec(load_spec(spec)), ccfg)
+    predicted = 3.6 * plans["t"]["parameters"] / 24
+    assert plans["t"]["sizes"] == [round(0.5 * predicted), round(2 * predicted)]
+    assert plans["u"]["sizes"] == [round(0.5 * predicted), round(2 * predicted), round(8 * predicted)]
+    assert str(plans["u"]["sizes"]).replace(" ", "") in lines["u"].replace(" ", "")
+    for bad in ("[2, 0.5]", "[]", "[0, 2]", "two"):
+        spec.write_text(own.replace("[0.5, 2, 8]", bad).format(out=tmp_path / "out"))
+        assert run_cli("capacity", spec, "--dry-run") != 0
+        err = capsys.readouterr().err
+        assert "models.u.capacity.size_multiples" in err and "Traceback" not in err
+    spec.write_text(own.replace("{{size_multiples: [0.5, 2, 8]}}", "{{steps: 3}}").format(out=tmp_path / "out"))
+    assert run_cli("capacity", spec, "--dry-run") != 0 and "only `lrs` and `size_multiples`" in capsys.readouterr().err
 
 
 def _group(params: int, bits: dict, converged: bool = True, best_lr: float = 2e-3,

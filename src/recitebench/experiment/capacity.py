@@ -31,8 +31,8 @@ def capacity(spec: Spec, ccfg: CapacityConfig, xcfg: ExecutorConfig | None, *, o
         return run_stacked(raw, ccfg, root, jobs=(xcfg.jobs if xcfg and xcfg.jobs else 1), dry_run=dry_run, log=log)
     own = [m for m, v in raw["models"].items() if "capacity" in (v or {})]
     if own:
-        raise RecitebenchError(f"{spec.path}: models.{own[0]}.capacity: a model's own learning-rate grid is read by "
-                               f"`engine: stacked` only (the grid engine pilots capacity.lrs for every model)")
+        raise RecitebenchError(f"{spec.path}: models.{own[0]}.capacity: a model's own learning-rate grid and sizes are "
+                               f"read by `engine: stacked` only (the grid engine pilots capacity.lrs for every model)")
     if dry_run:  # both grids written and validated (the pilot only if it runs); the sweep at the spec's own rates
         if ccfg.lrs:
             run_spec(load_spec(_write_spec(root / "pilot.yaml", pilot_spec(raw, ccfg, root))), xcfg, dry_run=True,

@@ -62,12 +62,14 @@ def bits_per_sequence(data: dict) -> float:
     return cfg.length * math.log2(cfg.vocab)
 
 
-def sizes_for(params: int, data: dict, ccfg: CapacityConfig) -> list[int]:
-    """Dataset sizes spanning the model's predicted capacity (multiples of prior x parameters), else `sizes`."""
-    if not ccfg.size_multiples:
+def sizes_for(params: int, data: dict, ccfg: CapacityConfig, multiples: list[float] | None = None) -> list[int]:
+    """Dataset sizes spanning the model's predicted capacity (multiples of prior x parameters: the model's own, else
+    the spec's), else `sizes`."""
+    multiples = multiples or ccfg.size_multiples
+    if not multiples:
         return list(ccfg.sizes)
     predicted = ccfg.prior_bits_per_parameter * params / bits_per_sequence(data)
-    return sorted({max(1, round(mult * predicted)) for mult in ccfg.size_multiples})
+    return sorted({max(1, round(mult * predicted)) for mult in multiples})
 
 
 def plan(raw: dict, ccfg: CapacityConfig) -> dict[str, dict]:
@@ -87,7 +89,8 @@ def plan(raw: dict, ccfg: CapacityConfig) -> dict[str, dict]:
     out = {}
     for m in raw["models"]:
         arch, precision = model_arch(raw, m, vocab)
-        sizes = sizes_for(arch.parameters(), data, ccfg)
+        own = (raw["models"][m] or {}).get("capacity") or {}
+        sizes = sizes_for(arch.parameters(), data, ccfg, [float(x) for x in own.get("size_multiples", [])])
         lrs = model_lrs(raw, m, ccfg)
         mid = lrs[len(lrs) // 2]
         points = [Point(n, s, mid) for s in ccfg.seeds for n in sizes]

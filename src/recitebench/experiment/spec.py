@@ -16,7 +16,7 @@ executor: {executor: pool, jobs: 2}   # optional: ExecutorConfig fields (flags o
 
 A model entry may also set `gpus_per_run` (a fraction shares a GPU; 2+ trains under torchrun). A capacity spec
 (`recitebench capacity`) is the same grammar with one dataset and a `capacity:` section; with `engine: stacked` a
-model entry may set its own grid, `capacity: {lrs: [...]}`.
+model entry may set its own grid and sizes, `capacity: {lrs: [...], size_multiples: [...]}`.
 
 Paths: a relative model, tokenizer or source path is read from the spec file's folder (so a spec works from any
 working directory and from an installed package); outputs (`runs_dir`) are relative to the working directory. A
@@ -314,14 +314,21 @@ def _retention_runs(path: Path, value, runs: list[PlannedRun], models: dict, dat
 
 
 def _capacity_override(value, where: str) -> None:
-    """A model's own learning-rate grid for `recitebench capacity` (the best rate falls as models grow)."""
+    """A model's own learning-rate grid and dataset sizes for `recitebench capacity` (the best rate falls as models
+    grow; a small model's 2x set holds a smaller share of its capacity, so its plateau may need an 8x set)."""
     extra = _section(value, where)
-    if set(extra) - {"lrs"}:
-        raise RecitebenchError(f"{where}: only `lrs` may be set per model, not {sorted(set(extra) - {'lrs'})[0]!r}")
-    lrs = extra.get("lrs")
-    if "lrs" in extra and (not isinstance(lrs, list) or not lrs or lrs != sorted(set(lrs))
-                           or any(not isinstance(x, (int, float)) or isinstance(x, bool) or not x > 0 for x in lrs)):
-        raise RecitebenchError(f"{where}.lrs: a list of increasing positive learning rates, got {lrs!r}")
+    if set(extra) - OWN_CAPACITY_KEYS:
+        raise RecitebenchError(f"{where}: only {' and '.join(f'`{k}`' for k in sorted(OWN_CAPACITY_KEYS))} may be "
+                               f"set per model, not {sorted(set(extra) - OWN_CAPACITY_KEYS)[0]!r}")
+    for key, what in (("lrs", "learning rates"), ("size_multiples", "multiples of the predicted capacity")):
+        vals = extra.get(key)
+        if key in extra and (not isinstance(vals, list) or not vals or vals != sorted(set(vals))
+                             or any(not isinstance(x, (int, float)) or isinstance(x, bool) or not x > 0
+                                    for x in vals)):
+            raise RecitebenchError(f"{where}.{key}: a list of increasing positive {what}, got {vals!r}")
+
+
+OWN_CAPACITY_KEYS = {"lrs", "size_multiples"}
 
 
 def _grid(path: Path, grid, datasets: dict, models: dict) -> list[tuple[str, str, dict]]:
