@@ -7,6 +7,7 @@ attention mask is needed (the fast SDPA/flash path) and sorted buckets keep padd
 from __future__ import annotations
 
 import random
+from collections import deque
 
 import torch
 
@@ -26,15 +27,57 @@ def epoch_batches(
     repeats: list[int] | None = None,
 ) -> list[list[int]]:
     """Batches of example indices for one epoch; identical for the same (seed, epoch) on every machine. With
-    `repeats`, example i occurs repeats[i] times in the epoch (an exposure dose)."""
+    `repeats`, example i occurs repeats[i] times in the epoch (an exposure dose), each time in another step."""
     rng = random.Random(f"recitebench:{seed}:{epoch}")
-    order = [i for i in range(len(lengths)) for _ in range(repeats[i] if repeats else 1)]
-    rng.shuffle(order)
-    batches = length_batches(lengths, max_rows=max_rows, max_tokens=max_tokens, window=window, order=order)
-    rng.shuffle(batches)
+    if repeats:
+        order = spread_order(repeats, lengths, rng)
+        batches = distinct_batches(order, lengths, max_rows=max_rows, max_tokens=max_tokens)
+    else:
+        order = list(range(len(lengths)))
+        rng.shuffle(order)
+        batches = length_batches(lengths, max_rows=max_rows, max_tokens=max_tokens, window=window, order=order)
+        rng.shuffle(batches)
     if world_size > 1 and len(batches) % world_size:
         # Every rank must take the same number of steps; repeat the first batches rather than drop poems.
         batches += batches[: world_size - len(batches) % world_size]
+    return batches
+
+
+def spread_order(repeats: list[int], lengths: list[int], rng: random.Random) -> list[int]:
+    """An epoch in which example i occurs repeats[i] times, its copies evenly spaced (1/repeats[i] of the epoch
+    apart, from a random phase) and interleaved at random with the others'. The epoch is bucketed by length within
+    windows of 1/max(repeats) of it, which hold at most one copy of any example: bucketing the whole epoch would put
+    a poem's copies side by side (one length), so a poem "seen 128 times" would be seen in a handful of steps."""
+    keys, most = [], max(repeats)
+    for i, r in enumerate(repeats):
+        phase = rng.random()
+        keys += [((j + phase) / r, rng.random(), i) for j in range(r)]
+    keys.sort()
+    return [i for *_, i in sorted(keys, key=lambda k: (int(k[0] * most), lengths[k[2]]))]
+
+
+def distinct_batches(order: list[int], lengths: list[int], *, max_rows: int | None,
+                     max_tokens: int | None) -> list[list[int]]:
+    """`order` cut into consecutive batches at the row and padded-token limits, no example twice in one batch: a
+    copy whose example the batch already holds opens the next batch (it moves by less than one batch)."""
+    queue, batches = deque(order), []
+    while queue:
+        cur, seen, held, longest = [], set(), [], 0
+        while queue:
+            i = queue.popleft()
+            if i in seen:
+                held.append(i)
+                continue
+            wider = max(longest, lengths[i])
+            if cur and ((max_rows is not None and len(cur) >= max_rows)
+                        or (max_tokens is not None and wider * (len(cur) + 1) > max_tokens)):
+                queue.appendleft(i)
+                break
+            cur.append(i)
+            seen.add(i)
+            longest = wider
+        queue.extendleft(reversed(held))
+        batches.append(cur)
     return batches
 
 

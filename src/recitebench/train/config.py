@@ -38,7 +38,8 @@ class TrainConfig:
     bucket_window: int | None = opt(
         None,
         "poems of the shuffled epoch sorted by length together before they are cut "
-        "into batches (default: 32 x batch_size, or the whole epoch with batch_tokens)",
+        "into batches (default: 32 x batch_size, or the whole epoch with batch_tokens; a dose set: windows of "
+        "1/max(exposures) of the epoch, which hold one copy of a poem at most)",
     )
     grad_accum: int = opt(1, "micro-batches per optimizer step")
     precision: str = opt(
