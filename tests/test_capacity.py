@@ -503,7 +503,8 @@ def test_the_read_off_rule_and_the_fitted_slope():
     assert "at_least" not in fit_alpha({"a": a, "b": b}, [0, 1])
 
 
-def _published_ladder(folder: str) -> tuple:
+def _published_ladder(folder: str, models: tuple = ("tok-100k", "tok-200k", "tok-250k", "tok-100k-bf16",
+                                                     "tok-200k-bf16")) -> tuple:
     """A shipped H200 ladder read off with the shipped spec's settings: (its CapacityConfig, model -> reading)."""
     from recitebench.config import build, load_yaml
     from recitebench.experiment.capacity_stacked import read_off
@@ -511,8 +512,7 @@ def _published_ladder(folder: str) -> tuple:
 
     root = ROOT / "docs" / "capacity_results" / "tokens_h200" / folder
     ccfg = build(CapacityConfig, load_yaml(ROOT / "configs" / "capacity_tokens.yaml")["capacity"], where="spec")
-    return ccfg, {m: read_off(json.loads((root / f"{m}.group.json").read_text()), ccfg)
-                  for m in ("tok-100k", "tok-200k", "tok-250k", "tok-100k-bf16", "tok-200k-bf16")}
+    return ccfg, {m: read_off(json.loads((root / f"{m}.group.json").read_text()), ccfg) for m in models}
 
 
 def test_the_published_ladder_with_the_models_own_grids_reads_off_as_docs_capacity_says():
@@ -533,6 +533,26 @@ def test_the_published_ladder_with_the_models_own_grids_reads_off_as_docs_capaci
     assert round(fits["fp32"]["at_least"]["alpha"], 3) == 3.920 and round(fits["bf16"]["alpha"], 3) == 3.828
     text = (ROOT / "docs" / "CAPACITY.md").read_text()
     assert all(f"{bpp:.3f}" in text for _, bpp in got.values()) and "3.922" in text and "3.920" in text
+
+
+def test_the_published_ladder_with_tok_70k_and_a_raised_cap_reads_off_as_docs_capacity_says():
+    """The third annealed ladder (tok-70k added, tok-250k re-trained under a 96,000-step cap) recomputes from its raw
+    group files: both new models lower bounds, each for its own reason, and the fits of the two measured ones."""
+    from recitebench.experiment.capacity_stacked import fit_alpha
+
+    ccfg, models = _published_ladder("8_ladder_70k_250k_cap96k", ("tok-70k", "tok-100k", "tok-200k", "tok-250k",
+                                                                  "tok-100k-bf16", "tok-200k-bf16"))
+    got = {m: (v["label"], round(v["bits_per_parameter"]["mean"], 3)) for m, v in models.items()}
+    assert got["tok-70k"] == ("lower bound", 4.052) and got["tok-250k"] == ("lower bound", 3.906)
+    seven = models["tok-70k"]
+    assert [x["kind"] for x in seven["per_seed"]] == ["lower bound", "plateau"] and not seven["lr_unconverged"]
+    assert models["tok-250k"]["lr_best"] == 5e-3 and models["tok-250k"]["lr_unconverged"] == [2.5e-3]
+    assert round(models["tok-250k"]["lr_gap"], 3) == 0.021
+    fp32 = fit_alpha({m: v for m, v in models.items() if v["precision"] == "fp32"}, ccfg.seeds)
+    assert fp32["models"] == ["tok-100k", "tok-200k"] and round(fp32["alpha"], 3) == 3.922
+    assert round(fp32["at_least"]["alpha"], 3) == 3.918
+    text = " ".join((ROOT / "docs" / "CAPACITY.md").read_text().split())
+    assert "≥ 4.052 [3.441, 4.664]" in text and "≥ 3.906 [3.832, 3.979]" in text and "≥ 3.918" in text
 
 
 def test_the_published_annealed_ladder_reads_off_as_docs_capacity_says():
