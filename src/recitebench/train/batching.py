@@ -53,7 +53,12 @@ def spread_order(repeats: list[int], lengths: list[int], rng: random.Random) -> 
         phase = rng.random()
         keys += [((j + phase) / r, rng.random(), i) for j in range(r)]
     keys.sort()
-    return [i for *_, i in sorted(keys, key=lambda k: (int(k[0] * most), lengths[k[2]]))]
+    def place(key: tuple) -> tuple[int, int]:
+        # windows sorted short-to-long and long-to-short in turn: a step cut across two windows joins like lengths
+        window = int(key[0] * most)
+        return window, lengths[key[2]] if window % 2 == 0 else -lengths[key[2]]
+
+    return [i for *_, i in sorted(keys, key=place)]
 
 
 def distinct_batches(order: list[int], lengths: list[int], *, max_rows: int | None,
