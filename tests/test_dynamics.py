@@ -132,7 +132,7 @@ def test_the_lens_last_layer_is_the_model_and_memorised_poems_decode_where_unsee
 
 def test_a_dose_epoch_shows_each_copy_of_a_poem_in_another_step_evenly_spread():
     """Copies share a length, so bucketing an epoch by length would put a poem's 128 copies side by side: it would
-    be seen in a handful of steps, many copies at once (the shipped dose set's first H200 runs: ~20 steps)."""
+    be seen in a handful of steps, many copies at once (the shipped dose set's first H200 runs: ~3.5 per epoch)."""
     import random
 
     from recitebench.train.batching import epoch_batches

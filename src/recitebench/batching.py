@@ -31,10 +31,7 @@ def length_batches(
         longest = 0
         for i in sorted(order[start : start + window], key=lambda j: lengths[j]):
             wider = max(longest, lengths[i])
-            full = (max_rows is not None and len(cur) >= max_rows) or (
-                max_tokens is not None and wider * (len(cur) + 1) > max_tokens
-            )
-            if cur and full:
+            if cur and over_limits(len(cur), wider, max_rows=max_rows, max_tokens=max_tokens):
                 batches.append(cur)
                 cur, wider = [], lengths[i]
             cur.append(i)
@@ -42,6 +39,12 @@ def length_batches(
         if cur:
             batches.append(cur)
     return batches
+
+
+def over_limits(rows: int, widest: int, *, max_rows: int | None, max_tokens: int | None) -> bool:
+    """Whether a batch of `rows` sequences would exceed a limit by taking one more, `widest` being the longest
+    sequence once it is in."""
+    return (max_rows is not None and rows >= max_rows) or (max_tokens is not None and widest * (rows + 1) > max_tokens)
 
 
 def pad_rows(seqs: Sequence[Sequence[int]], pad_id: int, *, left: bool = False) -> torch.Tensor:

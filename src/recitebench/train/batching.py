@@ -11,7 +11,7 @@ from collections import deque
 
 import torch
 
-from ..batching import length_batches, pad_rows
+from ..batching import length_batches, over_limits, pad_rows
 from ..models.formatting import Encoded
 
 
@@ -48,16 +48,18 @@ def spread_order(repeats: list[int], lengths: list[int], rng: random.Random) -> 
     apart, from a random phase) and interleaved at random with the others'. The epoch is bucketed by length within
     windows of 1/max(repeats) of it, which hold at most one copy of any example: bucketing the whole epoch would put
     a poem's copies side by side (one length), so a poem "seen 128 times" would be seen in a handful of steps."""
-    keys, most = [], max(repeats)
+    most = max(repeats)
+
+    def place(key: tuple) -> tuple:
+        # windows sorted short-to-long and long-to-short in turn (a step cut across two windows joins like lengths);
+        # ties in the order of the copies' positions
+        window = int(key[0] * most)
+        return window, lengths[key[2]] if window % 2 == 0 else -lengths[key[2]], key
+
+    keys = []
     for i, r in enumerate(repeats):
         phase = rng.random()
         keys += [((j + phase) / r, rng.random(), i) for j in range(r)]
-    keys.sort()
-    def place(key: tuple) -> tuple[int, int]:
-        # windows sorted short-to-long and long-to-short in turn: a step cut across two windows joins like lengths
-        window = int(key[0] * most)
-        return window, lengths[key[2]] if window % 2 == 0 else -lengths[key[2]]
-
     return [i for *_, i in sorted(keys, key=place)]
 
 
@@ -74,8 +76,7 @@ def distinct_batches(order: list[int], lengths: list[int], *, max_rows: int | No
                 held.append(i)
                 continue
             wider = max(longest, lengths[i])
-            if cur and ((max_rows is not None and len(cur) >= max_rows)
-                        or (max_tokens is not None and wider * (len(cur) + 1) > max_tokens)):
+            if cur and over_limits(len(cur), wider, max_rows=max_rows, max_tokens=max_tokens):
                 queue.appendleft(i)
                 break
             cur.append(i)
