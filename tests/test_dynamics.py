@@ -297,3 +297,57 @@ def test_the_published_h200_extraction_and_dose_figures_say_what_docs_dynamics_s
         assert [lv["exposures"] for lv in levels] == [1, 2, 4, 8, 16, 32, 64, 128]
         assert [lv["exact_count"] for lv in levels] == recalled and all(lv["n"] == 250 for lv in levels)
         assert " / ".join(f"{lv['memorized_bits_per_poem']:.0f}" for lv in levels) in flat
+
+
+def _published(folder: str):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "docs"
+    return root / "dynamics_results" / folder, (root / "DYNAMICS.md").read_text(encoding="utf-8")
+
+
+def test_the_published_h200_dose_curve_says_what_docs_dynamics_says():
+    """The dose table of docs/DYNAMICS.md, row by row from the shipped results.json, and the 50 % / 90 % doses the
+    prose names are the ones by_exposure computed."""
+    raw, doc = _published("dose_h200")
+    res = json.loads((raw / "results.json").read_text())
+    dose = res["by_exposure"]
+    assert res["git_commit"] == "e22b98a" and res["n"] == 2000 and dose["epochs"] == 4
+    for lv in dose["levels"]:
+        lo, hi = (100 * x for x in lv["exact_ci95"])
+        row = (f"| {lv['exposures']} | {lv['exposures_total']} | {lv['exact_count']} / {lv['n']} | "
+               f"{100 * lv['exact']:.1f} % [{lo:.1f}, {hi:.1f}] | {lv['memorized_bits_per_poem']:.0f} | "
+               f"{lv['memorized_fraction']:.3f} |")
+        assert row in doc, lv
+    flat = " ".join(doc.split())
+    assert (dose["exposures_for_50"], dose["total_exposures_for_50"]) == (4, 16)
+    assert (dose["exposures_for_90"], dose["total_exposures_for_90"]) == (16, 64)
+    assert "**4 exposures per epoch (16 in all)**" in flat and "**16 per epoch (64 in all)**" in flat
+    summary = json.loads((raw / "train_summary.json").read_text())
+    assert summary["final"]["step"] == 1024 and "1,024 steps (256 per epoch" in flat
+
+
+def test_the_published_h200_retention_says_what_docs_dynamics_says():
+    """The retention table of docs/DYNAMICS.md from the per-snapshot recitations shipped for both models; where the
+    run wrote its curve (SmolLM2), retention.json holds the same points."""
+    raw, doc = _published("retention_h200")
+    for model, run in (("0.5B", "cn256.then.en256__q05"), ("SmolLM2", "cn256.then.en256__smollm2")):
+        for epoch in (0, 20, 40, 60, 80, 100):
+            res = json.loads((raw / run / "retention" / f"epoch_{epoch:04d}" / "results.json").read_text())
+            assert res["git_commit"] == "e22b98a" and res["n"] == 2000
+            o = res["outcomes"]
+            lo, hi = (100 * x for x in res["exact_match_ci95"])
+            cell = (f"{100 * res['exact_match']:.1f} % [{lo:.1f}, {hi:.1f}] | {o['correct']:,} / "
+                    f"{o['minor_distortion']} / {o['severe_distortion']} / {o['forgotten']:,}")
+            line = next(ln for ln in doc.splitlines() if ln.startswith(f"| {epoch} | ") and "%" in ln)
+            assert cell in line, (model, epoch)
+            assert (epoch == 0) == (o["forgotten"] < 2000)  # every Chinese poem forgotten from epoch 20 on
+    curve = json.loads((raw / "cn256.then.en256__smollm2" / "retention" / "retention.json").read_text())
+    for p in curve["points"]:
+        res = json.loads((raw / "cn256.then.en256__smollm2" / "retention" / p["snapshot"] / "results.json").read_text())
+        assert (p["exact"], p["outcomes"]) == (res["exact_match"], res["outcomes"])
+    for run, shown in (("cn256__q05", "97.0 % (1,941 / 2,000)"), ("cn256.then.en256__q05", "94.2 % (1,884 / 2,000)"),
+                       ("cn256__smollm2", "75.8 % (1,517 / 2,000)"),
+                       ("cn256.then.en256__smollm2", "99.1 % (1,982 / 2,000)")):
+        res = json.loads((raw / run / "results.json").read_text())
+        assert f"{100 * res['exact_match']:.1f} % ({res['n_correct']:,} / {res['n']:,})" == shown and shown in doc
