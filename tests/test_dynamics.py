@@ -191,11 +191,12 @@ def test_recall_rises_with_exposures_of_a_dose_set(tmp_path, shared):
 
 
 def test_retention_of_a_drops_while_b_is_learned_and_stays_when_a_goes_on(trained_run, small_cn, others, tmp_path):
-    """A memorised (trained_run), then 10 epochs on B from A's model with snapshots every 2: reciting A with every
-    snapshot, its exact recall starts at the top and falls, correct poems turning into distortions and forgotten
-    ones; the control (10 more epochs on A itself) keeps it (within a poem's flicker)."""
+    """A memorised (trained_run), then 10 epochs on B from A's model with snapshots every 4 and at 2 and 6 (so every
+    even epoch, the last included): reciting A with every snapshot, its exact recall starts at the top and falls,
+    correct poems turning into distortions and forgotten ones; the control (10 more epochs on A itself) keeps it
+    (within a poem's flicker)."""
     common = ["--model", trained_run / "model", "--epochs", "10", "--lr", "1e-3", "--batch-size", "8",
-              "--recall-every", "0", "--snapshot-every", "2", "--no-progress"]
+              "--recall-every", "0", "--snapshot-every", "4", "--snapshot-at", "2", "6", "--no-progress"]
     assert run_cli("train", "--data", others, *common, "--out", tmp_path / "b") == 0
     assert run_cli("train", "--data", small_cn, *common, "--out", tmp_path / "a") == 0
     assert sorted(p.name for p in (tmp_path / "b" / "snapshots").iterdir()) == [
@@ -234,7 +235,7 @@ models:
   tiny: {{model: tiny}}
 grid: [[cn, tiny]]
 train: {{epochs: 40, lr: 3.0e-3, batch_size: 4, recall_every: 0}}
-retention: {{first: cn, then: cnb, snapshot_every: 3, train: {{epochs: 9, lr: 1.0e-3}}}}
+retention: {{first: cn, then: cnb, snapshot_every: 3, snapshot_at: [1], train: {{epochs: 9, lr: 1.0e-3}}}}
 """
 
 
@@ -251,7 +252,7 @@ def test_a_spec_with_retention_continues_each_run_on_b_and_reports_a_over_time(t
     assert saved["model"]["model"] == str(a / "model") and saved["train"]["snapshot_every"] == 3
     curve = json.loads((b / "retention" / "cn" / "retention.json").read_text())
     points = curve["points"]
-    assert [p["epoch"] for p in points] == [0, 3, 6, 9]
+    assert [p["epoch"] for p in points] == [0, 1, 3, 6, 9]  # every 3, and the denser start snapshot_at asks for
     assert points[0]["exact"] == json.loads((a / "recite" / "results.json").read_text())["exact_match"] >= 0.75
     assert points[-1]["exact"] < points[0]["exact"]  # A fades while B is learned
     md = (tmp_path / "runs" / "report.md").read_text()
@@ -266,6 +267,8 @@ def test_a_spec_with_retention_continues_each_run_on_b_and_reports_a_over_time(t
     ("{first: cnb, then: cn}", "retention.first: no grid run trains on 'cnb'"),
     ("{first: cn, then: cn}", "then must be another dataset than first"),
     ("{first: cn, then: cnb, train: {out: x}}", "retention.train.out is set by the experiment runner"),
+    ("{first: cn, then: cnb, train: {snapshot_at: [2]}}", "retention.train.snapshot_at is set by the experiment"),
+    ("{first: cn, then: cnb, snapshot_at: [10], train: {epochs: 9}}", "snapshot_at: epochs must lie in 1..9"),
 ])
 def test_bad_retention_sections_are_one_line_errors_at_load(tmp_path, shared, capsys, section, message):
     spec = tmp_path / "s.yaml"

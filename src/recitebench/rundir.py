@@ -10,7 +10,7 @@ RUN/recite/results.json  the aggregate verdict (schema: recitebench.schema.Resul
 RUN/recite/samples.jsonl one row per poem (schema: recitebench.schema.Sample)
 RUN/extract/             the extraction probe (a spec's `extract:` section): extraction.json per k, .jsonl per poem
 RUN/lens/lens.json       the logit lens (a spec's `lens:` section): bits and top-1 per layer
-RUN/snapshots/epoch_NNNN the model every snapshot_every epochs (and before the first), for `recitebench retention`
+RUN/snapshots/epoch_NNNN the model every snapshot_every epochs, at the snapshot_at ones, before the first and at the end
 RUN/retention/DATASET/   each snapshot's recitation of DATASET and retention.json, the curve over epochs
 RUN/base_bits.json       each poem's code length under the model before training (the default reference of bits)
 RUN/trackers.json        with --report-to: where each tracker's run lives (tensorboard/, wandb/, mlruns/ beside it)

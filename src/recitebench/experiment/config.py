@@ -145,6 +145,8 @@ class RetentionSpec:
     first: str = opt("", "dataset A, learned first: the grid's runs A__MODEL are phase A", example="cn")
     then: str = opt("", "dataset B, learned next from each A__MODEL's final model (run A.then.B__MODEL)", example="en")
     snapshot_every: int = opt(10, "epochs between the snapshots of phase B (and one before its first epoch)")
+    snapshot_at: list[int] = opt([], "phase B's epochs to snapshot as well (the early ones, where forgetting is "
+                                     "fast)", example="[1, 2, 4, 8]")
     reference: str = opt("none", "what A's memorised bits are measured against (as recite --reference)")
     train: dict = opt({}, "TrainConfig fields for phase B over the model's own (e.g. epochs)")
 
@@ -155,6 +157,6 @@ class RetentionSpec:
         if self.first == self.then:
             raise ValueError(f"retention: then must be another dataset than first ({self.first!r}); continuing on A "
                              f"itself is the control, a run of its own")
-        for fixed in ("data", "out", "resume", "snapshot_every"):
+        for fixed in ("data", "out", "resume", "snapshot_every", "snapshot_at"):
             if fixed in self.train:
                 raise ValueError(f"retention.train.{fixed} is set by the experiment runner; remove it")

@@ -305,8 +305,9 @@ def _retention_runs(path: Path, value, runs: list[PlannedRun], models: dict, dat
     for a in phase_a:
         _, tvals, gpus = models[a.model_name]
         name = f"{cfg.first}.then.{cfg.then}__{a.model_name}"
-        tcfg = build(TrainConfig, {**tvals, **cfg.train, "snapshot_every": cfg.snapshot_every,
-                                   "data": str(rdir / "data" / cfg.then), "out": str(rdir / name)},
+        fixed = {"snapshot_every": cfg.snapshot_every, "snapshot_at": cfg.snapshot_at,
+                 "data": str(rdir / "data" / cfg.then), "out": str(rdir / name)}
+        tcfg = build(TrainConfig, {**tvals, **cfg.train, **fixed},
                      where=f"{where}: {name}")
         out.append(PlannedRun(name, cfg.then, a.model_name, datasets[cfg.then], a.model_cfg, tcfg, a.recite_cfg,
                               RunDir(rdir / name), gpus, "recite", None, None, a, cfg))

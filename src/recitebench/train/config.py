@@ -54,6 +54,8 @@ class TrainConfig:
     checkpoint_every: int = opt(10, "every k epochs, save a resumable checkpoint (0 = never)")
     snapshot_every: int = opt(0, "every k epochs (and before the first), save the model to RUN/snapshots/epoch_NNNN "
                                  "for `recitebench retention` (0 = never; not with lora or fsdp)")
+    snapshot_at: list[int] = opt([], "epochs at which to snapshot as well (a denser start: the early epochs of "
+                                     "forgetting), with one before the first epoch and one at the end", example="1 2 4")
     stop_when_memorised: bool = opt(False, "stop early once every poem is recalled exactly")
     resume: bool = opt(False, "continue the run in --out from its last checkpoint (same data order, optimizer, RNG)")
     overwrite: bool = opt(False, "start again in an --out whose run died before its first checkpoint (it is deleted)")
@@ -90,6 +92,13 @@ class TrainConfig:
     recall_batch_size: int = opt(256, "sequences per batch of the recall check (and at most 16,384 padded tokens)")
     progress: bool = opt(True, "show a progress bar")
 
+    def snapshot_due(self, epochs_done: int) -> bool:
+        """Whether the schedule saves a snapshot after `epochs_done` epochs (0: before the first)."""
+        if not (self.snapshot_every or self.snapshot_at):
+            return False
+        every = bool(self.snapshot_every) and epochs_done % self.snapshot_every == 0
+        return every or epochs_done in (0, self.epochs) or epochs_done in self.snapshot_at
+
     def __post_init__(self) -> None:
         check_choices(self)
         parse_report_to(self.report_to)
@@ -111,8 +120,11 @@ class TrainConfig:
             raise ValueError("fsdp works with precision fp32, bf16-mixed or bf16 (not bf16-master)")
         if self.recall_every < 0 or self.checkpoint_every < 0 or self.snapshot_every < 0:
             raise ValueError("recall_every, checkpoint_every and snapshot_every must be >= 0")
-        if self.snapshot_every and (self.lora or self.fsdp):
-            raise ValueError("snapshot_every saves whole models from one process: not with lora or fsdp")
+        if (self.snapshot_every or self.snapshot_at) and (self.lora or self.fsdp):
+            raise ValueError("snapshots save whole models from one process: not with lora or fsdp")
+        bad = [e for e in self.snapshot_at if not 1 <= e <= self.epochs]
+        if bad:
+            raise ValueError(f"snapshot_at: epochs must lie in 1..{self.epochs} (epochs), not {bad}")
 
     @property
     def rows_per_step(self) -> int | None:

@@ -91,7 +91,7 @@ def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, l
     elog = EpochLog(run, tcfg, enabled=world.is_main, total_steps=total_steps, step=progress["step"],
                     start_epoch=progress["epoch"], log=log)
     last: dict = {}
-    if tcfg.snapshot_every and progress["epoch"] == 0:
+    if progress["epoch"] == 0 and tcfg.snapshot_due(0):
         save_snapshot(run, model, tok, 0, world)
     for epoch in range(progress["epoch"], tcfg.epochs):
         t0 = time.perf_counter()
@@ -119,7 +119,7 @@ def _train(tcfg: TrainConfig, mcfg: ModelConfig, world: World, started: float, l
         checkpoint.maybe_save(run, epoch=epoch + 1, every=tcfg.checkpoint_every, last=tcfg.epochs,
                               is_main=world.is_main, fsdp=tcfg.fsdp, model=model, opt=opt, progress=progress)
         laps.lap("checkpoints")
-        if tcfg.snapshot_every and ((epoch + 1) % tcfg.snapshot_every == 0 or epoch + 1 == tcfg.epochs):
+        if tcfg.snapshot_due(epoch + 1):
             save_snapshot(run, model, tok, epoch + 1, world)
         if tcfg.stop_when_memorised and last.get("recall") == 1.0:
             break
