@@ -77,11 +77,13 @@ SPEC = """
 runs_dir: {out}
 datasets:
   cn: {{preset: cn-poems, source: shared:cn_poems, n: 12, max_chars: 64, seed: 0}}
+  cnx: {{preset: cn-poems, source: shared:cn_poems, n: 6, max_chars: 64, seed: 1, exclude: [cn]}}
 models:
   tiny: {{model: tiny}}
+grid: [[cn, tiny]]
 train: {{epochs: 30, lr: 3.0e-3, batch_size: 4, recall_every: 0}}
 extract: {{prefix_tokens: [0, 4], continuation_tokens: 8}}
-lens: {{batch_size: 4}}
+lens: {{batch_size: 4, heldout: cnx}}
 """
 
 
@@ -98,6 +100,12 @@ def test_a_spec_with_extract_probes_every_run_and_reports_it(tmp_path, shared, c
     assert "## Extraction probe" in md and (tmp_path / "runs" / "report_files" / "extraction.png").is_file()
     assert "| cn__tiny | 4 | 8 | 12 |" in md
     assert "## Layer-wise probe (logit lens)" in md and "| cn__tiny | members | 2 |" in md
+    data = tmp_path / "runs" / "data"  # the lens's held-out set: a spec dataset no run trains on, built after cn
+    ids = [{json.loads(line)["id"] for line in (data / d / "poems.jsonl").read_text().splitlines()}
+           for d in ("cn", "cnx")]
+    assert len(ids[1]) == 6 and not ids[0] & ids[1] and not (tmp_path / "runs" / "cnx__tiny").exists()
+    held = json.loads((run / "lens" / "lens.json").read_text())["heldout"]
+    assert len(held[-1]["per_poem_bits"]) == 6
     lens = (run / "lens" / "lens.json").read_bytes()
     results = (run / "recite" / "results.json").read_bytes()
     for f in (run / "extract").iterdir():
@@ -112,6 +120,10 @@ def test_a_spec_with_extract_probes_every_run_and_reports_it(tmp_path, shared, c
     spec.write_text(SPEC.format(out=tmp_path / "runs").replace("continuation_tokens: 8", "out: x"))
     assert run_cli("run", spec, "--dry-run") == 1
     assert "extract.out is set by the experiment runner" in capsys.readouterr().err
+    spec.write_text(SPEC.format(out=tmp_path / "runs").replace("heldout: cnx", "heldout: nope"))
+    assert run_cli("run", spec, "--dry-run") == 1  # neither a dataset of the spec nor a folder: before any training
+    err = capsys.readouterr().err
+    assert "lens.heldout: 'nope' is neither one of the spec's datasets (cn, cnx)" in err and len(err.splitlines()) == 1
 
 
 def test_the_lens_last_layer_is_the_model_and_memorised_poems_decode_where_unseen_do_not(trained_run, others,

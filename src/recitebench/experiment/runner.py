@@ -16,7 +16,7 @@ from ..lock import writing
 from .config import ExecutorConfig
 from .executors import check_executor, run_all
 from .index import update_index
-from .spec import PlannedRun, Spec
+from .spec import PlannedRun, Spec, needed_datasets
 from .worker import Outcome
 
 DATASET_WAIT_S = 1800.0  # a large corpus takes minutes to read and filter
@@ -61,7 +61,7 @@ def raise_if_failed(outcomes: list[Outcome]) -> None:
 
 def prepare_datasets(spec: Spec, runs: list[PlannedRun], log) -> None:
     """Every dataset of the grid, built once before any run starts (workers only read them)."""
-    for dname in sorted({r.dataset for r in runs}):
+    for dname in needed_datasets(spec, runs):
         ddir = spec.data_dir(dname)
         if dataset_current(ddir, spec.datasets[dname]):
             continue
@@ -75,7 +75,7 @@ def prepare_datasets(spec: Spec, runs: list[PlannedRun], log) -> None:
 def check_sources(spec: Spec, runs: list[PlannedRun]) -> None:
     """Every dataset still to build can find its corpus (a `shared:` name resolves here): a dry run fails where the
     run would, before any run's set-up."""
-    for dname in sorted({r.dataset for r in runs}):
+    for dname in needed_datasets(spec, runs):
         cfg = spec.datasets[dname]
         if not cfg.reads_corpus or dataset_current(spec.data_dir(dname), cfg):
             continue

@@ -9,12 +9,14 @@ models:              # name -> ModelConfig fields, plus optional per-model `trai
 train: {epochs: 60}  # TrainConfig fields shared by every run
 recite: {}           # ReciteConfig fields
 extract: {prefix_tokens: [0, 8, 32]}  # optional: every run also runs the extraction probe (ExtractConfig fields)
-lens: {}             # optional: every run also runs the logit lens (LensConfig fields)
+lens: {heldout: cnx} # optional: every run also runs the logit lens (LensConfig fields; heldout: a spec dataset)
 retention: {first: cn, then: en, snapshot_every: 10}  # optional: phase B runs cn.then.en__MODEL (RetentionSpec)
 grid: [[cn, tiny]]   # optional: the pairs to run (default: every dataset x every model)
 executor: {executor: pool, jobs: 2}   # optional: ExecutorConfig fields (flags override)
 
-A model entry may also set `gpus_per_run` (a fraction shares a GPU; 2+ trains under torchrun). A capacity spec
+A dataset's `exclude:` and the lens's `heldout` may name another of the spec's datasets (its folder; it is built
+first, and a held-out set no run trains on is built all the same). A model entry may also set `gpus_per_run` (a
+fraction shares a GPU; 2+ trains under torchrun). A capacity spec
 (`recitebench capacity`) is the same grammar with one dataset and a `capacity:` section; with `engine: stacked` a
 model entry may set its own grid and sizes, `capacity: {lrs: [...], size_multiples: [...]}`.
 
@@ -28,7 +30,7 @@ never share a run folder.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import build, load_yaml
@@ -179,13 +181,16 @@ def load_spec(path: str | Path, runs_dir: str | None = None, overrides: list[str
     raw = resolve_paths(raw, path)
     name = raw.get("name") or path.stem
     rdir = Path(runs_dir or raw.get("runs_dir") or f"runs/{name}")
-    datasets = {
-        d: build(DataConfig, _section(raw["datasets"][d], f"{path}: datasets.{d}"), where=f"{path}: datasets.{d}")
-        for d in raw["datasets"]
-    }
+    names = {d: str(rdir / "data" / d) for d in raw["datasets"]}  # a dataset named where a folder is asked for
+    datasets = {}
+    for d in raw["datasets"]:
+        values = _section(raw["datasets"][d], f"{path}: datasets.{d}")
+        if isinstance(values.get("exclude"), list):
+            values["exclude"] = [names.get(x, x) if isinstance(x, str) else x for x in values["exclude"]]
+        datasets[d] = build(DataConfig, values, where=f"{path}: datasets.{d}")
     recite_cfg = build(ReciteConfig, _section(raw.get("recite"), f"{path}: recite"), where=f"{path}: recite")
     extract_cfg = _probe_section(ExtractConfig, raw.get("extract"), f"{path}: extract")
-    lens_cfg = _probe_section(LensConfig, raw.get("lens"), f"{path}: lens")
+    lens_cfg = _lens_section(path, raw.get("lens"), names)
     train_base = _section(raw.get("train"), f"{path}: train")
     models = {m: _model_entry(path, m, raw["models"][m], train_base) for m in raw["models"]}
     executor = _section(raw.get("executor"), f"{path}: executor")
@@ -284,6 +289,38 @@ def _probe_section(cls: type, value, where: str):
             raise RecitebenchError(f"{where}.{fixed} is set by the experiment runner (each run, its own poems); "
                                    f"remove it")
     return build(cls, values, where=where)
+
+
+def _lens_section(path: Path, value, names: dict[str, str]) -> LensConfig | None:
+    """The `lens:` section; its `heldout` names one of the spec's datasets (built with the grid's) or an existing
+    dataset folder: a missing one fails here, not after every run has trained."""
+    cfg = _probe_section(LensConfig, value, f"{path}: lens")
+    if cfg is None or cfg.heldout is None or cfg.heldout in names:
+        return cfg if cfg is None or cfg.heldout is None else replace(cfg, heldout=names[cfg.heldout])
+    if not (Path(cfg.heldout) / "poems.jsonl").is_file():
+        raise RecitebenchError(f"{path}: lens.heldout: {cfg.heldout!r} is neither one of the spec's datasets "
+                               f"({', '.join(names)}) nor a dataset folder")
+    return cfg
+
+
+def needed_datasets(spec: Spec, runs: list[PlannedRun]) -> list[str]:
+    """The datasets the runs read (their own, a lens's held-out set, and what those leave out), each after the
+    datasets its `exclude` names, so a held-out draw is built after the set it must avoid."""
+    folders = {str(spec.data_dir(d)): d for d in spec.datasets}
+    order: list[str] = []
+
+    def visit(d: str) -> None:
+        if d in order:
+            return
+        for x in spec.datasets[d].exclude:
+            if x in folders:
+                visit(folders[x])
+        order.append(d)
+
+    for d in sorted({r.dataset for r in runs}
+                    | {folders[r.lens_cfg.heldout] for r in runs if r.lens_cfg and r.lens_cfg.heldout in folders}):
+        visit(d)
+    return order
 
 
 def _retention_runs(path: Path, value, runs: list[PlannedRun], models: dict, datasets: dict,
