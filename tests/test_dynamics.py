@@ -124,6 +124,10 @@ def test_a_spec_with_extract_probes_every_run_and_reports_it(tmp_path, shared, c
     assert run_cli("run", spec, "--dry-run") == 1  # neither a dataset of the spec nor a folder: before any training
     err = capsys.readouterr().err
     assert "lens.heldout: 'nope' is neither one of the spec's datasets (cn, cnx)" in err and len(err.splitlines()) == 1
+    spec.write_text(SPEC.format(out=tmp_path / "runs").replace("exclude: [cn]", "exclude: [cnx]"))
+    assert run_cli("run", spec, "--dry-run") == 1
+    err = capsys.readouterr().err
+    assert "datasets.cnx.exclude: a circle (cnx -> cnx)" in err and len(err.splitlines()) == 1
 
 
 def test_the_lens_last_layer_is_the_model_and_memorised_poems_decode_where_unseen_do_not(trained_run, others,

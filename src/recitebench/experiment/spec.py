@@ -210,8 +210,10 @@ def load_spec(path: str | Path, runs_dir: str | None = None, overrides: list[str
         runs.append(PlannedRun(f"{d}__{m}", d, m, datasets[d], mcfg, tcfg, recite_cfg, RunDir(run_path), gpus,
                                stop_after, extract_cfg, lens_cfg))
     runs += _retention_runs(path, raw.get("retention"), runs, models, datasets, rdir)
-    return Spec(str(path), name, rdir, datasets, runs, raw.get("description", ""), executor,
+    spec = Spec(str(path), name, rdir, datasets, runs, raw.get("description", ""), executor,
                 _section(raw.get("capacity"), f"{path}: capacity"), stop_after, raw)
+    needed_datasets(spec, runs)  # a circle of excludes fails here
+    return spec
 
 
 def resolve_paths(raw: dict, spec_path: Path) -> dict:
@@ -309,12 +311,14 @@ def needed_datasets(spec: Spec, runs: list[PlannedRun]) -> list[str]:
     folders = {str(spec.data_dir(d)): d for d in spec.datasets}
     order: list[str] = []
 
-    def visit(d: str) -> None:
+    def visit(d: str, path: tuple[str, ...] = ()) -> None:
+        if d in path:  # each would have to be built before the other
+            raise RecitebenchError(f"{spec.path}: datasets.{d}.exclude: a circle ({' -> '.join((*path, d))})")
         if d in order:
             return
         for x in spec.datasets[d].exclude:
             if x in folders:
-                visit(folders[x])
+                visit(folders[x], (*path, d))
         order.append(d)
 
     for d in sorted({r.dataset for r in runs}
