@@ -296,15 +296,20 @@ def test_bad_retention_sections_are_one_line_errors_at_load(tmp_path, shared, ca
     assert not (tmp_path / "runs").exists()
 
 
-def test_the_published_h200_extraction_and_dose_figures_say_what_docs_dynamics_says():
-    """docs/DYNAMICS.md's H200 tables, read back from the shipped raw files: the extraction sweep's rows (English and
-    Chinese), and the two void dose runs' bits per level."""
+def _published():
+    """(docs/dynamics_results, the text of docs/DYNAMICS.md): the shipped raw files and the prose that cites them."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "docs"
-    doc = (root / "DYNAMICS.md").read_text(encoding="utf-8")
+    return root / "dynamics_results", (root / "DYNAMICS.md").read_text(encoding="utf-8")
+
+
+def test_the_published_h200_extraction_and_dose_figures_say_what_docs_dynamics_says():
+    """docs/DYNAMICS.md's H200 tables, read back from the shipped raw files: the extraction sweep's rows (English and
+    Chinese), and the two void dose runs' bits per level."""
+    root, doc = _published()
     for folder, name, commit in (("extract_h200", "en256", "9f146ae"), ("extract_h200_cn", "cn256", "c0afbd4")):
-        ext = json.loads((root / "dynamics_results" / folder / f"{name}.extraction.json").read_text())
+        ext = json.loads((root / folder / f"{name}.extraction.json").read_text())
         assert ext["git_commit"] == commit and ext["model"]["model"] == "smollm2-135m-instruct-gguf"
         for r in ext["per_k"]:
             hi = 100 * r["exact_ci95"][1]
@@ -312,23 +317,17 @@ def test_the_published_h200_extraction_and_dose_figures_say_what_docs_dynamics_s
             assert row in doc, (name, r)
     flat = " ".join(doc.split())
     for folder, recalled in (("dose_h200_1epoch", [0] * 8), ("dose_h200_4epochs_clustered", [0] * 7 + [4])):
-        levels = json.loads((root / "dynamics_results" / folder / "results.json").read_text())["by_exposure"]["levels"]
+        levels = json.loads((root / folder / "results.json").read_text())["by_exposure"]["levels"]
         assert [lv["exposures"] for lv in levels] == [1, 2, 4, 8, 16, 32, 64, 128]
         assert [lv["exact_count"] for lv in levels] == recalled and all(lv["n"] == 250 for lv in levels)
         assert " / ".join(f"{lv['memorized_bits_per_poem']:.0f}" for lv in levels) in flat
 
 
-def _published(folder: str):
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1] / "docs"
-    return root / "dynamics_results" / folder, (root / "DYNAMICS.md").read_text(encoding="utf-8")
-
-
 def test_the_published_h200_dose_curve_says_what_docs_dynamics_says():
     """The dose table of docs/DYNAMICS.md, row by row from the shipped results.json, and the 50 % / 90 % doses the
     prose names are the ones by_exposure computed."""
-    raw, doc = _published("dose_h200")
+    root, doc = _published()
+    raw = root / "dose_h200"
     res = json.loads((raw / "results.json").read_text())
     dose = res["by_exposure"]
     assert res["git_commit"] == "e22b98a" and res["n"] == 2000 and dose["epochs"] == 4
@@ -349,7 +348,8 @@ def test_the_published_h200_dose_curve_says_what_docs_dynamics_says():
 def test_the_published_h200_retention_says_what_docs_dynamics_says():
     """The retention table of docs/DYNAMICS.md from the per-snapshot recitations shipped for both models; where the
     run wrote its curve (SmolLM2), retention.json holds the same points."""
-    raw, doc = _published("retention_h200")
+    root, doc = _published()
+    raw = root / "retention_h200"
     for model, run in (("0.5B", "cn256.then.en256__q05"), ("SmolLM2", "cn256.then.en256__smollm2")):
         for epoch in (0, 20, 40, 60, 80, 100):
             res = json.loads((raw / run / "retention" / f"epoch_{epoch:04d}" / "results.json").read_text())

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ..config import build, load_yaml
 from ..data.config import DataConfig
+from ..data.frozen import load_frozen
 from ..errors import RecitebenchError
 from ..models.config import ModelConfig
 from ..models.presets import MODEL_PRESETS, looks_like_path
@@ -297,11 +298,15 @@ def _lens_section(path: Path, value, names: dict[str, str]) -> LensConfig | None
     """The `lens:` section; its `heldout` names one of the spec's datasets (built with the grid's) or an existing
     dataset folder: a missing one fails here, not after every run has trained."""
     cfg = _probe_section(LensConfig, value, f"{path}: lens")
-    if cfg is None or cfg.heldout is None or cfg.heldout in names:
-        return cfg if cfg is None or cfg.heldout is None else replace(cfg, heldout=names[cfg.heldout])
-    if not (Path(cfg.heldout) / "poems.jsonl").is_file():
+    if cfg is None or cfg.heldout is None:
+        return cfg
+    if cfg.heldout in names:
+        return replace(cfg, heldout=names[cfg.heldout])
+    try:
+        load_frozen(cfg.heldout)
+    except RecitebenchError as e:
         raise RecitebenchError(f"{path}: lens.heldout: {cfg.heldout!r} is neither one of the spec's datasets "
-                               f"({', '.join(names)}) nor a dataset folder")
+                               f"({', '.join(names)}) nor a dataset folder ({e})") from None
     return cfg
 
 
