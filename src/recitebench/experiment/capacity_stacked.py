@@ -74,8 +74,6 @@ def sizes_for(params: int, data: dict, ccfg: CapacityConfig, multiples: list[flo
 
 def plan(raw: dict, ccfg: CapacityConfig) -> dict[str, dict]:
     """Per model: arch, precision, parameters, sizes, and its points (n, seed, lr)."""
-    from ..train.stacked import Point
-
     data = raw["data"]
     if data.get("preset") != "random-tokens":
         raise RecitebenchError(f"{raw['_path']}: the stacked engine measures capacity on `preset: random-tokens`")
@@ -92,12 +90,24 @@ def plan(raw: dict, ccfg: CapacityConfig) -> dict[str, dict]:
         own = (raw["models"][m] or {}).get("capacity") or {}
         sizes = sizes_for(arch.parameters(), data, ccfg, [float(x) for x in own.get("size_multiples", [])])
         lrs = model_lrs(raw, m, ccfg)
-        mid = lrs[len(lrs) // 2]
-        points = [Point(n, s, mid) for s in ccfg.seeds for n in sizes]
-        points += [Point(sizes[-1], ccfg.seeds[0], lr) for lr in lrs if lr != mid]
         out[m] = {"arch": arch, "precision": precision, "parameters": arch.parameters(), "sizes": sizes,
-                  "lrs": lrs, "points": points}
+                  "lrs": lrs, "points": rate_design(sizes, lrs, ccfg.seeds, own.get("rate_points", ccfg.rate_points))}
     return out
+
+
+def rate_design(sizes: list[int], lrs: list[float], seeds: list[int], rate_points: str) -> list:
+    """The points of one model. `largest`: every size and seed at the grid's middle rate, the other rates at the
+    largest size of the first seed (the capacity is read at the middle rate, and only where it stores within the
+    convergence tolerance of the grid's best). `all`: every size and seed at every rate (the capacity is read at
+    the best rate of the first seed's largest size, whichever it is): the grid's price in points, bought where the
+    best rate moves as training goes on (lower rates keep gaining after the higher ones flatten)."""
+    from ..train.stacked import Point
+
+    if rate_points == "all":
+        return [Point(n, s, lr) for lr in lrs for s in seeds for n in sizes]
+    mid = lrs[len(lrs) // 2]
+    return [Point(n, s, mid) for s in seeds for n in sizes] + [Point(sizes[-1], seeds[0], lr) for lr in lrs
+                                                                if lr != mid]
 
 
 def model_lrs(raw: dict, m: str, ccfg: CapacityConfig) -> list[float]:
@@ -250,8 +260,9 @@ def summarise_stacked(raw: dict, ccfg: CapacityConfig, root: Path, plans: dict) 
 
 
 def read_off(group: dict, ccfg: CapacityConfig) -> dict:
-    """One model's learning rate (the grid's middle; the best at the largest size, first seed, must be inside the
-    grid, every grid point converged, and the middle within `tolerance` of it) and its
+    """One model's learning rate (the grid's middle, or its best where every size and seed trained at every rate;
+    the best at the largest size, first seed, must be inside the grid, every grid point converged, and the rate
+    used within `tolerance` of it) and its
     capacity per seed: the plateau of its two largest sizes, both converged and within plateau_tolerance, else the
     largest memorised bits as a lower bound."""
     pts, sizes, seed0 = group["points"], group["sizes"], ccfg.seeds[0]
@@ -263,9 +274,12 @@ def read_off(group: dict, ccfg: CapacityConfig) -> dict:
     unconverged = [lr for lr in lrs if not grid[lr]["converged"]]
     grid_lrs = group.get("lrs", ccfg.lrs)  # the model's own grid (older group files: the spec's)
     mid = grid_lrs[len(grid_lrs) // 2]
+    # `rate_points: all` trained every size and seed at the best rate too: read there (chosen on the first seed)
+    every = all(any(p["n"] == n and p["seed"] == s and p["lr"] == best for p in pts) for n in sizes for s in ccfg.seeds)
+    used = best if every else mid
     per_seed = []
     for s in ccfg.seeds:
-        curve = [next(p for p in pts if p["n"] == n and p["seed"] == s and p["lr"] == mid) for n in sizes]
+        curve = [next(p for p in pts if p["n"] == n and p["seed"] == s and p["lr"] == used) for n in sizes]
         top = curve[-2:] if len(curve) >= 2 else curve
         close = abs(top[-1]["memorized_bits"] - top[0]["memorized_bits"]) <= ccfg.plateau_tolerance * max(
             top[-1]["memorized_bits"], 1.0)
@@ -278,9 +292,10 @@ def read_off(group: dict, ccfg: CapacityConfig) -> dict:
     caps = [x["capacity_bits"] for x in per_seed]
     # the sizes and seeds train at the grid's middle rate: it measures the capacity when the grid's best is
     # bracketed and the middle rate stores within `tolerance` (the convergence rule's own resolution) of the best
-    gap = 1.0 - grid[mid]["memorized_bits"] / max(grid[best]["memorized_bits"], 1.0)
+    gap = 1.0 - grid[used]["memorized_bits"] / max(grid[best]["memorized_bits"], 1.0)
     measured = all(x["kind"] == "plateau" for x in per_seed) and interior and gap < ccfg.tolerance and not unconverged
-    return {"parameters": params, "precision": group["precision"], "sizes": sizes, "lr": mid,
+    return {"parameters": params, "precision": group["precision"], "sizes": sizes, "lr": used,
+            "lr_chosen": "best of the first seed's largest size" if every else "the grid's middle",
             "lr_grid": {f"{lr:g}": grid[lr]["memorized_bits"] for lr in lrs}, "lr_best": best,
             "lr_interior": interior, "lr_gap": gap, "lr_unconverged": unconverged, "per_seed": per_seed,
             "capacity_bits": mean_interval(caps),

@@ -118,6 +118,12 @@ class CapacityConfig:
     compile: bool = opt(False, "stacked: torch.compile the forward and loss before the step is captured as a graph")
     anneal_steps: int = opt(0, "stacked: > 0: measure an annealed copy (rate linearly to 0 over this many steps) at "
                                "budgets 4/3 apart, so convergence compares annealed budgets T and 3T/4")
+    rate_points: str = opt(
+        "largest",
+        "stacked: where the grid's rates train: at the largest size of the first seed (every size and seed at the "
+        "grid's middle rate), or at every size and seed (the capacity is then read at the grid's best rate)",
+        choices=("largest", "all"),
+    )
 
     def __post_init__(self) -> None:
         check_choices(self)

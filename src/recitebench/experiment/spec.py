@@ -18,7 +18,8 @@ A dataset's `exclude:` and the lens's `heldout` may name another of the spec's d
 first, and a held-out set no run trains on is built all the same). A model entry may also set `gpus_per_run` (a
 fraction shares a GPU; 2+ trains under torchrun). A capacity spec
 (`recitebench capacity`) is the same grammar with one dataset and a `capacity:` section; with `engine: stacked` a
-model entry may set its own grid and sizes, `capacity: {lrs: [...], size_multiples: [...]}`.
+model entry may set its own grid, sizes and rate design, `capacity: {lrs: [...], size_multiples: [...], rate_points:
+all}`.
 
 Paths: a relative model, tokenizer or source path is read from the spec file's folder (so a spec works from any
 working directory and from an installed package); outputs (`runs_dir`) are relative to the working directory. A
@@ -42,7 +43,7 @@ from ..models.presets import MODEL_PRESETS, looks_like_path
 from ..recall.config import ExtractConfig, LensConfig, ReciteConfig
 from ..rundir import RunDir
 from ..train.config import TrainConfig
-from .config import ExecutorConfig, RetentionSpec
+from .config import CapacityConfig, ExecutorConfig, RetentionSpec
 
 SPEC_KEYS = {"name", "description", "runs_dir", "datasets", "models", "train", "recite", "extract", "lens", "grid",
              "executor", "capacity", "retention", "stop_after"}
@@ -365,8 +366,10 @@ def _capacity_override(value, where: str) -> None:
     grow; a small model's 2x set holds a smaller share of its capacity, so its plateau may need an 8x set)."""
     extra = _section(value, where)
     if set(extra) - OWN_CAPACITY_KEYS:
-        raise RecitebenchError(f"{where}: only {' and '.join(f'`{k}`' for k in sorted(OWN_CAPACITY_KEYS))} may be "
+        raise RecitebenchError(f"{where}: only {', '.join(f'`{k}`' for k in sorted(OWN_CAPACITY_KEYS))} may be "
                                f"set per model, not {sorted(set(extra) - OWN_CAPACITY_KEYS)[0]!r}")
+    if "rate_points" in extra and extra["rate_points"] not in RATE_POINTS:
+        raise RecitebenchError(f"{where}.rate_points: one of {', '.join(RATE_POINTS)}, got {extra['rate_points']!r}")
     for key, what in (("lrs", "learning rates"), ("size_multiples", "multiples of the predicted capacity")):
         vals = extra.get(key)
         if key in extra and (not isinstance(vals, list) or not vals or vals != sorted(set(vals))
@@ -375,7 +378,8 @@ def _capacity_override(value, where: str) -> None:
             raise RecitebenchError(f"{where}.{key}: a list of increasing positive {what}, got {vals!r}")
 
 
-OWN_CAPACITY_KEYS = {"lrs", "size_multiples"}
+OWN_CAPACITY_KEYS = {"lrs", "rate_points", "size_multiples"}
+RATE_POINTS = CapacityConfig.__dataclass_fields__["rate_points"].metadata["choices"]
 
 
 def _grid(path: Path, grid, datasets: dict, models: dict) -> list[tuple[str, str, dict]]:
