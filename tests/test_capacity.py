@@ -442,7 +442,8 @@ def test_a_models_own_size_multiples_set_its_sizes_and_are_validated(tmp_path, c
         err = capsys.readouterr().err
         assert "models.u.capacity.size_multiples" in err and "Traceback" not in err
     spec.write_text(own.replace("{{size_multiples: [0.5, 2, 8]}}", "{{steps: 3}}").format(out=tmp_path / "out"))
-    assert run_cli("capacity", spec, "--dry-run") != 0 and "only `lrs` and `size_multiples`" in capsys.readouterr().err
+    assert run_cli("capacity", spec, "--dry-run") != 0
+    assert "only `lrs`, `rate_points`, `size_multiples`" in capsys.readouterr().err
 
 
 def _group(params: int, bits: dict, converged: bool = True, best_lr: float = 2e-3,
@@ -501,6 +502,42 @@ def test_the_read_off_rule_and_the_fitted_slope():
     x_all = np.array([1e5, 2e5, 1e5] * 2)
     assert low["alpha"] == pytest.approx(float(np.linalg.lstsq(x_all[:, None], y_all, rcond=None)[0][0]))
     assert "at_least" not in fit_alpha({"a": a, "b": b}, [0, 1])
+
+
+def test_rate_points_all_reads_the_capacity_at_the_best_rate_of_every_size_and_seed(tmp_path, capsys):
+    """`rate_points: all` trains every size and seed at every rate, so a best rate away from the grid's middle is
+    a capacity read at that rate (the same record with only the middle rate at every size is a lower bound); a
+    model's own `rate_points` sets its points and a bad value fails in one line naming the field."""
+    from recitebench.experiment.capacity_stacked import rate_design, read_off
+    from recitebench.experiment.config import CapacityConfig
+
+    four = (1e-3, 2e-3, 4e-3, 8e-3)
+    ccfg = CapacityConfig(engine="stacked", seeds=[0, 1], lrs=list(four), size_multiples=[0.5, 2, 4])
+    flat = {100: 50_000.0, 400: 340_000.0, 800: 350_000.0}
+    gain = {1e-3: 0.97, 2e-3: 1.05, 4e-3: 1.0, 8e-3: 0.9}  # 2e-3 stores 5 % more than the middle at every size
+    pts = [{"n": q.n, "seed": q.seed, "lr": q.lr, "converged": True, "converged_step": 5000,
+            "memorized_bits": flat[q.n] * gain[q.lr] * (1 + 0.01 * q.seed), "dataset_bits": 704.0 * q.n}
+           for q in rate_design(sorted(flat), list(four), [0, 1], "all")]
+    assert len(pts) == 3 * 2 * 4 and len(rate_design(sorted(flat), list(four), [0, 1], "largest")) == 3 * 2 + 3
+    group = {"parameters": 100_000, "precision": "fp32", "sizes": sorted(flat), "lrs": list(four), "points": pts,
+             "throughput": {}, "wall_seconds": 1.0, "device": "cpu"}
+    got = read_off(group, ccfg)
+    assert got["lr"] == got["lr_best"] == 2e-3 and got["lr_gap"] == 0.0 and got["label"] == "capacity"
+    assert got["per_seed"][1]["capacity_bits"] == pytest.approx(1.05 * 1.01 * 345_000.0)
+    middle_only = {**group, "points": [p for p in pts if p["lr"] == 4e-3 or (p["n"] == 800 and p["seed"] == 0)]}
+    assert read_off(middle_only, ccfg)["lr"] == 4e-3 and read_off(middle_only, ccfg)["label"] == "lower bound"
+    (tmp_path / "t.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 16, "intermediate_size": 32,
+                                                 "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                 "num_key_value_heads": 1, "tie_word_embeddings": True}))
+    spec = tmp_path / "cap.yaml"
+    own = STACKED_SPEC.replace("t: {{model: t.json}}", "t: {{model: t.json, capacity: {{rate_points: all}}}}")
+    spec.write_text(own.format(out=tmp_path / "out"))
+    assert run_cli("capacity", spec, "--dry-run") == 0
+    assert "12 points in one stack" in capsys.readouterr().out  # 2 sizes x 2 seeds x the spec's 3 rates
+    spec.write_text(own.replace("rate_points: all", "rate_points: every").format(out=tmp_path / "out"))
+    assert run_cli("capacity", spec, "--dry-run") != 0
+    err = capsys.readouterr().err
+    assert "models.t.capacity.rate_points: one of largest, all" in err and "Traceback" not in err
 
 
 def _published_ladder(folder: str, models: tuple = ("tok-100k", "tok-200k", "tok-250k", "tok-100k-bf16",
@@ -568,3 +605,57 @@ def test_the_published_annealed_ladder_reads_off_as_docs_capacity_says():
     assert round(bf16["alpha"], 3) == 3.828 and bf16["r2"] > 0.999
     text = (ROOT / "docs" / "CAPACITY.md").read_text()
     assert all(f"{bpp:.3f}" in text for _, bpp in got.values()) and "3.828" in text
+
+
+PARTIAL = ROOT / "docs" / "capacity_results" / "tokens_h200" / "9_ladder_d4_partial"
+
+
+def _last_measurement(log) -> tuple[int, list[str]]:
+    """The step and the printed bits (with their * marks) of a run log's last measurement."""
+    import re
+
+    last = [ln for ln in log.read_text().splitlines() if ": step " in ln][-1]
+    step, bits = re.match(r".*: step (\d+): memorised bits (.*) \(\* converged", last).groups()
+    return int(step), bits.split(", ")
+
+
+def test_the_unfinished_ladders_table_is_its_run_logs_last_measurements():
+    """docs/CAPACITY.md's table of the 2026-12-04 ladder (no group finished) quotes each run log's last measurement:
+    every point's bits at its step, converged marks included."""
+    text = (ROOT / "docs" / "CAPACITY.md").read_text().replace("\\*", "*")
+    rows = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| tok-")}  # by model name
+    for m in ("tok-70k", "tok-130k-d4", "tok-240k-d4"):
+        step, bits = _last_measurement(PARTIAL / f"{m}.run.log")
+        row = rows[m]
+        assert f"| {step:,} |" in row
+        assert all(b in row for b in bits), (m, [b for b in bits if b not in row])
+
+
+def test_the_shipped_stack_state_continues_under_the_shipped_spec(tmp_path):
+    """The saved stack of tok-240k-d4 (the partial ladder's state parts) matches the shipped spec's points and
+    settings, so `STATE=` on a device continues it instead of refusing it."""
+    import io
+    import tarfile
+
+    import torch
+
+    from recitebench.experiment.capacity import capacity_spec
+    from recitebench.experiment.capacity_stacked import bits_per_sequence, plan, stacked_settings
+    from recitebench.experiment.config import CapacityConfig
+    from recitebench.experiment.spec import load_spec
+    from recitebench.train.stacked import StackedTrainer
+
+    blob = b"".join(p.read_bytes() for p in sorted((PARTIAL / "state").glob("capstate.part_*")))
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        tar.extractall(tmp_path, filter="data")
+    state_path = tmp_path / "runs" / "capacity_tokens" / "stacked" / "tok-240k-d4" / "state.pt"
+    spec = load_spec(ROOT / "configs" / "capacity_tokens.yaml")
+    raw, ccfg = capacity_spec(spec), CapacityConfig(**spec.capacity)
+    p = plan(raw, ccfg)["tok-240k-d4"]
+    rows = max(q.n for q in p["points"])
+    data = {s: torch.zeros((rows, 64), dtype=torch.long) for s in ccfg.seeds}
+    trainer = StackedTrainer(p["arch"], p["points"], data, 2048, bits_per_sequence(raw["data"]),
+                             stacked_settings(ccfg, p["precision"]), torch.device("cpu"), state_path=state_path)
+    state = torch.load(state_path, weights_only=False)
+    assert state["fingerprint"] == trainer._fingerprint() and state["progress"]["step"] == 27_800
+    assert len(state["active"]) == 7  # both seeds' 0.5x points left the stack converged
