@@ -194,6 +194,22 @@ def test_a_dry_run_fails_where_the_run_would_on_a_missing_corpus(tmp_path, capsy
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_dry_run_fails_where_the_run_would_on_too_few_poems(tmp_path, capsys):
+    """A corpus with fewer poems passing the filters than a dataset asks for: the dry run fails with the build's own
+    one-line error (the count, the filter to relax), before any dataset is written; enough poems dry-run clean."""
+    corpus = tmp_path / "poems.jsonl"
+    corpus.write_text("".join(json.dumps({"author": f"A{i}", "title": f"T{i}", "content": f"line {i}\nline two"}) + "\n"
+                              for i in range(6)))
+    spec = tmp_path / "s.yaml"
+    for n, rc in ((10, 1), (4, 0)):
+        spec.write_text(f"name: s\ndatasets:\n  en: {{preset: en-poems, source: {corpus}, n: {n}, max_chars: 256}}\n"
+                        "models:\n  tiny: {model: tiny}\n")
+        assert run_cli("run", spec, "--dry-run", "--runs-dir", tmp_path / "runs") == rc
+        if rc:
+            one_line_error(capsys, "datasets.en", "only 6 poems pass the filters, 10 requested", "lower --n")
+        assert not (tmp_path / "runs").exists()
+
+
 def test_every_spec_works_from_another_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert run_cli("capacity", ROOT / "configs" / "capacity_ladder_random.yaml", "--dry-run", "--out", "o") == 0

@@ -217,14 +217,9 @@ def too_few_hint(counts: dict, cfg: DataConfig, ambiguous_inputs: int) -> str:
     return "to get enough: " + ", or ".join(hints)
 
 
-def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
-    """(rows, manifest fields) of a dataset sampled from a poem corpus."""
-    preset = get_preset(cfg.preset)
-    source = resolve_spec(cfg.source)
-    counts: dict[str, int] = collections.OrderedDict()
-    fmt = prompt_format(preset, cfg)
-    prompt, target, prompt_fields, _ = fmt
-    records, mapping, bad_examples = read_records(source, fmt, cfg, counts)
+def filter_candidates(records: list[dict], cfg: DataConfig, source: str, counts: dict) -> tuple[list, dict, dict]:
+    """(the records every filter keeps, the exclusion's record, the ambiguous inputs); too few for `n` is an error
+    that names the filter to relax."""
     unique = dedupe(records)
     counts["after_dedupe"] = len(unique)
     unique, excluded = exclude(unique, cfg.exclude, counts)
@@ -237,6 +232,39 @@ def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
     if len(candidates) < cfg.n:
         raise RecitebenchError(f"{source}: only {len(candidates)} poems pass the filters, {cfg.n} requested (counts: "
                                f"{dict(counts)}); {too_few_hint(counts, cfg, len(ambiguous))}")
+    return candidates, excluded, ambiguous
+
+
+def check_corpus(cfg: DataConfig) -> int | None:
+    """What a dry run asks of a corpus dataset: building it would find enough poems (the build's own filters and
+    error, nothing sampled or written); the number of candidates, or None for a corpus that is not a local file (a
+    dry run downloads nothing: a hub dataset is read at the build)."""
+    source = resolve_spec(cfg.source)
+    if not Path(source).is_file():
+        return None
+    fmt = prompt_format(get_preset(cfg.preset), cfg)
+    key = (source, Path(source).stat().st_mtime_ns, fmt, cfg.columns, cfg.strip, cfg.skip_bad_rows)
+    if key not in _PARSED:
+        while len(_PARSED) >= 2:  # a parsed corpus holds hundreds of MB: the two last read (a spec's CN and EN)
+            _PARSED.popitem(last=False)
+        _PARSED[key] = read_records(source, fmt, cfg, {})[0]
+    records = [dict(r) for r in _PARSED[key]]  # the length rule writes into its records
+    return len(filter_candidates(records, cfg, source, collections.OrderedDict())[0])
+
+
+# parsed corpora of check_corpus (one process dry-running many specs of the same corpora reads each once)
+_PARSED: collections.OrderedDict = collections.OrderedDict()
+
+
+def sample_corpus(cfg: DataConfig) -> tuple[list[dict], dict]:
+    """(rows, manifest fields) of a dataset sampled from a poem corpus."""
+    preset = get_preset(cfg.preset)
+    source = resolve_spec(cfg.source)
+    counts: dict[str, int] = collections.OrderedDict()
+    fmt = prompt_format(preset, cfg)
+    prompt, target, prompt_fields, _ = fmt
+    records, mapping, bad_examples = read_records(source, fmt, cfg, counts)
+    candidates, excluded, ambiguous = filter_candidates(records, cfg, source, counts)
     rows = frozen_rows([candidates[i] for i in pick(len(candidates), cfg)], prompt_fields)
     counts["sampled"] = len(rows)
     return rows, {

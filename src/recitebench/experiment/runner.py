@@ -4,10 +4,11 @@ a summary, written by this one process."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import build, to_dict
-from ..data.build import build_dataset
+from ..data.build import build_dataset, check_corpus
 from ..data.config import DataConfig
 from ..data.sources import resolve_spec
 from ..errors import RecitebenchError
@@ -34,6 +35,7 @@ def run_spec(spec: Spec, xcfg: ExecutorConfig | None = None, *, dry_run: bool = 
         log(f"  {r.name:40s} {r.run.status():12s} model={model} epochs={r.train_cfg.epochs}")
     check_sources(spec, runs)
     if dry_run:
+        check_corpora(spec, runs)
         return []
     spec.runs_dir.mkdir(parents=True, exist_ok=True)
     prepare_datasets(spec, runs, log)
@@ -81,6 +83,21 @@ def check_sources(spec: Spec, runs: list[PlannedRun]) -> None:
             continue
         try:
             resolve_spec(cfg.source)
+        except RecitebenchError as e:
+            raise RecitebenchError(f"{spec.path}: datasets.{dname}: {e}") from None
+
+
+def check_corpora(spec: Spec, runs: list[PlannedRun]) -> None:
+    """A dry run's check that every corpus dataset still to build finds enough poems, by the build's own filters
+    (so too few fails here, not at the run's build). An `exclude` of a spec dataset not built yet is left out of the
+    check: what that set will hold is known only once it is sampled, so the count is the most the run can find."""
+    for dname in needed_datasets(spec, runs):
+        cfg = spec.datasets[dname]
+        if not cfg.reads_corpus or dataset_current(spec.data_dir(dname), cfg):
+            continue
+        built = [x for x in cfg.exclude if (Path(x) / "manifest.json").is_file()]
+        try:
+            check_corpus(replace(cfg, exclude=built) if built != cfg.exclude else cfg)
         except RecitebenchError as e:
             raise RecitebenchError(f"{spec.path}: datasets.{dname}: {e}") from None
 

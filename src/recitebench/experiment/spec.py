@@ -23,7 +23,8 @@ all}`.
 
 Paths: a relative model, tokenizer or source path is read from the spec file's folder (so a spec works from any
 working directory and from an installed package); outputs (`runs_dir`) are relative to the working directory. A
-path that does not exist is an error when the spec is loaded, so `--dry-run` fails where a run would. Dataset and
+path that does not exist is an error when the spec is loaded, and a dry run reads each local corpus still to build
+through the build's filters (too few poems is its error too), so `--dry-run` fails where a run would. Dataset and
 model names become folder names (`DATASET__MODEL`): letters, digits, '.', '-' and single '_' only, so two pairs can
 never share a run folder.
 """
