@@ -524,6 +524,10 @@ def test_rate_points_all_reads_the_capacity_at_the_best_rate_of_every_size_and_s
     got = read_off(group, ccfg)
     assert got["lr"] == got["lr_best"] == 2e-3 and got["lr_gap"] == 0.0 and got["label"] == "capacity"
     assert got["per_seed"][1]["capacity_bits"] == pytest.approx(1.05 * 1.01 * 345_000.0)
+    from recitebench.report.capacity import stacked_markdown
+
+    md = stacked_markdown({"config": ccfg.__dict__, "models": {"t": got}, "fits": {}})
+    assert "| 0.002 (" in md and "read at the best, chosen on the first seed" in md and "| capacity |" in md
     middle_only = {**group, "points": [p for p in pts if p["lr"] == 4e-3 or (p["n"] == 800 and p["seed"] == 0)]}
     assert read_off(middle_only, ccfg)["lr"] == 4e-3 and read_off(middle_only, ccfg)["label"] == "lower bound"
     (tmp_path / "t.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 16, "intermediate_size": 32,
