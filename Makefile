@@ -32,7 +32,7 @@ install: $(STAMP)
 demo: $(BASE)
 	$(BIN)/recitebench run
 
-# The suite: every test but those marked slow (about 4 minutes on 2 cores). CI runs both tiers.
+# The suite: every test but those marked slow (about 6 minutes on 2 cores). CI runs both tiers.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
