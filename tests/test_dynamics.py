@@ -87,6 +87,7 @@ lens: {{batch_size: 4, heldout: cnx}}
 """
 
 
+@pytest.mark.slow  # trains through the grid runner: ~20 s
 def test_a_spec_with_extract_probes_every_run_and_reports_it(tmp_path, shared, capsys):
     """`extract:` in a spec: each run is probed after its recitation, the report has the section and the plot; a run
     recited before the probe existed gets only the probe (no training, no recitation again)."""
@@ -175,6 +176,7 @@ def test_a_dose_epoch_shows_each_copy_of_a_poem_in_another_step_evenly_spread():
     assert real / sum(len(b) * max(lengths[i] for i in b) for b in batches) > 0.7
 
 
+@pytest.mark.slow  # trains through the grid runner: ~20 s
 def test_recall_rises_with_exposures_of_a_dose_set(tmp_path, shared):
     """A dose set: half the poems once per epoch, half eight times (seeded shares, recorded per poem, same bytes on a
     re-build); trained briefly, the eight-times poems are recalled where the once poems are not yet."""
@@ -255,6 +257,7 @@ retention: {{first: cn, then: cnb, snapshot_every: 3, snapshot_at: [1], train: {
 """
 
 
+@pytest.mark.slow  # trains through the grid runner: ~20 s
 def test_a_spec_with_retention_continues_each_run_on_b_and_reports_a_over_time(tmp_path, shared, capsys):
     """`retention:` in a spec: phase B (cn.then.cnb__tiny) starts from cn__tiny's final model in a second wave, its
     snapshots recite cn, and the curve starts where phase A's own recitation ended, then falls; the report has it."""
