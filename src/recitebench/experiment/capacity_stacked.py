@@ -290,12 +290,12 @@ def read_off(group: dict, ccfg: CapacityConfig) -> dict:
                                                        "converged_step")} for p in curve]})
     params = group["parameters"]
     caps = [x["capacity_bits"] for x in per_seed]
-    # the sizes and seeds train at the grid's middle rate: it measures the capacity when the grid's best is
-    # bracketed and the middle rate stores within `tolerance` (the convergence rule's own resolution) of the best
+    # the rate the sizes and seeds were read at measures the capacity when the grid's best is bracketed and it
+    # stores within `tolerance` (the convergence rule's own resolution) of the best (0 when it is the best)
     gap = 1.0 - grid[used]["memorized_bits"] / max(grid[best]["memorized_bits"], 1.0)
     measured = all(x["kind"] == "plateau" for x in per_seed) and interior and gap < ccfg.tolerance and not unconverged
     return {"parameters": params, "precision": group["precision"], "sizes": sizes, "lr": used,
-            "lr_chosen": "best of the first seed's largest size" if every else "the grid's middle",
+            "lr_chosen": "best" if every else "middle",  # best: of the first seed's largest size
             "lr_grid": {f"{lr:g}": grid[lr]["memorized_bits"] for lr in lrs}, "lr_best": best,
             "lr_interior": interior, "lr_gap": gap, "lr_unconverged": unconverged, "per_seed": per_seed,
             "capacity_bits": mean_interval(caps),

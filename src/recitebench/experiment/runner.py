@@ -33,9 +33,8 @@ def run_spec(spec: Spec, xcfg: ExecutorConfig | None = None, *, dry_run: bool = 
     for r in runs:
         model = f"{r.continues.name}'s final model" if r.continues else r.model_cfg.model
         log(f"  {r.name:40s} {r.run.status():12s} model={model} epochs={r.train_cfg.epochs}")
-    check_sources(spec, runs)
+    check_sources(spec, runs, count=dry_run)
     if dry_run:
-        check_corpora(spec, runs)
         return []
     spec.runs_dir.mkdir(parents=True, exist_ok=True)
     prepare_datasets(spec, runs, log)
@@ -74,30 +73,19 @@ def prepare_datasets(spec: Spec, runs: list[PlannedRun], log) -> None:
                 build_dataset(spec.datasets[dname], ddir, overwrite=True)  # the spec changed: its dataset follows
 
 
-def check_sources(spec: Spec, runs: list[PlannedRun]) -> None:
+def check_sources(spec: Spec, runs: list[PlannedRun], *, count: bool = False) -> None:
     """Every dataset still to build can find its corpus (a `shared:` name resolves here): a dry run fails where the
-    run would, before any run's set-up."""
+    run would, before any run's set-up. With `count` (a dry run) each local corpus also goes through the build's own
+    filters, so too few poems fails here, not at the run's build; an `exclude` of a spec dataset not built yet is
+    left out of that count (what the set will hold is known only once it is sampled: the most the run can find)."""
     for dname in needed_datasets(spec, runs):
         cfg = spec.datasets[dname]
         if not cfg.reads_corpus or dataset_current(spec.data_dir(dname), cfg):
             continue
         try:
             resolve_spec(cfg.source)
-        except RecitebenchError as e:
-            raise RecitebenchError(f"{spec.path}: datasets.{dname}: {e}") from None
-
-
-def check_corpora(spec: Spec, runs: list[PlannedRun]) -> None:
-    """A dry run's check that every corpus dataset still to build finds enough poems, by the build's own filters
-    (so too few fails here, not at the run's build). An `exclude` of a spec dataset not built yet is left out of the
-    check: what that set will hold is known only once it is sampled, so the count is the most the run can find."""
-    for dname in needed_datasets(spec, runs):
-        cfg = spec.datasets[dname]
-        if not cfg.reads_corpus or dataset_current(spec.data_dir(dname), cfg):
-            continue
-        built = [x for x in cfg.exclude if (Path(x) / "manifest.json").is_file()]
-        try:
-            check_corpus(replace(cfg, exclude=built) if built != cfg.exclude else cfg)
+            if count:
+                check_corpus(replace(cfg, exclude=[x for x in cfg.exclude if (Path(x) / "manifest.json").is_file()]))
         except RecitebenchError as e:
             raise RecitebenchError(f"{spec.path}: datasets.{dname}: {e}") from None
 

@@ -172,7 +172,7 @@ def stacked_markdown(cap: dict) -> str:
     for name, m in cap["models"].items():
         grid = ", ".join(f"{lr}: {bits:,.0f}" for lr, bits in m["lr_grid"].items())
         edge = "" if m["lr_interior"] else " (best rate at the grid's edge)"
-        if m.get("lr_chosen", "").startswith("best"):  # rate_points: all
+        if m.get("lr_chosen") == "best":  # rate_points: all
             edge += " (every size and seed at every rate: read at the best, chosen on the first seed)"
         if m.get("lr_gap", 0.0) > 0:
             edge += f" (best {m['lr_best']:g}; the rate used stores {m['lr_gap']:.1%} less)"
