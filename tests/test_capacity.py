@@ -611,7 +611,10 @@ def test_the_published_annealed_ladder_reads_off_as_docs_capacity_says():
     assert all(f"{bpp:.3f}" in text for _, bpp in got.values()) and "3.828" in text
 
 
-PARTIAL = ROOT / "docs" / "capacity_results" / "tokens_h200" / "9_ladder_d4_partial"
+UNFINISHED = ROOT / "docs" / "capacity_results" / "tokens_h200"
+# the ladders no group of which finished: their folder, and the models docs/CAPACITY.md's table quotes
+UNFINISHED_TABLES = {"9_ladder_d4_partial": ("tok-70k", "tok-130k-d4", "tok-240k-d4"),
+                     "10_ladder_d4_continued": ("tok-130k-d4", "tok-240k-d4")}
 
 
 def _last_measurement(log) -> tuple[int, list[str]]:
@@ -623,21 +626,28 @@ def _last_measurement(log) -> tuple[int, list[str]]:
     return int(step), bits.split(", ")
 
 
-def test_the_unfinished_ladders_table_is_its_run_logs_last_measurements():
-    """docs/CAPACITY.md's table of the 2026-12-04 ladder (no group finished) quotes each run log's last measurement:
-    every point's bits at its step, converged marks included."""
+@pytest.mark.parametrize("folder", sorted(UNFINISHED_TABLES))
+def test_an_unfinished_ladders_table_is_its_run_logs_last_measurements(folder):
+    """docs/CAPACITY.md's table of a ladder no group of which finished (the table after the paragraph naming its
+    folder) quotes each run log's last measurement: every point's bits at its step, converged marks included."""
     text = (ROOT / "docs" / "CAPACITY.md").read_text().replace("\\*", "*")
-    rows = {ln.split("|")[1].strip(): ln for ln in text.splitlines() if ln.startswith("| tok-")}  # by model name
-    for m in ("tok-70k", "tok-130k-d4", "tok-240k-d4"):
-        step, bits = _last_measurement(PARTIAL / f"{m}.run.log")
-        row = rows[m]
-        assert f"| {step:,} |" in row
-        assert all(b in row for b in bits), (m, [b for b in bits if b not in row])
+    lines = text[text.index(folder):].splitlines()
+    table = next(i for i, ln in enumerate(lines) if ln.startswith("| model |"))
+    rows = []
+    for ln in lines[table + 2:]:
+        if not ln.startswith("|"):
+            break
+        rows.append(ln)
+    for m in UNFINISHED_TABLES[folder]:
+        step, bits = _last_measurement(UNFINISHED / folder / f"{m}.run.log")
+        mine = " ".join(r for r in rows if r.split("|")[1].strip() == m)  # a model may take one row per rate
+        assert f"| {step:,} |" in mine, (folder, m)
+        assert all(b in mine for b in bits), (folder, m, [b for b in bits if b not in mine])
 
 
-def test_the_shipped_stack_state_continues_under_the_shipped_spec(tmp_path):
-    """The saved stack of tok-240k-d4 (the partial ladder's state parts) matches the shipped spec's points and
-    settings, so `STATE=` on a device continues it instead of refusing it."""
+def test_the_shipped_stack_states_continue_under_the_shipped_spec(tmp_path):
+    """The saved stacks of tok-130k-d4 and tok-240k-d4 (the last unfinished ladder's state parts) match the shipped
+    spec's points and settings, so `STATE=` on a device continues them instead of refusing them."""
     import io
     import tarfile
 
@@ -649,17 +659,20 @@ def test_the_shipped_stack_state_continues_under_the_shipped_spec(tmp_path):
     from recitebench.experiment.spec import load_spec
     from recitebench.train.stacked import StackedTrainer
 
-    blob = b"".join(p.read_bytes() for p in sorted((PARTIAL / "state").glob("capstate.part_*")))
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+    parts = sorted((UNFINISHED / "10_ladder_d4_continued" / "state").glob("capstate.part_*"))
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
         tar.extractall(tmp_path, filter="data")
-    state_path = tmp_path / "runs" / "capacity_tokens" / "stacked" / "tok-240k-d4" / "state.pt"
     spec = load_spec(ROOT / "configs" / "capacity_tokens.yaml")
     raw, ccfg = capacity_spec(spec), CapacityConfig(**spec.capacity)
-    p = plan(raw, ccfg)["tok-240k-d4"]
-    rows = max(q.n for q in p["points"])
-    data = {s: torch.zeros((rows, 64), dtype=torch.long) for s in ccfg.seeds}
-    trainer = StackedTrainer(p["arch"], p["points"], data, 2048, bits_per_sequence(raw["data"]),
-                             stacked_settings(ccfg, p["precision"]), torch.device("cpu"), state_path=state_path)
-    state = torch.load(state_path, weights_only=False)
-    assert state["fingerprint"] == trainer._fingerprint() and state["progress"]["step"] == 27_800
-    assert len(state["active"]) == 7  # both seeds' 0.5x points left the stack converged
+    plans = plan(raw, ccfg)
+    # (model, its step, the points still in its stack): the 0.5x points and the converged others have left
+    for m, step, active in (("tok-130k-d4", 26_800, 8), ("tok-240k-d4", 72_300, 2)):
+        state_path = tmp_path / "runs" / "capacity_tokens" / "stacked" / m / "state.pt"
+        p = plans[m]
+        rows = max(q.n for q in p["points"])
+        data = {s: torch.zeros((rows, 64), dtype=torch.long) for s in ccfg.seeds}
+        trainer = StackedTrainer(p["arch"], p["points"], data, 2048, bits_per_sequence(raw["data"]),
+                                 stacked_settings(ccfg, p["precision"]), torch.device("cpu"), state_path=state_path)
+        state = torch.load(state_path, weights_only=False)
+        assert state["fingerprint"] == trainer._fingerprint(), m
+        assert (state["progress"]["step"], len(state["active"])) == (step, active), m
