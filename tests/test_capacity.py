@@ -413,6 +413,48 @@ def test_recitebench_capacity_stacked_labels_an_unconverged_capacity_a_lower_bou
         assert "models.t.capacity.lrs" in err and says in err and "Traceback" not in err
 
 
+def test_a_size_added_to_a_finished_group_trains_only_the_points_it_lacks(tmp_path, capsys):
+    """A model given a larger size after its group finished keeps the group's finished points (their records as
+    written) and trains the new ones in a stack of their own; the grid moves to the new largest size, the earlier
+    group file and stack state stay beside the new ones, and a dry run says what it would train."""
+    (tmp_path / "t.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 16, "intermediate_size": 32,
+                                                 "num_hidden_layers": 1, "num_attention_heads": 2,
+                                                 "num_key_value_heads": 1, "tie_word_embeddings": True}))
+    spec, folder = tmp_path / "cap.yaml", tmp_path / "out" / "stacked" / "t"
+    quick = STACKED_SPEC.replace("max_steps: 200", "max_steps: 1200, prior_bits_per_parameter: 0.05")  # 3-21 rows
+    spec.write_text(quick.format(out=tmp_path / "out"))
+    assert run_cli("capacity", spec) == 0
+    first = json.loads((folder / "group.json").read_text())
+    before = (folder / "group.json").read_bytes()
+    finished = {(q["n"], q["seed"], q["lr"]): q for q in first["points"] if q["converged"]}
+    wider = quick.replace("t: {{model: t.json}}", "t: {{model: t.json, capacity: {{size_multiples: [0.5, 2, 4]}}}}")
+    spec.write_text(wider.format(out=tmp_path / "out"))
+    capsys.readouterr()
+    assert run_cli("capacity", spec, "--dry-run") == 0
+    from recitebench.experiment.capacity import capacity_spec
+    from recitebench.experiment.capacity_stacked import plan
+    from recitebench.experiment.config import CapacityConfig
+    from recitebench.experiment.spec import load_spec
+
+    planned = plan(capacity_spec(load_spec(spec)), CapacityConfig(**load_spec(spec).capacity))["t"]["points"]
+    keep = [k for k in ((q.n, q.seed, q.lr) for q in planned) if k in finished]
+    assert keep and len(keep) < len(planned)  # the 0.5x and 2x points at the middle rate; the grid moved to 4x
+    assert f"keeps {len(keep)} finished points of its group file, trains {len(planned) - len(keep)} more" in (
+        capsys.readouterr().out)
+    assert run_cli("capacity", spec) == 0
+    group = json.loads((folder / "group.json").read_text())
+    assert [(q["n"], q["seed"], q["lr"]) for q in group["points"]] == [(q.n, q.seed, q.lr) for q in planned]
+    by_key = {(q["n"], q["seed"], q["lr"]): q for q in group["points"]}
+    assert all(by_key[k] == {**finished[k], "stack": 0} for k in keep)
+    assert {q["stack"] for k, q in by_key.items() if k not in keep} == {1}
+    assert [x["stack"] for x in group["stacks"]] == [0, 1] and group["stacks"][1]["points"] == len(planned) - len(keep)
+    assert (folder / "group.stack0.json").read_bytes() == before and (folder / "state.stack0.pt").is_file()
+    assert "finished points kept" in (folder / "run.log").read_text()
+    t = json.loads((tmp_path / "out" / "capacity.json").read_text())["models"]["t"]
+    assert t["sizes"] == group["sizes"] and len(t["sizes"]) == 3 and set(t["lr_grid"]) == {"0.003", "0.01", "0.03"}
+    assert run_cli("capacity", spec, "--dry-run") == 0 and "finished (reused)" in capsys.readouterr().out
+
+
 def test_a_models_own_size_multiples_set_its_sizes_and_are_validated(tmp_path, capsys):
     """`capacity: {size_multiples: [...]}` on one model replaces the spec's multiples for that model only (the dry
     run prints the sizes it would train); a bad list fails in one line naming the field."""

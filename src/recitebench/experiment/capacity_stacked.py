@@ -140,35 +140,89 @@ def stacked_settings(ccfg: CapacityConfig, precision: str):
 
 
 def run_group(raw: dict, ccfg: CapacityConfig, m: str, root: Path, log=print) -> dict:
-    """Train one model's points together; write and return OUT/stacked/MODEL/group.json."""
+    """Train one model's points together; write and return OUT/stacked/MODEL/group.json.
+
+    A group written for other points under the same settings (the spec added a size or a rate) keeps its finished
+    points: only the others train, in a stack of their own (their batches are drawn for that stack; a point's
+    bits do not depend on its stack mates within seed noise, docs/CAPACITY.md), and the earlier file stays beside
+    it as group.stackK.json."""
+    from ..devices import pick_device
+
+    p = plan(raw, ccfg)[m]
+    folder = root / "stacked" / m
+    settings = stacked_settings(ccfg, p["precision"])
+    kept, earlier = _finished_points(folder / "group.json", ccfg, p)
+    todo = [q for q in p["points"] if (q.n, q.seed, q.lr) not in kept]
+    stacks = (earlier.get("stacks") or [_stack_record(earlier, 0)]) if earlier else []
+    stack = len(stacks)
+    device = pick_device("auto")
+    results, throughput = [], None
+    if todo:
+        if kept:
+            log(f"{m}: {len(kept)} finished points kept from {folder / 'group.json'}; {len(todo)} train in stack "
+                f"{stack}")
+        results, throughput = _train(raw, ccfg, m, root, p, todo, device, stack, log)
+        stacks = [*stacks, {"stack": stack, "points": len(todo), "throughput": throughput}]
+    trained = {(r.point.n, r.point.seed, r.point.lr): _point_record(r, stack) for r in results}
+    group = {"model": m, "parameters": p["parameters"], "precision": p["precision"], "sizes": p["sizes"],
+             "lrs": p["lrs"], "settings": settings.__dict__, "throughput": throughput or stacks[-1]["throughput"],
+             "stacks": stacks,
+             # summed over the invocations (and stacks) that trained it
+             "wall_seconds": sum(x["throughput"]["wall_seconds"] for x in stacks),
+             "points": [{**kept, **trained}[(q.n, q.seed, q.lr)] for q in p["points"]],
+             "device": str(device), **provenance()}
+    if earlier and not (folder / f"group.stack{stack - 1}.json").is_file():
+        (folder / "group.json").replace(folder / f"group.stack{stack - 1}.json")  # nothing it held is lost
+    write_json(folder / "group.json", group)
+    return group
+
+
+def _train(raw: dict, ccfg: CapacityConfig, m: str, root: Path, p: dict, todo: list, device, stack: int, log):
+    """One stack of `todo` points, continued from its saved state where one was saved for exactly these points (a
+    state saved for the earlier stack is kept beside it as state.stackK.pt)."""
     import torch
 
-    from ..devices import pick_device
     from ..train.stacked import StackedTrainer
 
-    plans = plan(raw, ccfg)
-    p = plans[m]
-    folders = {s: root / "data" / f"tokens_s{s}" for s in ccfg.seeds}
-    data = {s: torch.tensor([r["token_ids"] for r in load_frozen(f).poems]) for s, f in folders.items()}
-    device = pick_device("auto")
+    folder = root / "stacked" / m
+    data = {s: torch.tensor([r["token_ids"] for r in load_frozen(root / "data" / f"tokens_s{s}").poems])
+            for s in ccfg.seeds}
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights and optimizer; TF32 products
-    settings = stacked_settings(ccfg, p["precision"])
     vocab = DataConfig(**raw["data"]).vocab  # <bos> is the first special after the symbols
-    trainer = StackedTrainer(p["arch"], p["points"], data, vocab, bits_per_sequence(raw["data"]), settings, device,
-                             log=lambda msg: log(f"{m}: {msg}"), state_path=root / "stacked" / m / "state.pt")
-    results, throughput = trainer.run()
-    group = {"model": m, "parameters": p["parameters"], "precision": p["precision"], "sizes": p["sizes"],
-             "lrs": p["lrs"],
-             "settings": settings.__dict__, "throughput": throughput,
-             "wall_seconds": throughput["wall_seconds"],  # summed over the invocations that trained it
-             "points": [{"n": r.point.n, "seed": r.point.seed, "lr": r.point.lr, "converged": r.converged,
-                         "converged_step": r.converged_step, "diverged_step": r.diverged_step,
-                         "memorized_bits": r.memorized_bits,
-                         "dataset_bits": r.dataset_bits, "curve": r.curve} for r in results],
-             "device": str(device), **provenance()}
-    write_json(root / "stacked" / m / "group.json", group)
-    return group
+    trainer = StackedTrainer(p["arch"], todo, data, vocab, bits_per_sequence(raw["data"]),
+                             stacked_settings(ccfg, p["precision"]), device, log=lambda msg: log(f"{m}: {msg}"),
+                             state_path=folder / "state.pt")
+    if stack and (folder / "state.pt").is_file() and not trainer.saved_state_fits():
+        (folder / "state.pt").replace(folder / f"state.stack{stack - 1}.pt")
+    return trainer.run()
+
+
+def _point_record(r, stack: int) -> dict:
+    return {"n": r.point.n, "seed": r.point.seed, "lr": r.point.lr, "converged": r.converged,
+            "converged_step": r.converged_step, "diverged_step": r.diverged_step, "memorized_bits": r.memorized_bits,
+            "dataset_bits": r.dataset_bits, "curve": r.curve, "stack": stack}
+
+
+def _stack_record(group: dict, stack: int) -> dict:
+    return {"stack": stack, "points": len(group["points"]), "throughput": group["throughput"]}
+
+
+def _finished_points(path: Path, ccfg: CapacityConfig, p: dict) -> tuple[dict, dict | None]:
+    """The points of an earlier group file that this plan still has and that finished (converged or diverged),
+    keyed (n, seed, lr), with that file; none when it holds exactly the plan's points (a raised cap continues
+    those from the stack's own state) or was written under other settings."""
+    if not path.is_file():
+        return {}, None
+    group = json.loads(path.read_text(encoding="utf-8"))
+    planned = {(q.n, q.seed, q.lr) for q in p["points"]}
+    if [(q["n"], q["seed"], q["lr"]) for q in group["points"]] == [(q.n, q.seed, q.lr) for q in p["points"]]:
+        return {}, None
+    if not _same_settings(group, ccfg, p):
+        return {}, None
+    kept = {(q["n"], q["seed"], q["lr"]): {"stack": 0, **q} for q in group["points"]
+            if (q["n"], q["seed"], q["lr"]) in planned and (q["converged"] or q.get("diverged_step") is not None)}
+    return kept, group if kept else None
 
 
 def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run: bool, log=print) -> dict | None:
@@ -215,6 +269,9 @@ def _group_state(folder: Path, ccfg: CapacityConfig, p: dict) -> str:
     """What a run would do with this group: reuse it, continue a saved stack, or train it from step 0."""
     if _group_finished(folder / "group.json", ccfg, p):
         return "finished (reused)"
+    kept, _ = _finished_points(folder / "group.json", ccfg, p)
+    if kept:
+        return f"keeps {len(kept)} finished points of its group file, trains {len(p['points']) - len(kept)} more"
     if (folder / "state.pt").is_file():
         return "continues from its saved state"
     return "trains from step 0"
@@ -222,17 +279,22 @@ def _group_state(folder: Path, ccfg: CapacityConfig, p: dict) -> str:
 
 def _group_finished(path: Path, ccfg: CapacityConfig, p: dict) -> bool:
     """A group is not trained again once written for the same points and settings, unless it stopped at a lower cap
-    with points still learning (a group written for other points or settings is trained again)."""
-    from dataclasses import asdict
-
+    with points still learning (a group written for other points trains the points it lacks, `run_group`)."""
     if not path.is_file():
         return False
     group = json.loads(path.read_text(encoding="utf-8"))
     same_points = [(q["n"], q["seed"], q["lr"]) for q in group["points"]] == [(q.n, q.seed, q.lr) for q in p["points"]]
-    now = json.loads(json.dumps(asdict(stacked_settings(ccfg, p["precision"]))))
-    same = same_points and {**group["settings"], "max_steps": 0} == {**now, "max_steps": 0}
+    same = same_points and _same_settings(group, ccfg, p)
     learning = any(not q["converged"] for q in group["points"])
     return same and not (learning and group["settings"]["max_steps"] < ccfg.max_steps)
+
+
+def _same_settings(group: dict, ccfg: CapacityConfig, p: dict) -> bool:
+    """A group file's settings are the spec's (the cap aside: a cap can be raised)."""
+    from dataclasses import asdict
+
+    now = json.loads(json.dumps(asdict(stacked_settings(ccfg, p["precision"]))))
+    return {**group["settings"], "max_steps": 0} == {**now, "max_steps": 0}
 
 
 def _exit_on_term(signum, frame):

@@ -404,6 +404,11 @@ class StackedTrainer:
         torch.save(state, tmp)
         os.replace(tmp, self.state_path)
 
+    def saved_state_fits(self) -> bool:
+        """Whether the state at `state_path` was saved for these points and settings (`load` continues it)."""
+        state = torch.load(self.state_path, weights_only=False, map_location="cpu")
+        return state["fingerprint"] == self._fingerprint()
+
     def load(self) -> dict | None:
         """Continue from a saved state of the same points and settings; its progress, or None to start afresh."""
         import os
