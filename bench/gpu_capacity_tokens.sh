@@ -15,7 +15,7 @@ SPEC=${SPEC:-configs/capacity_tokens.yaml}; ROOT=runs/$(basename "$SPEC" .yaml)
 # STATE=DIR: the stacks an earlier call left in its $OUT (capstate.part_*: every group's state.pt, group.json and
 # run.log): a fresh machine, or a later session, continues each group from its last save instead of from step 0.
 # A session's last state is shipped with its raw files (docs/capacity_results/tokens_h200/*/state: the ignored
-# folders of one session are gone in the next), e.g. STATE=docs/capacity_results/tokens_h200/10_ladder_d4_continued/state;
+# folders of one session are gone in the next), e.g. STATE=docs/capacity_results/tokens_h200/<folder>/state;
 # a later call of the same session takes the parts its predecessor returned, from an ignored folder (STATE=.capstate,
 # carried) with the shipped state/ moved out of the tree, so the tree and both states fit the 64 MiB a call carries
 if [ -n "${STATE:-}" ] && ls "$STATE"/capstate.part_* >/dev/null 2>&1; then

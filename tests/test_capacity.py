@@ -687,34 +687,44 @@ def test_an_unfinished_ladders_table_is_its_run_logs_last_measurements(folder):
         assert all(b in mine for b in bits), (folder, m, [b for b in bits if b not in mine])
 
 
-def test_the_shipped_stack_states_continue_under_the_shipped_spec(tmp_path):
-    """The saved stacks of tok-130k-d4 and tok-240k-d4 (the last unfinished ladder's state parts) match the shipped
-    spec's points and settings, so `STATE=` on a device continues them instead of refusing them."""
-    import io
-    import tarfile
+SPEC_MODELS = ("tok-100k", "tok-130k-d4", "tok-200k", "tok-240k-d4", "tok-130k-w40", "tok-100k-bf16", "tok-200k-bf16")
 
-    import torch
 
-    from recitebench.experiment.capacity import capacity_spec
-    from recitebench.experiment.capacity_stacked import bits_per_sequence, plan, stacked_settings
-    from recitebench.experiment.config import CapacityConfig
-    from recitebench.experiment.spec import load_spec
-    from recitebench.train.stacked import StackedTrainer
+def test_the_ladder_whose_every_point_converged_reads_off_as_docs_capacity_says():
+    """The 2026-12-04 evening ladder (every point of the seven groups converged) recomputes from its group files with
+    the shipped spec: the three newest models lower bounds, each for the reason docs/CAPACITY.md gives."""
+    from recitebench.experiment.capacity_stacked import fit_alpha
 
-    parts = sorted((UNFINISHED / "10_ladder_d4_continued" / "state").glob("capstate.part_*"))
-    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
-        tar.extractall(tmp_path, filter="data")
-    spec = load_spec(ROOT / "configs" / "capacity_tokens.yaml")
-    raw, ccfg = capacity_spec(spec), CapacityConfig(**spec.capacity)
-    plans = plan(raw, ccfg)
-    # (model, its step, the points still in its stack): the 0.5x points and the converged others have left
-    for m, step, active in (("tok-130k-d4", 26_800, 8), ("tok-240k-d4", 72_300, 2)):
-        state_path = tmp_path / "runs" / "capacity_tokens" / "stacked" / m / "state.pt"
-        p = plans[m]
-        rows = max(q.n for q in p["points"])
-        data = {s: torch.zeros((rows, 64), dtype=torch.long) for s in ccfg.seeds}
-        trainer = StackedTrainer(p["arch"], p["points"], data, 2048, bits_per_sequence(raw["data"]),
-                                 stacked_settings(ccfg, p["precision"]), torch.device("cpu"), state_path=state_path)
-        state = torch.load(state_path, weights_only=False)
-        assert state["fingerprint"] == trainer._fingerprint(), m
-        assert (state["progress"]["step"], len(state["active"])) == (step, active), m
+    ccfg, models = _published_ladder("11_ladder_all_converged", SPEC_MODELS)
+    got = {m: (v["label"], round(v["bits_per_parameter"]["mean"], 3)) for m, v in models.items()}
+    assert got == {"tok-100k": ("capacity", 3.862), "tok-130k-d4": ("lower bound", 4.247),
+                   "tok-200k": ("capacity", 3.942), "tok-240k-d4": ("lower bound", 4.193),
+                   "tok-130k-w40": ("lower bound", 4.006), "tok-100k-bf16": ("capacity", 3.787),
+                   "tok-200k-bf16": ("capacity", 3.842)}
+    assert all(p["converged"] for m in SPEC_MODELS for s in models[m]["per_seed"] for p in s["points"])
+    assert [x["kind"] for x in models["tok-130k-d4"]["per_seed"]] == ["lower bound", "plateau"]
+    assert [x["kind"] for x in models["tok-240k-d4"]["per_seed"]] == ["plateau", "plateau"]
+    assert models["tok-240k-d4"]["lr_best"] == 5e-3 and round(models["tok-240k-d4"]["lr_gap"], 3) == 0.021
+    fp32 = fit_alpha({m: v for m, v in models.items() if v["precision"] == "fp32"}, ccfg.seeds)
+    assert fp32["models"] == ["tok-100k", "tok-200k"] and round(fp32["alpha"], 3) == 3.922
+    assert round(fp32["at_least"]["alpha"], 3) == 4.095 and round(fp32["at_least"]["r2"], 4) == 0.9896
+    text = " ".join((ROOT / "docs" / "CAPACITY.md").read_text().split())
+    assert all(f"≥ {bpp:.3f}" in text for label, bpp in got.values() if label == "lower bound")
+    assert "alpha ≥ 4.095 [4.035, 4.155] (R² 0.9896)" in text
+
+
+def test_the_shipped_spec_keeps_the_finished_points_and_trains_the_8x_sizes(tmp_path, capsys):
+    """With the last ladder's group files in place, the shipped spec's dry run reuses five groups and trains only the
+    8x points tok-130k-d4 and tok-130k-w40 gained (the plan the next device call runs)."""
+    import shutil
+
+    folder = UNFINISHED / "11_ladder_all_converged"
+    for m in SPEC_MODELS:
+        (tmp_path / "stacked" / m).mkdir(parents=True)
+        shutil.copy(folder / f"{m}.group.json", tmp_path / "stacked" / m / "group.json")
+    assert run_cli("capacity", ROOT / "configs" / "capacity_tokens.yaml", "--out", tmp_path, "--dry-run") == 0
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("tok-")}
+    assert "sizes [326, 1305, 2611, 5222]" in lines["tok-130k-d4"]
+    assert "keeps 18 finished points of its group file, trains 6 more" in lines["tok-130k-d4"]
+    assert "keeps 6 finished points of its group file, trains 4 more" in lines["tok-130k-w40"]
+    assert all("finished (reused)" in lines[m] for m in SPEC_MODELS if m not in ("tok-130k-d4", "tok-130k-w40"))
