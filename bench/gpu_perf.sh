@@ -21,6 +21,7 @@ fi
 if [ "${PART:-}" = startup ]; then  # RUN: a trained run already on the machine
   step recite_process 60 python3 -m recitebench recite --run "$RUN" --out "$RUN/recite_process"
   cp "$RUN/recite_process/results.json" "$OUT/recite_process_results.json"
+  step startup_floor 150 python3 bench/startup_floor.py --run "$RUN" --repeats 2 --json "$OUT/startup_floor.json"
   python3 -X importtime -m recitebench recite --run "$RUN" --out "$RUN/recite_it" 2> "$OUT/importtime.txt" >/dev/null
   sort -t'|' -k2 -n -r "$OUT/importtime.txt" | head -25 > "$OUT/importtime_top.txt"
   TAIL=40 step recite_phases 120 python3 bench/recite_phases.py --run "$RUN" --profile --json "$OUT/recite_phases.json"
@@ -42,6 +43,8 @@ if [ "${PART:-}" = protocol ]; then
   # whole-process start-up: interpreter, imports, CUDA context, weights, scoring
   step recite_process 60 python3 -m recitebench recite --run runs/protocol --out runs/protocol/recite_process
   cp runs/protocol/recite_process/results.json "$OUT/recite_process_results.json"
+  # the floor under that process: clean processes doing part of its work (torch, CUDA context, the weights alone)
+  step startup_floor 150 python3 bench/startup_floor.py --run runs/protocol --repeats 2 --json "$OUT/startup_floor.json"
   TAIL=3 step recite_bench 240 python3 bench/recite_bench.py --run runs/protocol --json "$OUT/recite_bench.json"
   # the poems whose verdicts differ: both sides' recitations, then each poem alone under three settings (why)
   python3 -c "import json; print('\n'.join(json.load(open('$OUT/recite_bench.json')).get('verdict_differs', [])))" \
