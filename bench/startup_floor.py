@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -58,6 +59,22 @@ def timed(argv: list[str], env: dict) -> float:
     return wall
 
 
+def machine() -> dict:
+    """Where it ran, read without importing torch (the steps time that)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "transformers", "safetensors", "liger-kernel"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                         text=True).stdout.strip() if shutil.which("nvidia-smi") else ""
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "gpu": gpu, "versions": found}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, type=Path, help="a finished `recitebench train` run folder")
@@ -69,7 +86,7 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)}
     out: dict = {"run": str(args.run), "device": args.device, "repeats": args.repeats, "steps": {},
                  "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                 "commit": os.environ.get("RECITEBENCH_COMMIT", "")}
+                 "commit": os.environ.get("RECITEBENCH_COMMIT", ""), **machine()}
     for name, argv in steps(args.run, args.device):
         if name in args.skip:
             continue
