@@ -230,8 +230,7 @@ def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run:
     plans = plan(raw, ccfg)
     for m, p in plans.items():
         log(f"  {m:24s} {p['parameters']:>10,} parameters, {p['precision']}, sizes {p['sizes']}, rates "
-            f"{'/'.join(f'{lr:g}' for lr in p['lrs'])}, {len(p['points'])} points in one stack; "
-            f"{_group_state(root / 'stacked' / m, ccfg, p)}")
+            f"{'/'.join(f'{lr:g}' for lr in p['lrs'])}, {_group_state(root / 'stacked' / m, ccfg, p)}")
     if dry_run:
         return None
     prepare_data(raw, ccfg, plans, root, log)
@@ -266,15 +265,18 @@ def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run:
 
 
 def _group_state(folder: Path, ccfg: CapacityConfig, p: dict) -> str:
-    """What a run would do with this group: reuse it, continue a saved stack, or train it from step 0."""
+    """What a run would do with this group: reuse it, train only the points its file lacks, continue a saved stack,
+    or train it from step 0."""
+    stack = f"{len(p['points'])} points in one stack"
     if _group_finished(folder / "group.json", ccfg, p):
-        return "finished (reused)"
+        return f"{stack}; finished (reused)"
     kept, _ = _finished_points(folder / "group.json", ccfg, p)
     if kept:
-        return f"keeps {len(kept)} finished points of its group file, trains {len(p['points']) - len(kept)} more"
+        return (f"{len(p['points'])} points: keeps {len(kept)} finished points of its group file, trains "
+                f"{len(p['points']) - len(kept)} more in a stack of their own")
     if (folder / "state.pt").is_file():
-        return "continues from its saved state"
-    return "trains from step 0"
+        return f"{stack}; continues from its saved state"
+    return f"{stack}; trains from step 0"
 
 
 def _group_finished(path: Path, ccfg: CapacityConfig, p: dict) -> bool:
