@@ -415,8 +415,9 @@ def test_recitebench_capacity_stacked_labels_an_unconverged_capacity_a_lower_bou
 
 def test_a_size_added_to_a_finished_group_trains_only_the_points_it_lacks(tmp_path, capsys):
     """A model given a larger size after its group finished keeps the group's finished points (their records as
-    written) and trains the new ones in a stack of their own; the grid moves to the new largest size, the earlier
-    group file and stack state stay beside the new ones, and a dry run says what it would train."""
+    written) and trains the new ones in a stack of their own, which a raised cap continues from its state; the grid
+    moves to the new largest size, the earlier group file and stack state stay beside the new ones, and a dry run
+    says what it would train."""
     (tmp_path / "t.json").write_text(json.dumps({"model_type": "qwen2", "hidden_size": 16, "intermediate_size": 32,
                                                  "num_hidden_layers": 1, "num_attention_heads": 2,
                                                  "num_key_value_heads": 1, "tie_word_embeddings": True}))
@@ -441,7 +442,13 @@ def test_a_size_added_to_a_finished_group_trains_only_the_points_it_lacks(tmp_pa
     assert keep and len(keep) < len(planned)  # the 0.5x and 2x points at the middle rate; the grid moved to 4x
     assert f"keeps {len(keep)} finished points of its group file, trains {len(planned) - len(keep)} more" in (
         capsys.readouterr().out)
+    # stopped by a low cap, the new stack is continued from its own state under the spec's cap (its kept points too)
+    assert run_cli("capacity", spec, "--max-steps", "200") == 0
+    capped = json.loads((folder / "group.json").read_text())
+    assert any(not q["converged"] for q in capped["points"] if q["stack"] == 1)
     assert run_cli("capacity", spec) == 0
+    assert "resumed at step 200" in (folder / "run.log").read_text()
+    assert not (folder / "group.stack1.json").exists()  # a continued stack is not a new one
     group = json.loads((folder / "group.json").read_text())
     assert [(q["n"], q["seed"], q["lr"]) for q in group["points"]] == [(q.n, q.seed, q.lr) for q in planned]
     by_key = {(q["n"], q["seed"], q["lr"]): q for q in group["points"]}

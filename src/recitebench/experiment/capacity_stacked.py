@@ -151,10 +151,10 @@ def run_group(raw: dict, ccfg: CapacityConfig, m: str, root: Path, log=print) ->
     p = plan(raw, ccfg)[m]
     folder = root / "stacked" / m
     settings = stacked_settings(ccfg, p["precision"])
-    kept, earlier = _finished_points(folder / "group.json", ccfg, p)
+    kept, earlier, stack = _finished_points(folder / "group.json", ccfg, p)
     todo = [q for q in p["points"] if (q.n, q.seed, q.lr) not in kept]
-    stacks = (earlier.get("stacks") or [_stack_record(earlier, 0)]) if earlier else []
-    stack = len(stacks)
+    stacks = (earlier.get("stacks") or [_stack_record(earlier, 0)])[:stack] if earlier else []
+    extends = bool(earlier) and stack == len(earlier.get("stacks") or [0])  # a new stack, not the last one continued
     device = pick_device("auto")
     results, throughput = [], None
     if todo:
@@ -171,7 +171,7 @@ def run_group(raw: dict, ccfg: CapacityConfig, m: str, root: Path, log=print) ->
              "wall_seconds": sum(x["throughput"]["wall_seconds"] for x in stacks),
              "points": [{**kept, **trained}[(q.n, q.seed, q.lr)] for q in p["points"]],
              "device": str(device), **provenance()}
-    if earlier and not (folder / f"group.stack{stack - 1}.json").is_file():
+    if extends and not (folder / f"group.stack{stack - 1}.json").is_file():
         (folder / "group.json").replace(folder / f"group.stack{stack - 1}.json")  # nothing it held is lost
     write_json(folder / "group.json", group)
     return group
@@ -208,21 +208,24 @@ def _stack_record(group: dict, stack: int) -> dict:
     return {"stack": stack, "points": len(group["points"]), "throughput": group["throughput"]}
 
 
-def _finished_points(path: Path, ccfg: CapacityConfig, p: dict) -> tuple[dict, dict | None]:
-    """The points of an earlier group file that this plan still has and that finished (converged or diverged),
-    keyed (n, seed, lr), with that file; none when it holds exactly the plan's points (a raised cap continues
-    those from the stack's own state) or was written under other settings."""
+def _finished_points(path: Path, ccfg: CapacityConfig, p: dict) -> tuple[dict, dict | None, int]:
+    """What an earlier group file (same settings) leaves to train: (its points kept, keyed (n, seed, lr); that file;
+    the stack the others train in). A file for other points keeps those of its finished points the plan still has,
+    and the others form a new stack; a file for exactly the plan's points (a raised cap) keeps the points of its
+    earlier stacks and continues its last stack from that stack's state."""
     if not path.is_file():
-        return {}, None
+        return {}, None, 0
     group = json.loads(path.read_text(encoding="utf-8"))
-    planned = {(q.n, q.seed, q.lr) for q in p["points"]}
-    if [(q["n"], q["seed"], q["lr"]) for q in group["points"]] == [(q.n, q.seed, q.lr) for q in p["points"]]:
-        return {}, None
     if not _same_settings(group, ccfg, p):
-        return {}, None
+        return {}, None, 0
+    key = [(q.n, q.seed, q.lr) for q in p["points"]]
+    last = len(group.get("stacks") or [0]) - 1
+    if [(q["n"], q["seed"], q["lr"]) for q in group["points"]] == key:
+        kept = {(q["n"], q["seed"], q["lr"]): q for q in group["points"] if q.get("stack", 0) < last}
+        return kept, (group if last else None), last
     kept = {(q["n"], q["seed"], q["lr"]): {"stack": 0, **q} for q in group["points"]
-            if (q["n"], q["seed"], q["lr"]) in planned and (q["converged"] or q.get("diverged_step") is not None)}
-    return kept, group if kept else None
+            if (q["n"], q["seed"], q["lr"]) in set(key) and (q["converged"] or q.get("diverged_step") is not None)}
+    return kept, (group if kept else None), (last + 1 if kept else 0)
 
 
 def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run: bool, log=print) -> dict | None:
@@ -270,7 +273,7 @@ def _group_state(folder: Path, ccfg: CapacityConfig, p: dict) -> str:
     stack = f"{len(p['points'])} points in one stack"
     if _group_finished(folder / "group.json", ccfg, p):
         return f"{stack}; finished (reused)"
-    kept, _ = _finished_points(folder / "group.json", ccfg, p)
+    kept, _, _ = _finished_points(folder / "group.json", ccfg, p)
     if kept:
         return (f"{len(p['points'])} points: keeps {len(kept)} finished points of its group file, trains "
                 f"{len(p['points']) - len(kept)} more in a stack of their own")
