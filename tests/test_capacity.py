@@ -446,6 +446,9 @@ def test_a_size_added_to_a_finished_group_trains_only_the_points_it_lacks(tmp_pa
     assert run_cli("capacity", spec, "--max-steps", "200") == 0
     capped = json.loads((folder / "group.json").read_text())
     assert any(not q["converged"] for q in capped["points"] if q["stack"] == 1)
+    capsys.readouterr()
+    assert run_cli("capacity", spec, "--dry-run") == 0
+    assert "more in its last stack, continued" in capsys.readouterr().out
     assert run_cli("capacity", spec) == 0
     assert "resumed at step 200" in (folder / "run.log").read_text()
     assert not (folder / "group.stack1.json").exists()  # a continued stack is not a new one

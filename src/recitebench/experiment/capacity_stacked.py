@@ -153,8 +153,8 @@ def run_group(raw: dict, ccfg: CapacityConfig, m: str, root: Path, log=print) ->
     settings = stacked_settings(ccfg, p["precision"])
     kept, earlier, stack = _finished_points(folder / "group.json", ccfg, p)
     todo = [q for q in p["points"] if (q.n, q.seed, q.lr) not in kept]
-    stacks = (earlier.get("stacks") or [_stack_record(earlier, 0)])[:stack] if earlier else []
-    extends = bool(earlier) and stack == len(earlier.get("stacks") or [0])  # a new stack, not the last one continued
+    stacks = _stacks(earlier)[:stack] if earlier else []
+    extends = bool(earlier) and stack == len(_stacks(earlier))  # a new stack, not the last one continued
     device = pick_device("auto")
     results, throughput = [], None
     if todo:
@@ -204,8 +204,9 @@ def _point_record(r, stack: int) -> dict:
             "dataset_bits": r.dataset_bits, "curve": r.curve, "stack": stack}
 
 
-def _stack_record(group: dict, stack: int) -> dict:
-    return {"stack": stack, "points": len(group["points"]), "throughput": group["throughput"]}
+def _stacks(group: dict) -> list[dict]:
+    """A group file's stacks (one, stack 0, in a file written before groups could hold more)."""
+    return group.get("stacks") or [{"stack": 0, "points": len(group["points"]), "throughput": group["throughput"]}]
 
 
 def _finished_points(path: Path, ccfg: CapacityConfig, p: dict) -> tuple[dict, dict | None, int]:
@@ -219,7 +220,7 @@ def _finished_points(path: Path, ccfg: CapacityConfig, p: dict) -> tuple[dict, d
     if not _same_settings(group, ccfg, p):
         return {}, None, 0
     key = [(q.n, q.seed, q.lr) for q in p["points"]]
-    last = len(group.get("stacks") or [0]) - 1
+    last = len(_stacks(group)) - 1
     if [(q["n"], q["seed"], q["lr"]) for q in group["points"]] == key:
         kept = {(q["n"], q["seed"], q["lr"]): q for q in group["points"] if q.get("stack", 0) < last}
         return kept, (group if last else None), last
@@ -270,16 +271,17 @@ def run_stacked(raw: dict, ccfg: CapacityConfig, root: Path, jobs: int, dry_run:
 def _group_state(folder: Path, ccfg: CapacityConfig, p: dict) -> str:
     """What a run would do with this group: reuse it, train only the points its file lacks, continue a saved stack,
     or train it from step 0."""
-    stack = f"{len(p['points'])} points in one stack"
+    whole = f"{len(p['points'])} points in one stack"
     if _group_finished(folder / "group.json", ccfg, p):
-        return f"{stack}; finished (reused)"
-    kept, _, _ = _finished_points(folder / "group.json", ccfg, p)
+        return f"{whole}; finished (reused)"
+    kept, earlier, next_stack = _finished_points(folder / "group.json", ccfg, p)
     if kept:
+        how = "in a stack of their own" if next_stack == len(_stacks(earlier)) else "in its last stack, continued"
         return (f"{len(p['points'])} points: keeps {len(kept)} finished points of its group file, trains "
-                f"{len(p['points']) - len(kept)} more in a stack of their own")
+                f"{len(p['points']) - len(kept)} more {how}")
     if (folder / "state.pt").is_file():
-        return f"{stack}; continues from its saved state"
-    return f"{stack}; trains from step 0"
+        return f"{whole}; continues from its saved state"
+    return f"{whole}; trains from step 0"
 
 
 def _group_finished(path: Path, ccfg: CapacityConfig, p: dict) -> bool:
